@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# npm run build:wasm: QEMU and guest images for the playground, from Debian's
+# package archive alone. Each step is skipped when its inputs are unchanged.
+# Usage: wasm/build.sh [STEP...]   (default: all steps)
+source "$(dirname "$0")/lib.sh"
+for f in "$WASM_DIR"/steps/*.sh; do source "$f"; done
+
+[ "$(id -u)" = 0 ] || die "the build uses debootstrap and chroot: run it as root"
+mkdir -p "$WORK"
+
+all() {
+    step toolchain step_toolchain "$WASM_DIR/steps/toolchain.sh"
+    step sources step_sources "$WASM_DIR/steps/sources.sh" "$WASM_DIR/sources.lock"
+}
+
+if [ $# -eq 0 ]; then all; else for s in "$@"; do "step_$s"; done; fi
