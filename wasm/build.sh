@@ -11,6 +11,8 @@ mkdir -p "$WORK"
 all() {
     step toolchain step_toolchain "$WASM_DIR/steps/toolchain.sh"
     step sources step_sources "$WASM_DIR/steps/sources.sh" "$WASM_DIR/sources.lock"
+    step deps step_deps "$WASM_DIR/steps/deps.sh" "$WASM_DIR/deps-patches" "$STAMPS/sources"
+    step qemu step_qemu "$WASM_DIR/steps/qemu.sh" "$WASM_DIR/patches" "$STAMPS/deps"
 }
 
 if [ $# -eq 0 ]; then all; else for s in "$@"; do "step_$s"; done; fi

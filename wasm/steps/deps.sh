@@ -1,0 +1,134 @@
+# Step: QEMU's libraries, cross-built for wasm32-emscripten as static
+# archives into $PREFIX (/build/sysroot inside the root).
+
+DEPS_CFLAGS="-O3 -pthread"
+DEPS_LDFLAGS="-pthread -sWASM_BIGINT -sASYNCIFY=1 -L/build/sysroot/lib"
+
+# Meson cross file shared by glib, pixman and QEMU's configure.
+write_cross_file() {
+    cat > "$ROOT/build/cross.meson" <<CROSS
+[host_machine]
+system = 'emscripten'
+cpu_family = 'wasm32'
+cpu = 'wasm32'
+endian = 'little'
+
+[binaries]
+c = 'emcc'
+cpp = 'em++'
+ar = 'emar'
+ranlib = 'emranlib'
+pkg-config = ['pkg-config', '--static']
+
+[properties]
+needs_exe_wrapper = true
+CROSS
+}
+
+# Run a build script inside the root with the cross environment set.
+in_cross() {
+    in_root_sh "export PKG_CONFIG_PATH=/build/sysroot/lib/pkgconfig PKG_CONFIG_LIBDIR=/build/sysroot/lib/pkgconfig
+        export EM_PKG_CONFIG_PATH=/build/sysroot/lib/pkgconfig CPATH=/build/sysroot/include
+        export CFLAGS='$DEPS_CFLAGS' CXXFLAGS='$DEPS_CFLAGS' LDFLAGS='$DEPS_LDFLAGS'
+        $1"
+}
+
+# fresh_copy PKGDIR NAME: a clean copy of an unpacked source to build in.
+fresh_copy() {
+    rm -rf "$ROOT/build/deps/$2"
+    mkdir -p "$ROOT/build/deps"
+    cp -a "$1" "$ROOT/build/deps/$2"
+}
+
+deps_zlib() {
+    fresh_copy "$(source_dir zlib=1:1.3.dfsg+really1.3.2-3)" zlib
+    in_cross "cd /build/deps/zlib && emconfigure ./configure --prefix=/build/sysroot --static >/dev/null
+        emmake make -j2 install >/dev/null"
+}
+
+deps_libffi() {
+    fresh_copy "$(source_dir libffi=3.4.8-2)" libffi
+    in_cross "cd /build/deps/libffi && autoreconf -fi >/dev/null 2>&1
+        emconfigure ./configure --host=wasm32-unknown-linux --prefix=/build/sysroot \
+            --enable-static --disable-shared --disable-dependency-tracking \
+            --disable-builddir --disable-multi-os-directory --disable-raw-api --disable-docs >/dev/null
+        emmake make -j2 install >/dev/null"
+}
+
+deps_pcre2() {
+    fresh_copy "$(source_dir pcre2=10.46-1~deb13u2)" pcre2
+    in_cross "cd /build/deps/pcre2 && emconfigure ./configure --host=wasm32-unknown-linux \
+            --prefix=/build/sysroot --enable-static --disable-shared --disable-jit \
+            --enable-pcre2-8 --disable-pcre2-16 --disable-pcre2-32 --disable-pcre2grep-libz \
+            --disable-pcre2grep-libbz2 --disable-pcre2test-libreadline >/dev/null
+        emmake make -j2 libpcre2-8.la >/dev/null
+        emmake make install-libLTLIBRARIES install-includeHEADERS install-nodist_includeHEADERS install-pkgconfigDATA >/dev/null"
+}
+
+deps_glib() {
+    fresh_copy "$(source_dir glib2.0=2.88.0-1)" glib
+    patch -s -p1 -d "$ROOT/build/deps/glib" < "$WASM_DIR/deps-patches/glib-unix-fd-query-path-emscripten.patch"
+    # glib links -lresolv for res_query; Emscripten has no resolver and
+    # QEMU never resolves through glib, so an always-failing stub stands in.
+    cat > "$ROOT/build/deps/res_query.c" <<'C'
+#include <netdb.h>
+int res_query(const char *name, int class, int type, unsigned char *dest, int len)
+{
+    h_errno = HOST_NOT_FOUND;
+    return -1;
+}
+C
+    in_cross "cd /build/deps && emcc \$CFLAGS -c res_query.c -o res_query.o && emar rcs /build/sysroot/lib/libresolv.a res_query.o
+        cd glib && CFLAGS=\"\$CFLAGS -Wno-incompatible-function-pointer-types\" \
+        meson setup _build --prefix=/build/sysroot --cross-file=/build/cross.meson \
+            --default-library=static --buildtype=release --wrap-mode=nofallback \
+            -Dselinux=disabled -Dxattr=false -Dlibmount=disabled -Dnls=disabled \
+            -Dtests=false -Dglib_debug=disabled -Dglib_assert=false -Dglib_checks=false \
+            -Dintrospection=disabled -Dman-pages=disabled -Ddocumentation=false -Dsysprof=disabled >/dev/null
+        # Emscripten lacks these at final link although meson finds them.
+        sed -i -E '/#define HAVE_POSIX_SPAWN 1/d; /#define HAVE_PTHREAD_GETNAME_NP 1/d' _build/config.h
+        # Only the libraries: glib's tools would each be linked and
+        # Asyncify-optimized for nothing (minutes on two cores).
+        ninja -C _build glib/libglib-2.0.a gobject/libgobject-2.0.a gmodule/libgmodule-2.0.a \
+            gio/libgio-2.0.a gthread/libgthread-2.0.a >/dev/null
+        meson install -C _build --no-rebuild --tags devel >/dev/null"
+}
+
+deps_pixman() {
+    fresh_copy "$(source_dir pixman=0.46.4-1)" pixman
+    in_cross "cd /build/deps/pixman && meson setup _build --prefix=/build/sysroot \
+            --cross-file=/build/cross.meson --default-library=static --buildtype=release \
+            -Dtests=disabled -Ddemos=disabled -Dlibpng=disabled -Dgtk=disabled -Dopenmp=disabled >/dev/null
+        meson install -C _build >/dev/null"
+}
+
+# libfdt by hand: its meson build insists on a shared library.
+deps_libfdt() {
+    fresh_copy "$(source_dir device-tree-compiler=1.7.2-2)" dtc
+    in_cross "cd /build/deps/dtc/libfdt
+        for f in fdt fdt_ro fdt_wip fdt_sw fdt_rw fdt_strerror fdt_empty_tree fdt_addresses fdt_overlay fdt_check; do
+            emcc \$CFLAGS -I. -c \$f.c -o \$f.o
+        done
+        emar rcs /build/sysroot/lib/libfdt.a *.o
+        cp fdt.h libfdt.h libfdt_env.h /build/sysroot/include/
+        cat > /build/sysroot/lib/pkgconfig/libfdt.pc <<PC
+prefix=/build/sysroot
+Name: libfdt
+Description: Flat device tree library
+Version: 1.7.2
+Libs: -L\\\${prefix}/lib -lfdt
+Cflags: -I\\\${prefix}/include
+PC"
+}
+
+step_deps() {
+    rm -rf "$PREFIX"
+    mkdir -p "$PREFIX/lib/pkgconfig" "$PREFIX/include"
+    write_cross_file
+    local d t0
+    for d in zlib libffi pcre2 glib pixman libfdt; do
+        t0=$(date +%s)
+        "deps_$d"
+        log "  deps: $d built in $(( $(date +%s) - t0 )) s"
+    done
+}

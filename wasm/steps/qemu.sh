@@ -1,0 +1,66 @@
+# Step: QEMU itself. The pristine Debian source plus our patch series
+# (wasm/patches/*.patch, in order), cross-built with TCI for the 32-bit
+# targets, linked as ES modules with wasm-opt.
+
+QEMU_SPEC=qemu=1:10.2.2+ds-1
+QEMU_TARGETS="arm-softmmu i386-softmmu"
+
+# Added to configs/meson/emscripten.txt's flags. MODULARIZE lets the worker
+# create an instance with its own I/O and arguments, and create a second
+# one later; EXIT_RUNTIME reports QEMU's exit status to the worker; -O2
+# runs wasm-opt, which halves the size after Asyncify.
+QEMU_LDFLAGS="-O2 -sMODULARIZE=1 -sEXPORT_NAME=createQemu -sEXIT_RUNTIME=1
+ -sEXPORTED_RUNTIME_METHODS=FS,ENV,PThread,addFunction,removeFunction
+ -sENVIRONMENT=web,worker,node"
+
+qemu_prepare_tree() {
+    local stage=$ROOT/build/qemu-stage
+    rm -rf "$stage"
+    cp -a "$(source_dir $QEMU_SPEC)" "$stage"
+    rm -rf "$stage/.pc"
+    mkdir -p "$ROOT/build/patches"
+    rm -f "$ROOT/build/patches/"*.patch
+    if ls "$WASM_DIR"/patches/*.patch >/dev/null 2>&1; then
+        cp "$WASM_DIR"/patches/*.patch "$ROOT/build/patches/"
+        in_root_sh "cd /build/qemu-stage && for p in /build/patches/*.patch; do
+                git apply --whitespace=nowarn \"\$p\" || { echo \"patch \$(basename \$p) does not apply\" >&2; exit 1; }
+            done" || die "the patch series does not apply to $QEMU_SPEC"
+    fi
+    # Keep timestamps of unchanged files so ninja rebuilds only what the
+    # patches touched.
+    mkdir -p "$ROOT/build/qemu-src"
+    in_root rsync -rlc --delete /build/qemu-stage/ /build/qemu-src/
+    rm -rf "$stage"
+}
+
+qemu_configure() {
+    local ld
+    ld=$(echo $QEMU_LDFLAGS)
+    in_cross "mkdir -p /build/qemu-build && cd /build/qemu-build
+        emconfigure ../qemu-src/configure --static --disable-tools --disable-docs \
+            --enable-tcg-interpreter --disable-install-blobs \
+            --target-list='${QEMU_TARGETS// /,}' --extra-ldflags='$ld' \
+            > configure.log 2>&1 || { tail -40 configure.log; exit 1; }" ||
+        die "QEMU configure failed, see $ROOT/build/qemu-build/configure.log"
+}
+
+step_qemu() {
+    qemu_prepare_tree
+    # Reconfigure when the configure inputs (this file) changed.
+    local cfg_hash
+    cfg_hash=$(echo "$QEMU_TARGETS $QEMU_LDFLAGS" | sha256sum | cut -c1-16)
+    if [ "$(cat "$ROOT/build/qemu-build/.cpr-config" 2>/dev/null)" != "$cfg_hash" ]; then
+        rm -rf "$ROOT/build/qemu-build"
+        qemu_configure
+        echo "$cfg_hash" > "$ROOT/build/qemu-build/.cpr-config"
+    fi
+    in_cross "cd /build/qemu-build && ninja -j2 > build.log 2>&1 || { grep -B2 -A12 -m3 'error' build.log; exit 1; }" ||
+        die "QEMU build failed, see $ROOT/build/qemu-build/build.log"
+    mkdir -p "$WORK/out"
+    local t
+    for t in $QEMU_TARGETS; do
+        t=qemu-system-${t%-softmmu}
+        cp "$ROOT/build/qemu-build/$t.js" "$ROOT/build/qemu-build/$t.wasm" "$WORK/out/"
+        log "  $t.wasm: $(stat -c %s "$WORK/out/$t.wasm") bytes"
+    done
+}
