@@ -1,0 +1,81 @@
+// Runs in Node, inside Vite (dev server, preview server, build).
+//
+// Serves the unpacked QEMU artifacts (wasm/out/, made by `npm run
+// artifacts`) at /artifacts/ and copies them into the static build. They
+// are served as files, never bundled: the Emscripten glue must load from
+// its own URL, because QEMU's pthreads are Workers started from it.
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { cp } from 'node:fs/promises';
+import { extname, join, normalize, resolve, sep } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Plugin } from 'vite';
+
+/** Headers that make the page cross-origin isolated (SharedArrayBuffer). */
+export const ISOLATION_HEADERS: Record<string, string> = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+};
+
+const TYPES: Record<string, string> = {
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+};
+
+/** Maps a request path under the prefix to a file under dir, or null. */
+export function artifactPath(dir: string, prefix: string, url: string): string | null {
+  const path = decodeURIComponent(url.split('?')[0]!);
+  if (!path.startsWith(prefix)) return null;
+  const rel = normalize(path.slice(prefix.length));
+  if (rel.startsWith('..') || rel.includes(`${sep}..`)) return null;
+  const file = join(dir, rel);
+  return file.startsWith(resolve(dir) + sep) ? file : null;
+}
+
+function serve(dir: string, prefix: string) {
+  return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
+    const file = artifactPath(dir, prefix, req.url ?? '');
+    if (!file) return next();
+    for (const [k, v] of Object.entries(ISOLATION_HEADERS)) res.setHeader(k, v);
+    if (!existsSync(file) || !statSync(file).isFile()) {
+      res.statusCode = 404;
+      res.setHeader('Content-Type', 'text/plain');
+      res.end(
+        existsSync(dir)
+          ? `${req.url} is not among the artifacts; run \`npm run artifacts\`\n`
+          : 'wasm/out is missing: run `npm run artifacts` (it unpacks wasm/dist)\n',
+      );
+      return;
+    }
+    res.setHeader('Content-Type', TYPES[extname(file)] ?? 'application/octet-stream');
+    res.setHeader('Content-Length', String(statSync(file).size));
+    res.setHeader('Cache-Control', 'no-cache');
+    if (req.method === 'HEAD') return void res.end();
+    createReadStream(file).pipe(res);
+  };
+}
+
+export function artifactsPlugin(dir: string, prefix = '/artifacts/'): Plugin {
+  let outDir = '';
+  return {
+    name: 'cpr-playground-artifacts',
+    configureServer(server) {
+      server.middlewares.use(serve(dir, prefix));
+    },
+    configurePreviewServer(server) {
+      server.middlewares.use(serve(dir, prefix));
+    },
+    configResolved(config) {
+      outDir = resolve(config.root, config.build.outDir);
+    },
+    async closeBundle() {
+      if (!outDir || !existsSync(dir)) {
+        this.warn('wasm/out is missing: the build has no QEMU artifacts; run `npm run artifacts` first');
+        return;
+      }
+      await cp(dir, join(outDir, prefix), { recursive: true });
+    },
+  };
+}

@@ -1,0 +1,25 @@
+// Runs in Node: Vite's configuration for dev (`npm start`), the static
+// build (`npm run build`) and its preview (`npm run preview`).
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vite';
+import { artifactsPlugin, ISOLATION_HEADERS } from './scripts/vite-artifacts';
+
+const repo = fileURLToPath(new URL('.', import.meta.url));
+const port = Number(process.env.PORT) || 5173;
+
+export default defineConfig({
+  root: 'web',
+  // Relative asset URLs: the static site works from any path of any server.
+  base: './',
+  plugins: [artifactsPlugin(`${repo}wasm/out`)],
+  server: {
+    port,
+    strictPort: !!process.env.PORT,
+    headers: ISOLATION_HEADERS,
+    // The page imports worker/api.ts from outside web/.
+    fs: { allow: [repo] },
+  },
+  preview: { port: Number(process.env.PORT) || 4173, headers: ISOLATION_HEADERS },
+  worker: { format: 'es' },
+  build: { outDir: '../dist', emptyOutDir: true, target: 'es2022' },
+});
