@@ -1,0 +1,220 @@
+// Shared by both threads: the page (main thread) and the QEMU host worker.
+//
+// The one contract between the page and the worker. The page imports this
+// file and nothing else from worker/; the worker's host `implements`
+// QemuWorkerApi. Everything here must type-check with both `lib: dom` and
+// `lib: webworker`, so it touches neither `window` nor `self`.
+import { transferHandlers, type TransferHandler } from 'comlink';
+
+/** The guests the playground ships. Each has its own QEMU target. */
+export type GuestName = 'arm' | 'i386';
+export const GUESTS: readonly GuestName[] = ['arm', 'i386'];
+
+/** Guest RAM limits, in MiB. TCI-wasm guests are slow, not small; 1 GiB
+ * leaves room in the 2 GiB wasm memory for QEMU itself. */
+export const RAM_MIN_MIB = 64;
+export const RAM_MAX_MIB = 1024;
+export const RAM_STEP_MIB = 16;
+export const DEFAULT_RAM_MIB = 128;
+/** Booting a Linux guest under TCI in wasm takes 10-60 s here, more on a
+ * loaded machine: the default is generous on purpose. */
+export const DEFAULT_BOOT_TIMEOUT_MS = 300_000;
+export const DEFAULT_MONITOR_TIMEOUT_MS = 30_000;
+/** What every guest prints on its serial console once its shell is ready. */
+export const GUEST_READY_LINE = 'cpr-playground guest ready';
+
+/** Options of `boot()`. Every field is optional; defaults in brackets. */
+export interface BootOptions {
+  /** Which guest to boot. [`'arm'`] */
+  guest?: GuestName;
+  /** Guest RAM in MiB: RAM_MIN_MIB..RAM_MAX_MIB, a multiple of RAM_STEP_MIB. [128] */
+  ramMiB?: number;
+  /** QEMU build to run, as listed by `builds()`: `'v1'` or a full name such
+   * as `'qemu-system-arm@v1'`. [the first build in the manifest] */
+  build?: string;
+  /** Give up when the guest has not printed GUEST_READY_LINE by then. [300000] */
+  bootTimeoutMs?: number;
+  /** Extra QEMU arguments, appended after the guest's own (e.g. `['-S']`). [] */
+  extraArgs?: string[];
+}
+
+/** Lifecycle of the one QEMU instance the worker owns. */
+export type RunState =
+  | 'idle' // nothing started yet
+  | 'loading' // fetching QEMU and the guest images
+  | 'starting' // instantiating the wasm module, QEMU initialising
+  | 'booting' // QEMU runs, the guest has not reached its shell yet
+  | 'running' // guest ready
+  | 'paused' // VM stopped from the monitor (`stop`); `cont` resumes
+  | 'stopping'
+  | 'stopped' // QEMU ended (stop(), or the guest powered off)
+  | 'error'; // QEMU could not start or ended on an error; see Status.error
+
+export interface ErrorInfo {
+  code: PlaygroundErrorCode;
+  message: string;
+}
+
+export interface Status {
+  /** Grows with every change; status events may arrive after a call's
+   * own result, so the page keeps the one with the highest seq. */
+  seq: number;
+  state: RunState;
+  guest: GuestName | null;
+  /** Full name of the running build, e.g. `qemu-system-arm@v1`. */
+  build: string | null;
+  /** QEMU's full argv, program name first. */
+  argv: string[];
+  ramMiB: number | null;
+  /** Set while state is 'error'. */
+  error: ErrorInfo | null;
+}
+
+export type ProgressPhase = 'manifest' | 'download' | 'instantiate' | 'boot' | 'done';
+
+/** Download and boot progress. `loaded`/`total` are bytes during
+ * 'download' (total 0 when unknown). */
+export interface Progress {
+  phase: ProgressPhase;
+  label: string;
+  loaded: number;
+  total: number;
+}
+
+/** A QEMU build the worker can start. */
+export interface BuildInfo {
+  /** e.g. `qemu-system-arm@v1` */
+  name: string;
+  guest: GuestName;
+  /** e.g. `v1` */
+  version: string;
+}
+
+/** Callbacks the page hands to the worker (wrapped in Comlink.proxy()). */
+export interface WorkerListener {
+  serial(bytes: Uint8Array): void;
+  monitor(bytes: Uint8Array): void;
+  status(status: Status): void;
+  progress(progress: Progress): void;
+  /** QEMU's own stdout/stderr lines: where its error messages go. */
+  log(line: string): void;
+}
+
+export interface WorkerConfig {
+  /** Absolute URL of the unpacked artifacts (wasm/out), ending in '/'. */
+  artifactsBase: string;
+}
+
+/** The worker's API over Comlink. Every method may reject with a
+ * PlaygroundError. Room is kept for live update (issue 4):
+ * `liveUpdate(target)` will join here and use the same build registry. */
+export interface QemuWorkerApi {
+  init(config: WorkerConfig, listener: WorkerListener): Promise<void>;
+  /** Builds available from the artifacts manifest. */
+  builds(): Promise<BuildInfo[]>;
+  /** Starts QEMU and resolves once the guest's shell is ready. A running
+   * instance is stopped first. */
+  boot(options: BootOptions): Promise<Status>;
+  writeSerial(bytes: Uint8Array): Promise<void>;
+  /** Raw bytes to the HMP monitor (for an interactive console). */
+  writeMonitor(bytes: Uint8Array): Promise<void>;
+  /** Runs one HMP command and resolves with its output (without the echo
+   * and the prompt). */
+  monitor(command: string, timeoutMs?: number): Promise<string>;
+  status(): Promise<Status>;
+  /** Ends QEMU and all its threads. */
+  stop(): Promise<Status>;
+  /** Resets the guest (HMP `system_reset`) and waits for its shell again. */
+  reset(): Promise<Status>;
+}
+
+export type PlaygroundErrorCode =
+  | 'not-isolated' // no crossOriginIsolated, so no SharedArrayBuffer
+  | 'load-failed' // an artifact could not be fetched or instantiated
+  | 'bad-options' // invalid boot options
+  | 'bad-state' // the call does not fit the current state
+  | 'boot-timeout' // the guest never reached its shell
+  | 'monitor-timeout' // an HMP command did not finish
+  | 'timeout' // a wait (e.g. waitForSerial) ran out of time
+  | 'qemu-exited' // QEMU ended on its own
+  | 'worker-crashed'; // the worker itself failed
+
+/** The one error type of the playground. Messages say what happened and
+ * what to do; `code` is for programs. Do not rely on `instanceof` after a
+ * thread boundary; check `isPlaygroundError()` or `code`. */
+export class PlaygroundError extends Error {
+  readonly code: PlaygroundErrorCode;
+  constructor(code: PlaygroundErrorCode, message: string) {
+    super(message);
+    this.name = 'PlaygroundError';
+    this.code = code;
+  }
+  toJSON(): ErrorInfo {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isPlaygroundError(e: unknown): e is PlaygroundError {
+  return e instanceof Error && typeof (e as { code?: unknown }).code === 'string' && e.name === 'PlaygroundError';
+}
+
+/** Any thrown value as ErrorInfo, for status and the error panel. */
+export function toErrorInfo(e: unknown, fallback: PlaygroundErrorCode = 'worker-crashed'): ErrorInfo {
+  if (isPlaygroundError(e)) return { code: e.code, message: e.message };
+  if (e instanceof Error) return { code: fallback, message: e.message };
+  return { code: fallback, message: String(e) };
+}
+
+interface ThrownWire {
+  isError: boolean;
+  value: unknown;
+}
+interface ThrownValue {
+  value: unknown;
+}
+interface SerializedPlaygroundError {
+  playgroundError: ErrorInfo & { stack?: string };
+}
+
+function isSerializedPlaygroundError(v: unknown): v is SerializedPlaygroundError {
+  return typeof v === 'object' && v !== null && 'playgroundError' in v;
+}
+
+/**
+ * Makes PlaygroundError (with its code) survive Comlink's boundary. Comlink
+ * sends thrown values through its built-in 'throw' handler, which keeps
+ * only message/name/stack; we wrap that handler (same key, so Comlink
+ * still picks it first) and add the code. Call once on each side before
+ * any call crosses; calling again is harmless.
+ */
+export function registerTransferHandlers(): void {
+  const current = transferHandlers.get('throw') as
+    | (TransferHandler<ThrownValue, ThrownWire> & { playground?: true })
+    | undefined;
+  if (!current || current.playground) return;
+  const original = current;
+  const handler: TransferHandler<ThrownValue, ThrownWire> & { playground: true } = {
+    playground: true,
+    canHandle: (v): v is ThrownValue => original.canHandle(v),
+    serialize(thrown) {
+      const e = thrown.value;
+      if (isPlaygroundError(e)) {
+        const wire: SerializedPlaygroundError = {
+          playgroundError: { code: e.code, message: e.message, stack: e.stack },
+        };
+        return [{ isError: false, value: wire }, []];
+      }
+      return original.serialize(thrown);
+    },
+    deserialize(wire) {
+      if (!wire.isError && isSerializedPlaygroundError(wire.value)) {
+        const { code, message, stack } = wire.value.playgroundError;
+        const e = new PlaygroundError(code, message);
+        if (stack) e.stack = stack;
+        throw e;
+      }
+      return original.deserialize(wire);
+    },
+  };
+  transferHandlers.set('throw', handler as TransferHandler<unknown, unknown>);
+}

@@ -1,0 +1,72 @@
+// Runs in the QEMU host worker; no DOM.
+//
+// Fetches artifacts with byte progress, so the page can show a real
+// progress bar for a ~30 MB wasm and the guest images, and turns every
+// failure into a PlaygroundError that names the URL and what to do.
+import { PlaygroundError } from './api';
+
+export type FetchLike = (url: string) => Promise<Response>;
+
+export interface DownloadProgress {
+  url: string;
+  loaded: number;
+  /** 0 when the server sends no Content-Length. */
+  total: number;
+}
+
+const HINT = 'run `npm run artifacts` (it unpacks wasm/dist into wasm/out) and reload';
+
+export async function download(
+  url: string,
+  onProgress: (p: DownloadProgress) => void,
+  fetchImpl: FetchLike = (u) => fetch(u),
+): Promise<Uint8Array> {
+  let response: Response;
+  try {
+    response = await fetchImpl(url);
+  } catch (e) {
+    throw new PlaygroundError('load-failed', `could not fetch ${url}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (!response.ok) {
+    throw new PlaygroundError('load-failed', `could not fetch ${url}: HTTP ${response.status} ${response.statusText}; ${HINT}`);
+  }
+  const total = Number(response.headers.get('content-length') ?? 0) || 0;
+  if (!response.body) {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    onProgress({ url, loaded: bytes.length, total: bytes.length });
+    return bytes;
+  }
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let loaded = 0;
+  onProgress({ url, loaded, total });
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    onProgress({ url, loaded, total });
+  }
+  if (total && loaded !== total) {
+    throw new PlaygroundError('load-failed', `download of ${url} ended after ${loaded} of ${total} bytes; reload to retry`);
+  }
+  const out = new Uint8Array(loaded);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** wasm files start with "\0asm"; a 404 page or a gzip would not. */
+export function checkWasmMagic(url: string, bytes: Uint8Array): void {
+  const ok = bytes.length >= 8 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
+  if (!ok) {
+    const head = Array.from(bytes.slice(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
+    throw new PlaygroundError(
+      'load-failed',
+      `${url} is not a WebAssembly module (it starts with ${head || 'nothing'}, not 00 61 73 6d); ${HINT}`,
+    );
+  }
+}

@@ -1,0 +1,498 @@
+// Runs in the QEMU host worker (and in Node for unit tests); no DOM.
+//
+// The worker's side of the contract: owns at most one QEMU instance and
+// drives its lifecycle (load → start → boot → running → stopped), turning
+// every failure into a PlaygroundError with a code. QEMU itself is reached
+// through a QemuBackend, so tests can drive this class with a fake QEMU and
+// the real worker plugs in worker/qemu/.
+import {
+  DEFAULT_MONITOR_TIMEOUT_MS,
+  GUEST_READY_LINE,
+  PlaygroundError,
+  toErrorInfo,
+  type BootOptions,
+  type BuildInfo,
+  type GuestName,
+  type Progress,
+  type QemuWorkerApi,
+  type Status,
+  type WorkerConfig,
+  type WorkerListener,
+} from './api';
+import { BuildRegistry, parseManifest, type ResolvedBuild } from './builds';
+import { checkWasmMagic, download, type FetchLike } from './download';
+import { MonitorChannel } from './monitor';
+import { resolveBootOptions, type ResolvedBootOptions } from './options';
+
+/** What the host needs from one running QEMU (worker/qemu/instance.ts). */
+export interface QemuInstanceLike {
+  writeSerial(bytes: Uint8Array): void;
+  writeMonitor(bytes: Uint8Array): void;
+  readonly exited: Promise<{ status: number; message?: string }>;
+  kill(): Promise<void>;
+}
+
+export interface LaunchRequest {
+  jsUrl: string;
+  wasmUrl: string;
+  argv: string[];
+  files: Record<string, Uint8Array>;
+  onSerial(bytes: Uint8Array): void;
+  onMonitor(bytes: Uint8Array): void;
+  onLog(line: string): void;
+}
+
+export interface GuestPlan {
+  /** QEMU arguments after the program name. */
+  argv: string[];
+  /** Artifact-relative path → path inside QEMU's file system. */
+  files: Record<string, string>;
+}
+
+/** The low-level QEMU module, as the host uses it. */
+export interface QemuBackend {
+  launch(request: LaunchRequest): Promise<QemuInstanceLike>;
+  plan(guest: GuestName, ramMiB: number): GuestPlan;
+}
+
+/** The page's listener as seen through Comlink: calls may return promises. */
+export type ListenerLike = {
+  [K in keyof WorkerListener]: (...args: Parameters<WorkerListener[K]>) => unknown;
+};
+
+export interface HostEnvironment {
+  backend: QemuBackend;
+  fetch?: FetchLike;
+  /** Checked before every boot: false means no SharedArrayBuffer. */
+  isolated(): boolean;
+  /** Makes a URL QEMU can load the fetched wasm from (a blob: URL in a worker). */
+  wasmUrl(bytes: Uint8Array): { url: string; revoke(): void };
+}
+
+const LOG_LINES = 40;
+const SERIAL_FLUSH_MS = 8;
+
+/** Everything that belongs to one boot; replaced as a whole. */
+interface Session {
+  id: number;
+  instance: QemuInstanceLike | null;
+  monitor: MonitorChannel;
+  options: ResolvedBootOptions;
+  build: ResolvedBuild;
+  argv: string[];
+  /** Recent serial text, to find the ready line across chunk boundaries. */
+  serialTail: string;
+  serialDecoder: TextDecoder;
+  /** Resolved when the ready line shows up while booting. */
+  onReady: (() => void) | null;
+  revokeWasm(): void;
+  ended: boolean;
+}
+
+export class QemuHost implements QemuWorkerApi {
+  private config: WorkerConfig | null = null;
+  private listener: ListenerLike | null = null;
+  private registry: BuildRegistry | null = null;
+  private session: Session | null = null;
+  private nextId = 1;
+  /** The boot in progress; stop() or a newer boot clears it, cancelling it. */
+  private activeBoot = 0;
+  private state: Status = { seq: 0, state: 'idle', guest: null, build: null, argv: [], ramMiB: null, error: null };
+  private readonly logs: string[] = [];
+  private serialOut: Uint8Array[] = [];
+  private serialTimer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(private readonly env: HostEnvironment) {}
+
+  async init(config: WorkerConfig, listener: WorkerListener | ListenerLike): Promise<void> {
+    if (!/\/$/.test(config.artifactsBase)) {
+      throw new PlaygroundError('bad-options', `artifactsBase must end in "/", got ${config.artifactsBase}`);
+    }
+    this.config = config;
+    this.listener = listener as ListenerLike;
+    this.emitStatus();
+  }
+
+  async builds(): Promise<BuildInfo[]> {
+    return (await this.loadRegistry()).list();
+  }
+
+  async status(): Promise<Status> {
+    return this.snapshot();
+  }
+
+  async boot(options: BootOptions): Promise<Status> {
+    if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
+    const resolved = resolveBootOptions(options);
+    if (!this.env.isolated()) {
+      throw this.fail(
+        new PlaygroundError(
+          'not-isolated',
+          'the page is not cross-origin isolated, so QEMU cannot use SharedArrayBuffer: serve it with ' +
+            'Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp',
+        ),
+      );
+    }
+    const id = this.nextId++;
+    this.activeBoot = id;
+    await this.stopSession();
+    this.logs.length = 0;
+    try {
+      return await this.bootSession(id, resolved);
+    } catch (e) {
+      // A boot cancelled by stop() or by a newer boot only reports that;
+      // the state belongs to whoever cancelled it.
+      if (this.activeBoot !== id) throw new PlaygroundError('bad-state', 'this boot was cancelled by stop() or by another boot');
+      if (this.session?.id === id) await this.stopSession();
+      throw this.fail(e);
+    } finally {
+      if (this.activeBoot === id) this.activeBoot = 0;
+    }
+  }
+
+  async writeSerial(bytes: Uint8Array): Promise<void> {
+    this.liveInstance().writeSerial(bytes);
+  }
+
+  async writeMonitor(bytes: Uint8Array): Promise<void> {
+    this.liveInstance().writeMonitor(bytes);
+  }
+
+  async monitor(command: string, timeoutMs: number = DEFAULT_MONITOR_TIMEOUT_MS): Promise<string> {
+    if (typeof command !== 'string') throw new PlaygroundError('bad-options', 'monitor(command): command must be a string');
+    this.liveInstance();
+    return this.session!.monitor.command(command, timeoutMs);
+  }
+
+  async stop(): Promise<Status> {
+    this.activeBoot = 0;
+    if (!this.session) {
+      if (this.state.state !== 'idle') this.setState({ state: 'stopped', error: null });
+      return this.snapshot();
+    }
+    this.setState({ state: 'stopping' });
+    await this.stopSession();
+    this.setState({ state: 'stopped', error: null });
+    return this.snapshot();
+  }
+
+  async reset(): Promise<Status> {
+    const s = this.session;
+    if (!s || !s.instance || !['running', 'paused', 'booting'].includes(this.state.state)) {
+      throw new PlaygroundError('bad-state', `cannot reset: the guest is ${this.state.state}; boot it first`);
+    }
+    const ready = this.waitForReady(s);
+    this.setState({ state: 'booting', error: null });
+    this.progress({ phase: 'boot', label: 'resetting the guest', loaded: 0, total: 0 });
+    await s.monitor.command('system_reset');
+    // A paused VM stays paused across system_reset; the user asked for a fresh boot.
+    if (this.state.state === 'booting') await s.monitor.command('cont').catch(() => undefined);
+    try {
+      await this.withTimeout(s, ready, s.options.bootTimeoutMs);
+    } catch (e) {
+      throw this.fail(e);
+    }
+    return this.snapshot();
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  private async bootSession(id: number, options: ResolvedBootOptions): Promise<Status> {
+    const base = this.config!.artifactsBase;
+    this.setState({ state: 'loading', guest: options.guest, ramMiB: options.ramMiB, build: null, argv: [], error: null });
+    this.progress({ phase: 'manifest', label: 'reading the artifacts manifest', loaded: 0, total: 0 });
+    const registry = await this.loadRegistry();
+    const build = registry.resolve(options.guest, options.build);
+    const plan = this.env.backend.plan(options.guest, options.ramMiB);
+    const argv = [...plan.argv, ...options.extraArgs];
+    const program = build.name.replace(/@.*$/, '');
+    this.setState({ build: build.name, argv: [program, ...argv] });
+
+    // Download QEMU's wasm and the guest files, with one combined progress bar.
+    const wanted = [build.wasmPath, ...Object.keys(plan.files)];
+    const loaded = new Map<string, number>();
+    const totals = new Map<string, number>();
+    const report = (label: string): void => {
+      let l = 0;
+      let t = 0;
+      for (const p of wanted) {
+        l += loaded.get(p) ?? 0;
+        t += totals.get(p) ?? 0;
+      }
+      this.progress({ phase: 'download', label, loaded: l, total: t });
+    };
+    const fetched = await Promise.all(
+      wanted.map(async (path) => {
+        const bytes = await download(
+          base + path,
+          (p) => {
+            loaded.set(path, p.loaded);
+            totals.set(path, p.total || p.loaded);
+            report(`downloading ${path}`);
+          },
+          this.env.fetch,
+        );
+        return [path, bytes] as const;
+      }),
+    );
+    this.checkCurrent(id);
+    const bytes = new Map(fetched);
+    const wasm = bytes.get(build.wasmPath)!;
+    checkWasmMagic(base + build.wasmPath, wasm);
+    const files: Record<string, Uint8Array> = {};
+    for (const [artifact, guestPath] of Object.entries(plan.files)) files[guestPath] = bytes.get(artifact)!;
+
+    this.setState({ state: 'starting' });
+    this.progress({ phase: 'instantiate', label: `starting ${build.name}`, loaded: 0, total: 0 });
+    const wasmUrl = this.env.wasmUrl(wasm);
+    const session: Session = {
+      id,
+      instance: null,
+      monitor: new MonitorChannel(
+        (b) => session.instance?.writeMonitor(b),
+        (line) => this.onMonitorCommand(session, line),
+      ),
+      options,
+      build,
+      argv,
+      serialTail: '',
+      serialDecoder: new TextDecoder(),
+      onReady: null,
+      revokeWasm: wasmUrl.revoke,
+      ended: false,
+    };
+    this.session = session;
+    const ready = this.waitForReady(session);
+    let instance: QemuInstanceLike;
+    try {
+      instance = await this.env.backend.launch({
+        jsUrl: base + build.jsPath,
+        wasmUrl: wasmUrl.url,
+        argv,
+        files,
+        onSerial: (b) => this.onSerial(session, b),
+        onMonitor: (b) => this.onMonitorBytes(session, b),
+        onLog: (line) => this.onLog(line),
+      });
+    } catch (e) {
+      throw new PlaygroundError(
+        'load-failed',
+        `${build.name} failed to start: ${e instanceof Error ? e.message : String(e)}${this.recentLogs()}`,
+      );
+    }
+    session.instance = instance;
+    void instance.exited.then((exit) => this.onExit(session, exit));
+    if (this.activeBoot !== id) {
+      await instance.kill();
+      this.checkCurrent(id);
+    }
+    if (!session.ended && this.state.state === 'starting') this.setState({ state: 'booting' });
+    this.progress({ phase: 'boot', label: `booting the ${options.guest} guest`, loaded: 0, total: 0 });
+    await this.withTimeout(session, ready, options.bootTimeoutMs);
+    this.progress({ phase: 'done', label: 'guest ready', loaded: 0, total: 0 });
+    return this.snapshot();
+  }
+
+  /** Resolves when the ready line appears; rejects when QEMU ends first. */
+  private waitForReady(session: Session): Promise<void> {
+    session.serialTail = '';
+    return new Promise<void>((resolve) => {
+      session.onReady = resolve;
+    });
+  }
+
+  private withTimeout(session: Session, ready: Promise<void>, timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const tail = session.serialTail.slice(-300);
+        reject(
+          new PlaygroundError(
+            'boot-timeout',
+            `the ${session.options.guest} guest did not reach its shell within ${Math.round(timeoutMs / 1000)} s ` +
+              `(no "${GUEST_READY_LINE}" on the serial console). Last serial output: ${JSON.stringify(tail)}` +
+              this.recentLogs(),
+          ),
+        );
+      }, timeoutMs);
+      const ended = session.instance?.exited ?? new Promise<never>(() => {});
+      ready.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        () => undefined,
+      );
+      void ended.then((exit) => {
+        clearTimeout(timer);
+        reject(this.exitError(session, exit));
+      });
+    });
+  }
+
+  private onSerial(session: Session, bytes: Uint8Array): void {
+    if (session !== this.session) return;
+    // Look for the ready line in a bounded tail of the text.
+    session.serialTail = (session.serialTail + session.serialDecoder.decode(bytes, { stream: true })).slice(-4096);
+    if (session.onReady && session.serialTail.includes(GUEST_READY_LINE)) {
+      const done = session.onReady;
+      session.onReady = null;
+      if (this.state.state === 'booting' || this.state.state === 'starting') this.setState({ state: 'running' });
+      done();
+    }
+    // Batch output: QEMU's UARTs write a byte at a time, a message each would swamp the page.
+    this.serialOut.push(bytes);
+    this.serialTimer ??= setTimeout(() => this.flushSerial(), SERIAL_FLUSH_MS);
+  }
+
+  private flushSerial(): void {
+    this.serialTimer = null;
+    const chunks = this.serialOut;
+    this.serialOut = [];
+    if (chunks.length === 0) return;
+    const size = chunks.reduce((n, c) => n + c.length, 0);
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    this.call('serial', out);
+  }
+
+  private onMonitorBytes(session: Session, bytes: Uint8Array): void {
+    if (session !== this.session) return;
+    session.monitor.feed(bytes);
+    this.call('monitor', bytes);
+  }
+
+  /** Keeps `paused`/`running` in step with commands typed or sent to HMP. */
+  private onMonitorCommand(session: Session, line: string): void {
+    if (session !== this.session) return;
+    const cmd = line.split(/\s+/)[0] ?? '';
+    if (cmd === 'stop' && this.state.state === 'running') this.setState({ state: 'paused' });
+    else if ((cmd === 'cont' || cmd === 'c') && this.state.state === 'paused') this.setState({ state: 'running' });
+    else if (cmd === 'system_reset' && this.state.state === 'running') {
+      // The guest boots again; it is 'running' once its shell is back.
+      this.setState({ state: 'booting' });
+      if (!session.onReady) void this.waitForReady(session);
+    }
+  }
+
+  private onLog(line: string): void {
+    this.logs.push(line);
+    if (this.logs.length > LOG_LINES) this.logs.shift();
+    this.call('log', line);
+  }
+
+  private onExit(session: Session, exit: { status: number; message?: string }): void {
+    if (session.ended) return;
+    session.ended = true;
+    session.monitor.close(this.exitError(session, exit));
+    session.revokeWasm();
+    if (session !== this.session) return;
+    this.flushSerial();
+    this.session = null;
+    if (exit.status === 0) this.setState({ state: 'stopped', error: null });
+    else this.fail(this.exitError(session, exit));
+  }
+
+  private exitError(session: Session, exit: { status: number; message?: string }): PlaygroundError {
+    return new PlaygroundError(
+      'qemu-exited',
+      `${session.build.name} exited with status ${exit.status}${exit.message ? ` (${exit.message})` : ''}${this.recentLogs()}`,
+    );
+  }
+
+  private recentLogs(): string {
+    const lines = this.logs.filter((l) => l.trim() !== '').slice(-8);
+    return lines.length ? `. QEMU said: ${lines.join(' | ')}` : '';
+  }
+
+  private async stopSession(): Promise<void> {
+    const s = this.session;
+    if (!s) return;
+    this.session = null;
+    s.onReady = null;
+    s.ended = true;
+    s.monitor.close(new PlaygroundError('bad-state', 'QEMU was stopped'));
+    this.flushSerial();
+    try {
+      await s.instance?.kill();
+    } finally {
+      s.revokeWasm();
+    }
+  }
+
+  private checkCurrent(id: number): void {
+    if (this.activeBoot !== id) {
+      throw new PlaygroundError('bad-state', 'this boot was cancelled by stop() or by another boot');
+    }
+  }
+
+  private liveInstance(): QemuInstanceLike {
+    const s = this.session;
+    if (!s || !s.instance || s.ended) {
+      throw new PlaygroundError('bad-state', `QEMU is not running (state: ${this.state.state}); boot a guest first`);
+    }
+    return s.instance;
+  }
+
+  private async loadRegistry(): Promise<BuildRegistry> {
+    if (this.registry) return this.registry;
+    if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
+    const url = `${this.config.artifactsBase}manifest.json`;
+    const bytes = await download(url, () => undefined, this.env.fetch).catch((e: unknown) => {
+      throw new PlaygroundError(
+        'load-failed',
+        `the QEMU artifacts are missing (${toErrorInfo(e).message}). ` +
+          'Run `npm run artifacts`; if it says wasm/dist is missing, run `npm run build:wasm` (as root)',
+      );
+    });
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      throw new PlaygroundError('load-failed', `${url} is not JSON; run \`npm run artifacts\``);
+    }
+    this.registry = new BuildRegistry(parseManifest(json));
+    return this.registry;
+  }
+
+  /** Records an error in the status and returns it as a PlaygroundError. */
+  private fail(e: unknown): PlaygroundError {
+    const info = toErrorInfo(e);
+    const err = e instanceof PlaygroundError ? e : new PlaygroundError(info.code, info.message);
+    this.setState({ state: 'error', error: info });
+    return err;
+  }
+
+  private snapshot(): Status {
+    return { ...this.state, argv: [...this.state.argv], error: this.state.error ? { ...this.state.error } : null };
+  }
+
+  private setState(patch: Partial<Status>): void {
+    this.state = { ...this.state, ...patch, seq: this.state.seq + 1 };
+    this.emitStatus();
+  }
+
+  private emitStatus(): void {
+    this.call('status', this.snapshot());
+  }
+
+  private progress(p: Progress): void {
+    this.call('progress', p);
+  }
+
+  /** Listener calls are fire-and-forget: a closed page must not break QEMU. */
+  private call<K extends keyof WorkerListener>(name: K, ...args: Parameters<WorkerListener[K]>): void {
+    const l = this.listener;
+    if (!l) return;
+    try {
+      const fn = l[name] as (...a: Parameters<WorkerListener[K]>) => unknown;
+      const r = fn.apply(l, args);
+      if (r instanceof Promise) r.catch(() => undefined);
+    } catch {
+      /* the page went away */
+    }
+  }
+}

@@ -1,0 +1,23 @@
+// Runs in a dedicated module Worker, created by the page (web/playground.ts).
+//
+// Entry point of the QEMU host: exposes QemuHost over Comlink. QEMU's own
+// pthreads are nested Workers that the Emscripten glue spawns from here.
+import { expose } from 'comlink';
+import { registerTransferHandlers } from './api';
+import { qemuBackend } from './backend';
+import { QemuHost } from './host';
+
+registerTransferHandlers();
+
+const host = new QemuHost({
+  backend: qemuBackend,
+  isolated: () => self.crossOriginIsolated === true,
+  // QEMU gets the wasm we already downloaded (with progress) as a blob:
+  // URL; its pthreads receive the compiled module by message, not by URL.
+  wasmUrl: (bytes) => {
+    const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/wasm' }));
+    return { url, revoke: () => URL.revokeObjectURL(url) };
+  },
+});
+
+expose(host);
