@@ -1,0 +1,160 @@
+// Runs on the page's main thread (DOM).
+//
+// Wires the page: the controls, the two consoles, the status bar, the
+// progress bar and the error panel, all on top of window.playground.
+import { toErrorInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
+import { controlsFor, formatArgv, progressFraction, progressText, STATE_LABEL } from './format';
+import { isolationProblem } from './isolation';
+import { Playground } from './playground';
+import { NORMAL_FONT, PRESENTER_FONT, TerminalPane } from './terminal';
+
+declare global {
+  interface Window {
+    playground: Playground;
+  }
+}
+
+function $<T extends HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`page is missing #${id}`);
+  return el as T;
+}
+
+// The artifacts (QEMU and guest images) are served at /artifacts/ next to
+// the page, in dev, preview and the static build (see vite.config.ts).
+const artifactsBase = new URL(`${import.meta.env.BASE_URL}artifacts/`, location.href).href;
+
+const playground = new Playground({
+  artifactsBase,
+  isolated: self.crossOriginIsolated === true,
+  createWorker: () =>
+    new Worker(new URL('../worker/qemu-host.worker.ts', import.meta.url), { type: 'module', name: 'qemu-host' }),
+});
+window.playground = playground;
+
+const form = $<HTMLFormElement>('boot-form');
+const guestSel = $<HTMLSelectElement>('guest');
+const ramInput = $<HTMLInputElement>('ram');
+const buildSel = $<HTMLSelectElement>('build');
+const bootBtn = $<HTMLButtonElement>('boot');
+const resetBtn = $<HTMLButtonElement>('reset');
+const stopBtn = $<HTMLButtonElement>('stop');
+const presenterBtn = $<HTMLButtonElement>('presenter');
+
+// ---- consoles ---------------------------------------------------------------
+const serialPane = new TerminalPane($('serial'), (data) => {
+  void playground.sendSerial(data).catch(() => undefined); // typing before boot goes nowhere
+});
+const monitorPane = new TerminalPane($('monitor'), (data) => {
+  void playground.sendMonitor(data).catch(() => undefined);
+});
+playground.onSerial((bytes) => serialPane.write(bytes));
+playground.onMonitor((bytes) => monitorPane.write(bytes));
+playground.onLog((line) => console.info(`[qemu] ${line}`));
+
+const tabs = [
+  { tab: $<HTMLButtonElement>('tab-serial'), pane: serialPane },
+  { tab: $<HTMLButtonElement>('tab-monitor'), pane: monitorPane },
+];
+function showTab(index: number): void {
+  tabs.forEach(({ tab, pane }, i) => {
+    tab.setAttribute('aria-selected', String(i === index));
+    pane.element.hidden = i !== index;
+  });
+  tabs[index]!.pane.refit();
+  tabs[index]!.pane.focus();
+}
+tabs.forEach(({ tab }, i) => tab.addEventListener('click', () => showTab(i)));
+
+// ---- presenter mode ---------------------------------------------------------
+function setPresenter(on: boolean): void {
+  document.body.classList.toggle('presenter', on);
+  presenterBtn.setAttribute('aria-pressed', String(on));
+  for (const { pane } of tabs) pane.setFontSize(on ? PRESENTER_FONT : NORMAL_FONT);
+  localStorage.setItem('presenter', on ? '1' : '0');
+}
+presenterBtn.addEventListener('click', () => setPresenter(!document.body.classList.contains('presenter')));
+if (localStorage.getItem('presenter') === '1' || new URLSearchParams(location.search).has('presenter')) setPresenter(true);
+
+// ---- error panel ------------------------------------------------------------
+const errorPanel = $('error');
+function showError(info: ErrorInfo | null): void {
+  errorPanel.hidden = info === null;
+  if (!info) return;
+  $('error-code').textContent = info.code;
+  $('error-message').textContent = info.message;
+}
+$('error-close').addEventListener('click', () => showError(null));
+
+const isolation = isolationProblem(self.crossOriginIsolated === true);
+if (isolation) {
+  const panel = $('isolation');
+  panel.textContent = isolation;
+  panel.hidden = false;
+}
+
+// ---- status and progress ----------------------------------------------------
+function renderStatus(s: Status): void {
+  $('st-state').textContent = STATE_LABEL[s.state];
+  $('st-state').dataset.state = s.state;
+  $('st-build').textContent = s.build ?? '—';
+  $('st-ram').textContent = s.ramMiB ? `${s.ramMiB} MiB` : '—';
+  const argv = s.argv.length ? formatArgv(s.argv) : '—';
+  $('st-argv').textContent = argv;
+  $('st-argv').title = argv;
+  const c = controlsFor(s.state);
+  bootBtn.disabled = !c.boot;
+  resetBtn.disabled = !c.reset;
+  stopBtn.disabled = !c.stop;
+  document.body.dataset.state = s.state;
+  if (s.error) showError(s.error);
+  if (s.state !== 'loading' && s.state !== 'starting' && s.state !== 'booting') $('progress').hidden = true;
+}
+function renderProgress(p: Progress): void {
+  const bar = $('progress');
+  bar.hidden = p.phase === 'done';
+  const f = progressFraction(p);
+  const fill = $('progress-fill');
+  fill.classList.toggle('indeterminate', f === null);
+  fill.style.width = f === null ? '' : `${Math.round(f * 100)}%`;
+  $('progress-text').textContent = progressText(p);
+}
+playground.onStatus(renderStatus);
+playground.onProgress(renderProgress);
+renderStatus(playground.status());
+
+// ---- controls ---------------------------------------------------------------
+function report(e: unknown): void {
+  showError(toErrorInfo(e));
+}
+
+form.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  showError(null);
+  serialPane.term.reset();
+  monitorPane.term.reset();
+  showTab(0);
+  playground
+    .boot({ guest: guestSel.value as GuestName, ramMiB: Number(ramInput.value), build: buildSel.value || undefined })
+    .catch(report);
+});
+// Let QEMU's own validation speak for RAM too: the form must not block
+// an invalid value silently, so boot() reports it in the error panel.
+form.noValidate = true;
+resetBtn.addEventListener('click', () => {
+  showError(null);
+  void playground.reset().catch(report);
+});
+stopBtn.addEventListener('click', () => void playground.stop().catch(report));
+
+// Fill the build picker from the manifest (and learn early if it is missing).
+if (!isolation) {
+  playground
+    .builds()
+    .then((builds) => {
+      const versions = [...new Set(builds.map((b) => b.version))];
+      for (const v of versions) buildSel.add(new Option(v, v));
+    })
+    .catch(report);
+}
+showTab(0);

@@ -1,0 +1,233 @@
+// Runs on the page's main thread.
+//
+// window.playground: the typed page API for tutorials and automation
+// (docs/api.md). It owns the QEMU host worker and mirrors its status, so
+// `status()` and `serialText()` answer without a round trip. The UI is
+// built on this API too; it never talks to the worker directly.
+import { proxy, wrap, type Remote } from 'comlink';
+import {
+  DEFAULT_MONITOR_TIMEOUT_MS,
+  PlaygroundError,
+  registerTransferHandlers,
+  toErrorInfo,
+  type BootOptions,
+  type BuildInfo,
+  type ErrorInfo,
+  type Progress,
+  type QemuWorkerApi,
+  type Status,
+  type WorkerListener,
+} from '../worker/api';
+import { SerialBuffer, type WaitOptions } from './serial-buffer';
+import { isolationProblem } from './isolation';
+
+export type Disposer = () => void;
+
+/** The API published as `window.playground`. */
+export interface PlaygroundApi {
+  /** Boots a guest and resolves once its shell is ready. */
+  boot(options?: BootOptions): Promise<Status>;
+  /** Types text into the serial console (use '\n' for Enter). */
+  sendSerial(text: string): Promise<void>;
+  /** Everything the serial console printed since the page loaded ('\r' removed). */
+  serialText(from?: number): string;
+  /** Offset of the end of serialText(), for `waitForSerial(..., { from })`. */
+  serialOffset(): number;
+  /** Resolves with the first match of `pattern` in the serial text. [30000 ms] */
+  waitForSerial(pattern: string | RegExp, timeoutMs?: number, options?: WaitOptions): Promise<string>;
+  /** Runs one HMP command; resolves with its output. */
+  monitor(command: string, timeoutMs?: number): Promise<string>;
+  /** State, build name, full QEMU argv, guest RAM, last error. */
+  status(): Status;
+  stop(): Promise<Status>;
+  reset(): Promise<Status>;
+  builds(): Promise<BuildInfo[]>;
+  onSerial(listener: (bytes: Uint8Array) => void): Disposer;
+  onMonitor(listener: (bytes: Uint8Array) => void): Disposer;
+  onStatus(listener: (status: Status) => void): Disposer;
+  onProgress(listener: (progress: Progress) => void): Disposer;
+  onLog(listener: (line: string) => void): Disposer;
+  /** Raw bytes to the monitor, for an interactive console. */
+  sendMonitor(text: string): Promise<void>;
+}
+
+/** A tiny typed event: `on(listener)` returns its disposer. */
+class Emitter<T> {
+  private readonly listeners = new Set<(value: T) => void>();
+  on(listener: (value: T) => void): Disposer {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  emit(value: T): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(value);
+      } catch (e) {
+        console.error('playground listener failed', e);
+      }
+    }
+  }
+}
+
+const encoder = new TextEncoder();
+
+export interface PlaygroundDeps {
+  /** Creates the worker; tests pass a fake. */
+  createWorker(): Worker;
+  artifactsBase: string;
+  isolated: boolean;
+}
+
+export class Playground implements PlaygroundApi {
+  private readonly serial = new SerialBuffer();
+  private readonly serialEvents = new Emitter<Uint8Array>();
+  private readonly monitorEvents = new Emitter<Uint8Array>();
+  private readonly statusEvents = new Emitter<Status>();
+  private readonly progressEvents = new Emitter<Progress>();
+  private readonly logEvents = new Emitter<string>();
+  private current: Status = { seq: 0, state: 'idle', guest: null, build: null, argv: [], ramMiB: null, error: null };
+  private remote: Remote<QemuWorkerApi> | null = null;
+  private worker: Worker | null = null;
+  private ready: Promise<Remote<QemuWorkerApi>> | null = null;
+
+  constructor(private readonly deps: PlaygroundDeps) {
+    registerTransferHandlers();
+  }
+
+  boot(options: BootOptions = {}): Promise<Status> {
+    return this.call((w) => w.boot(options)).then((s) => this.setStatus(s));
+  }
+
+  async sendSerial(text: string): Promise<void> {
+    if (typeof text !== 'string') throw new PlaygroundError('bad-options', 'sendSerial(text): text must be a string');
+    // Terminals send CR for Enter; the guest's tty turns it into NL.
+    const bytes = encoder.encode(text.replace(/\r?\n/g, '\r'));
+    await this.call((w) => w.writeSerial(bytes));
+  }
+
+  async sendMonitor(text: string): Promise<void> {
+    const bytes = encoder.encode(text);
+    await this.call((w) => w.writeMonitor(bytes));
+  }
+
+  serialText(from = 0): string {
+    return this.serial.read(from);
+  }
+
+  serialOffset(): number {
+    return this.serial.end;
+  }
+
+  waitForSerial(pattern: string | RegExp, timeoutMs = 30_000, options: WaitOptions = {}): Promise<string> {
+    return this.serial.waitFor(pattern, timeoutMs, options);
+  }
+
+  monitor(command: string, timeoutMs = DEFAULT_MONITOR_TIMEOUT_MS): Promise<string> {
+    return this.call((w) => w.monitor(command, timeoutMs));
+  }
+
+  status(): Status {
+    return { ...this.current, argv: [...this.current.argv] };
+  }
+
+  stop(): Promise<Status> {
+    if (!this.remote) return Promise.resolve(this.status());
+    return this.call((w) => w.stop()).then((s) => this.setStatus(s));
+  }
+
+  reset(): Promise<Status> {
+    return this.call((w) => w.reset()).then((s) => this.setStatus(s));
+  }
+
+  builds(): Promise<BuildInfo[]> {
+    return this.call((w) => w.builds());
+  }
+
+  onSerial(l: (bytes: Uint8Array) => void): Disposer {
+    return this.serialEvents.on(l);
+  }
+  onMonitor(l: (bytes: Uint8Array) => void): Disposer {
+    return this.monitorEvents.on(l);
+  }
+  onStatus(l: (status: Status) => void): Disposer {
+    return this.statusEvents.on(l);
+  }
+  onProgress(l: (progress: Progress) => void): Disposer {
+    return this.progressEvents.on(l);
+  }
+  onLog(l: (line: string) => void): Disposer {
+    return this.logEvents.on(l);
+  }
+
+  /** Ends the worker and everything in it. */
+  dispose(): void {
+    this.worker?.terminate();
+    this.worker = null;
+    this.remote = null;
+    this.ready = null;
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  /** Runs a worker call; errors land in the status (and so in the error panel). */
+  private async call<T>(fn: (w: Remote<QemuWorkerApi>) => Promise<T>): Promise<T> {
+    try {
+      const problem = isolationProblem(this.deps.isolated);
+      if (problem) throw new PlaygroundError('not-isolated', problem);
+      return await fn(await this.connect());
+    } catch (e) {
+      const info = toErrorInfo(e);
+      if (info.code === 'not-isolated' || info.code === 'worker-crashed') {
+        this.setStatus({ ...this.current, seq: this.current.seq + 1, state: 'error', error: info });
+      } else if (this.remote) {
+        // The worker may have changed state (boot-timeout, qemu-exited);
+        // have the mirror right before the caller sees the error.
+        await this.remote.status().then((s) => this.setStatus(s), () => undefined);
+      }
+      throw e instanceof PlaygroundError ? e : new PlaygroundError(info.code, info.message);
+    }
+  }
+
+  private connect(): Promise<Remote<QemuWorkerApi>> {
+    this.ready ??= (async () => {
+      const worker = this.deps.createWorker();
+      this.worker = worker;
+      worker.addEventListener('error', (ev) => this.crashed(ev.message || 'the QEMU worker failed to load'));
+      const remote = wrap<QemuWorkerApi>(worker);
+      const listener: WorkerListener = {
+        serial: (bytes) => {
+          this.serial.append(bytes);
+          this.serialEvents.emit(bytes);
+        },
+        monitor: (bytes) => this.monitorEvents.emit(bytes),
+        status: (status) => this.setStatus(status),
+        progress: (p) => this.progressEvents.emit(p),
+        log: (line) => this.logEvents.emit(line),
+      };
+      await remote.init({ artifactsBase: this.deps.artifactsBase }, proxy(listener));
+      this.remote = remote;
+      return remote;
+    })();
+    return this.ready;
+  }
+
+  private crashed(message: string): void {
+    const error: ErrorInfo = { code: 'worker-crashed', message: `${message}; reload the page` };
+    this.setStatus({ ...this.current, seq: this.current.seq + 1, state: 'error', error });
+    this.serial.cancel(new PlaygroundError(error.code, error.message));
+    this.dispose();
+  }
+
+  /** Applies a status unless a newer one is already known; returns the current one. */
+  private setStatus(status: Status): Status {
+    if (status.seq < this.current.seq) return this.status();
+    if (status.seq === this.current.seq && status.state === this.current.state) return this.status();
+    const wasUp = ['booting', 'running', 'paused'].includes(this.current.state);
+    this.current = { ...status, argv: [...status.argv] };
+    if (wasUp && (status.state === 'stopped' || status.state === 'error')) {
+      this.serial.cancel(new PlaygroundError(status.error?.code ?? 'qemu-exited', status.error?.message ?? `QEMU ${status.state}`));
+    }
+    this.statusEvents.emit(this.status());
+    return this.status();
+  }
+}
