@@ -1,0 +1,66 @@
+// Runs in Node (vitest): window.playground against the real host over a
+// real Comlink channel (a MessageChannel stands in for the Worker), with
+// a fake QEMU. Proves the protocol: calls, events and error codes.
+import { expose } from 'comlink';
+import { MessageChannel } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FakeBackend, fakeFetch } from '../test/fakes/fake-qemu';
+import { PlaygroundError, registerTransferHandlers } from '../worker/api';
+import { QemuHost } from '../worker/host';
+import { Playground } from './playground';
+
+const open: { close(): void }[] = [];
+afterEach(() => {
+  for (const p of open.splice(0)) p.close();
+});
+
+function connect(backend = new FakeBackend(), isolated = true): Playground {
+  registerTransferHandlers();
+  const { port1, port2 } = new MessageChannel();
+  open.push(port1, port2);
+  const host = new QemuHost({ backend, fetch: fakeFetch(), isolated: () => true, wasmUrl: () => ({ url: 'blob:x', revoke: () => undefined }) });
+  expose(host, port2 as unknown as Parameters<typeof expose>[1]);
+  return new Playground({
+    artifactsBase: 'http://test/artifacts/',
+    isolated,
+    createWorker: () => port1 as unknown as Worker,
+  });
+}
+
+describe('Playground over Comlink', () => {
+  it('boots, talks to the serial console and the monitor', async () => {
+    const pg = connect();
+    const statuses: string[] = [];
+    pg.onStatus((s) => statuses.push(s.state));
+    const status = await pg.boot({ guest: 'arm' });
+    expect(status.state).toBe('running');
+    expect(pg.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1', ramMiB: 128 });
+    expect(statuses).toContain('booting');
+    const from = pg.serialOffset();
+    await pg.sendSerial('echo $((6*7))\n');
+    await expect(pg.waitForSerial(/^42$/m, 2000, { from })).resolves.toBe('42');
+    await expect(pg.monitor('info status')).resolves.toBe('VM status: running');
+    await expect(pg.waitForSerial('cpr-playground guest ready', 100)).resolves.toBeTruthy();
+    expect(pg.serialText()).toContain('Booting Linux');
+    expect((await pg.stop()).state).toBe('stopped');
+  });
+
+  it('carries error codes across the boundary as PlaygroundError', async () => {
+    const pg = connect();
+    const err = await pg.boot({ ramMiB: 100 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PlaygroundError);
+    expect(err).toMatchObject({ code: 'bad-options', message: /invalid RAM size 100 MiB/ });
+  });
+
+  it('carries boot-timeout and puts it in the status', async () => {
+    const pg = connect(new FakeBackend({ silent: true }));
+    await expect(pg.boot({ bootTimeoutMs: 30 })).rejects.toMatchObject({ code: 'boot-timeout' });
+    expect(pg.status()).toMatchObject({ state: 'error', error: { code: 'boot-timeout' } });
+  });
+
+  it('refuses on a page without isolation, before starting a worker', async () => {
+    const pg = connect(new FakeBackend(), false);
+    await expect(pg.boot()).rejects.toMatchObject({ code: 'not-isolated' });
+    expect(pg.status().state).toBe('error');
+  });
+});

@@ -1,0 +1,39 @@
+// Runs in Node (vitest).
+import { describe, expect, it } from 'vitest';
+import { MANIFEST } from '../test/fakes/fake-qemu';
+import { BuildRegistry, parseManifest } from './builds';
+
+describe('BuildRegistry', () => {
+  const two = {
+    ...MANIFEST,
+    qemu: { builds: ['v1', 'v2'] },
+    artifacts: [...MANIFEST.artifacts, { path: 'qemu/v2/qemu-system-arm.js.gz' }, { path: 'qemu/v2/qemu-system-arm.wasm.gz' }],
+  };
+
+  it('lists builds by name, default first', () => {
+    expect(new BuildRegistry(parseManifest(two)).list()).toEqual([
+      { name: 'qemu-system-arm@v1', guest: 'arm', version: 'v1' },
+      { name: 'qemu-system-i386@v1', guest: 'i386', version: 'v1' },
+      { name: 'qemu-system-arm@v2', guest: 'arm', version: 'v2' },
+    ]);
+  });
+
+  it('resolves short and full names to unpacked paths', () => {
+    const r = new BuildRegistry(parseManifest(two));
+    expect(r.resolve('arm', undefined).name).toBe('qemu-system-arm@v1');
+    expect(r.resolve('arm', 'v2')).toMatchObject({ jsPath: 'qemu/v2/qemu-system-arm.js', wasmPath: 'qemu/v2/qemu-system-arm.wasm' });
+    expect(r.resolve('arm', 'qemu-system-arm@v2').version).toBe('v2');
+    expect(r.resolve('i386', 'qemu-system-i386').name).toBe('qemu-system-i386@v1');
+  });
+
+  it('explains unknown and mismatched builds', () => {
+    const r = new BuildRegistry(parseManifest(two));
+    expect(() => r.resolve('arm', 'v3')).toThrow(/unknown build "v3". Did you mean "v1"\?/);
+    expect(() => r.resolve('i386', 'qemu-system-arm@v2')).toThrow(/runs the arm guest/);
+  });
+
+  it('rejects what is not a manifest', () => {
+    expect(() => parseManifest({})).toThrow(/not an artifacts manifest/);
+    expect(() => parseManifest({ format: 2, artifacts: [] })).toThrow(/format 2/);
+  });
+});

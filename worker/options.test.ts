@@ -1,0 +1,52 @@
+// Runs in Node (vitest).
+import { describe, expect, it } from 'vitest';
+import { ramError, resolveBootOptions, suggest } from './options';
+
+describe('resolveBootOptions', () => {
+  it('fills in the documented defaults', () => {
+    expect(resolveBootOptions(undefined)).toEqual({
+      guest: 'arm',
+      ramMiB: 128,
+      build: undefined,
+      bootTimeoutMs: 300_000,
+      extraArgs: [],
+    });
+  });
+
+  it.each([63, 100, 1040, 0, -16, 128.5])('rejects %s MiB of RAM with the valid range', (ramMiB) => {
+    expect(() => resolveBootOptions({ ramMiB })).toThrow(/64 to 1024 MiB in steps of 16|whole number/);
+  });
+
+  it('accepts the RAM limits', () => {
+    expect(ramError(64)).toBeNull();
+    expect(ramError(1024)).toBeNull();
+    expect(ramError('128')).toMatch(/whole number/);
+  });
+
+  it('names unknown options and suggests the right one', () => {
+    expect(() => resolveBootOptions({ ram: 128 })).toThrow(/unknown boot option "ram". Did you mean "ramMiB"\?/);
+    expect(() => resolveBootOptions({ guest: 'armm' })).toThrow(/Did you mean "arm"/);
+  });
+
+  it('carries the bad-options code', () => {
+    try {
+      resolveBootOptions({ guest: 'riscv' });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as { code: string }).code).toBe('bad-options');
+    }
+  });
+
+  it('checks extraArgs and timeouts', () => {
+    expect(() => resolveBootOptions({ extraArgs: '-S' })).toThrow(/array of strings/);
+    expect(() => resolveBootOptions({ bootTimeoutMs: 0 })).toThrow(/positive/);
+    expect(resolveBootOptions({ extraArgs: ['-S'], bootTimeoutMs: 5 }).extraArgs).toEqual(['-S']);
+  });
+});
+
+describe('suggest', () => {
+  it('only suggests close names', () => {
+    expect(suggest('buidl', ['build', 'guest'])).toBe('build');
+    expect(suggest('xyzzy', ['build', 'guest'])).toBeUndefined();
+  });
+});
