@@ -21,5 +21,8 @@ export default defineConfig({
   },
   preview: { port: Number(process.env.PORT) || 4173, headers: ISOLATION_HEADERS },
   worker: { format: 'es' },
+  // Pre-bundle at start-up, so a first page load never triggers a
+  // dependency re-optimisation and a reload (which would break tests).
+  optimizeDeps: { include: ['comlink', '@xterm/xterm', '@xterm/addon-fit'] },
   build: { outDir: '../dist', emptyOutDir: true, target: 'es2022' },
 });

@@ -20,6 +20,7 @@ export async function download(
   url: string,
   onProgress: (p: DownloadProgress) => void,
   fetchImpl: FetchLike = (u) => fetch(u),
+  hint: string = HINT,
 ): Promise<Uint8Array> {
   let response: Response;
   try {
@@ -28,7 +29,7 @@ export async function download(
     throw new PlaygroundError('load-failed', `could not fetch ${url}: ${e instanceof Error ? e.message : String(e)}`);
   }
   if (!response.ok) {
-    throw new PlaygroundError('load-failed', `could not fetch ${url}: HTTP ${response.status} ${response.statusText}; ${HINT}`);
+    throw new PlaygroundError('load-failed', `could not fetch ${url}: HTTP ${response.status} ${response.statusText}; ${hint}`);
   }
   const total = Number(response.headers.get('content-length') ?? 0) || 0;
   if (!response.body) {

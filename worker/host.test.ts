@@ -94,6 +94,12 @@ describe('QemuHost.boot', () => {
     await expect(host.boot({})).rejects.toMatchObject({ code: 'load-failed', message: /failed to start: CompileError/ });
   });
 
+  it('reports an Emscripten abort on a bad wasm as load-failed', async () => {
+    const backend = new FakeBackend({ abortMessage: 'QEMU aborted: CompileError: WebAssembly.instantiate(): expected section' });
+    const { host } = makeHost({ backend });
+    await expect(host.boot({})).rejects.toMatchObject({ code: 'load-failed', message: /wasm did not load.*CompileError/ });
+  });
+
   it('says what to do when the manifest is missing', async () => {
     const { host } = makeHost({ fetch: fakeFetch({ 'manifest.json': null }) });
     await expect(host.boot({})).rejects.toMatchObject({ code: 'load-failed', message: /npm run artifacts/ });

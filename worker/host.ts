@@ -70,6 +70,8 @@ export interface HostEnvironment {
 }
 
 const LOG_LINES = 40;
+/** What Emscripten says when the wasm itself cannot be used. */
+const LOAD_FAILURE = /CompileError|LinkError|failed to asynchronously prepare wasm|fetching of the wasm failed|WebAssembly\.(instantiate|compile)/;
 const SERIAL_FLUSH_MS = 8;
 
 /** Everything that belongs to one boot; replaced as a whole. */
@@ -397,6 +399,16 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   private exitError(session: Session, exit: { status: number; message?: string }): PlaygroundError {
+    const why = `${exit.message ?? ''} ${this.logs.join(' ')}`;
+    // Emscripten aborts (rather than rejecting) when the wasm does not
+    // compile or link: that is a load failure, not QEMU's own exit.
+    if (LOAD_FAILURE.test(why)) {
+      return new PlaygroundError(
+        'load-failed',
+        `${session.build.name} failed to start: its wasm did not load (${exit.message ?? `status ${exit.status}`})` +
+          `${this.recentLogs()}; run \`npm run artifacts\` and reload`,
+      );
+    }
     return new PlaygroundError(
       'qemu-exited',
       `${session.build.name} exited with status ${exit.status}${exit.message ? ` (${exit.message})` : ''}${this.recentLogs()}`,
@@ -441,13 +453,13 @@ export class QemuHost implements QemuWorkerApi {
     if (this.registry) return this.registry;
     if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
     const url = `${this.config.artifactsBase}manifest.json`;
-    const bytes = await download(url, () => undefined, this.env.fetch).catch((e: unknown) => {
-      throw new PlaygroundError(
-        'load-failed',
-        `the QEMU artifacts are missing (${toErrorInfo(e).message}). ` +
-          'Run `npm run artifacts`; if it says wasm/dist is missing, run `npm run build:wasm` (as root)',
-      );
-    });
+    const bytes = await download(
+      url,
+      () => undefined,
+      this.env.fetch,
+      'the QEMU artifacts are not unpacked: run `npm run artifacts` (it unpacks wasm/dist into wasm/out; ' +
+        'if wasm/dist is missing, build it with `npm run build:wasm`, as root, see docs/build.md) and reload',
+    );
     let json: unknown;
     try {
       json = JSON.parse(new TextDecoder().decode(bytes));

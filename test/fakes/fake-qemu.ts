@@ -12,6 +12,8 @@ export interface FakeOptions {
   exitStatus?: number;
   /** launch() rejects with this message (a wasm that fails to instantiate). */
   launchError?: string;
+  /** Exit at once with this abort message, as Emscripten does on a CompileError. */
+  abortMessage?: string;
   readyDelayMs?: number;
 }
 
@@ -31,7 +33,10 @@ export class FakeQemu implements QemuInstanceLike {
     this.exited = new Promise((r) => (this.settle = r));
     setTimeout(() => {
       req.onMonitor(enc.encode("QEMU 10.2.2 monitor - type 'help' for more information\r\n(qemu) "));
-      if (opts.exitStatus !== undefined) {
+      if (opts.abortMessage !== undefined) {
+        this.settle({ status: 134, message: opts.abortMessage });
+        this.running = false;
+      } else if (opts.exitStatus !== undefined) {
         req.onLog('qemu-system-arm: fake failure');
         this.exit(opts.exitStatus);
       } else if (!opts.silent) {
