@@ -8,12 +8,6 @@ import { isolationProblem } from './isolation';
 import { Playground } from './playground';
 import { NORMAL_FONT, PRESENTER_FONT, TerminalPane } from './terminal';
 
-declare global {
-  interface Window {
-    playground: Playground;
-  }
-}
-
 function $<T extends HTMLElement>(id: string): T {
   const el = document.getElementById(id);
   if (!el) throw new Error(`page is missing #${id}`);

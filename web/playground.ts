@@ -51,6 +51,13 @@ export interface PlaygroundApi {
   sendMonitor(text: string): Promise<void>;
 }
 
+declare global {
+  interface Window {
+    /** The playground's page API (docs/api.md). */
+    playground: PlaygroundApi;
+  }
+}
+
 /** A tiny typed event: `on(listener)` returns its disposer. */
 class Emitter<T> {
   private readonly listeners = new Set<(value: T) => void>();

@@ -1,0 +1,91 @@
+// Runs in Node: shared by the end-to-end tests and the screenshot script.
+//
+// Starts the playground's own Vite dev server on a free port (COOP/COEP
+// included, artifacts at /artifacts/) and Debian's Chromium through
+// playwright-core; each returns a close() that the caller must call.
+import { createServer as createNetServer } from 'node:net';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { createServer, type ViteDevServer } from 'vite';
+// For the window.playground declaration used inside page.evaluate().
+import type {} from '../../web/playground';
+
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** Booting Linux under TCI in wasm takes 10-60 s here, more on a busy machine. */
+export const BOOT_TIMEOUT_MS = 600_000;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Server {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(): Promise<Server> {
+  if (!existsSync(`${REPO}wasm/out/manifest.json`)) {
+    throw new Error('wasm/out is missing: run `npm run artifacts` first (npm test does)');
+  }
+  const port = await freePort();
+  const server: ViteDevServer = await createServer({
+    configFile: `${REPO}vite.config.ts`,
+    logLevel: 'warn',
+    clearScreen: false,
+    server: { port, strictPort: true, host: '127.0.0.1', hmr: false },
+  });
+  await server.listen();
+  return { url: `http://127.0.0.1:${port}/`, close: () => server.close() };
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM)`);
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--headless'],
+  });
+}
+
+/** A fresh page; console errors and page errors are echoed for debugging. */
+export async function openPage(browser: Browser, url: string, log: (line: string) => void = () => undefined): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.on('console', (m) => log(`[page ${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => log(`[page error] ${e.message}`));
+  await page.goto(url);
+  await page.waitForFunction(() => typeof window.playground === 'object');
+  return page;
+}
+
+/** The text a terminal pane shows, one line per row, trailing blanks trimmed. */
+export async function terminalLines(page: Page, pane: 'serial' | 'monitor'): Promise<string[]> {
+  return page.$$eval(`#${pane} .xterm-rows > div`, (rows) => rows.map((r) => (r.textContent ?? '').replace(/\u00a0/g, ' ').trimEnd()));
+}
+
+export async function waitForTerminal(page: Page, pane: 'serial' | 'monitor', test: (line: string) => boolean, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lines = await terminalLines(page, pane);
+    const hit = lines.find(test);
+    if (hit !== undefined) return hit;
+    if (Date.now() > deadline) {
+      throw new Error(`the ${pane} terminal never showed the expected line; it shows:\n${lines.filter(Boolean).join('\n')}`);
+    }
+    await page.waitForTimeout(250);
+  }
+}

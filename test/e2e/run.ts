@@ -1,0 +1,10 @@
+// Runs in Node: `npm run test:e2e`. Node's own test runner, one file at a
+// time (each starts its own server and browser), so the 2-core machine
+// that may also build QEMU stays usable.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const files = process.argv.slice(2);
+const targets = files.length ? files : [fileURLToPath(new URL('./playground.e2e.ts', import.meta.url))];
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...targets], { stdio: 'inherit' });
+process.exit(r.status ?? 1);
