@@ -1,7 +1,8 @@
 // Runs in Node, inside Vite (dev server, preview server, build).
 //
 // Serves the unpacked QEMU artifacts (wasm/out/, made by `npm run
-// artifacts`) at /artifacts/ and copies them into the static build. They
+// artifacts`) at /artifacts/ in dev and copies them into the static build
+// (which `vite preview` then serves like any static server would). They
 // are served as files, never bundled: the Emscripten glue must load from
 // its own URL, because QEMU's pthreads are Workers started from it.
 import { createReadStream, existsSync, statSync } from 'node:fs';
@@ -62,9 +63,6 @@ export function artifactsPlugin(dir: string, prefix = '/artifacts/'): Plugin {
   return {
     name: 'cpr-playground-artifacts',
     configureServer(server) {
-      server.middlewares.use(serve(dir, prefix));
-    },
-    configurePreviewServer(server) {
       server.middlewares.use(serve(dir, prefix));
     },
     configResolved(config) {

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const files = process.argv.slice(2);
-const targets = files.length ? files : [fileURLToPath(new URL('./playground.e2e.ts', import.meta.url))];
+const here = (name: string): string => fileURLToPath(new URL(name, import.meta.url));
+const targets = files.length ? files : [here('./static.e2e.ts'), here('./playground.e2e.ts')];
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...targets], { stdio: 'inherit' });
 process.exit(r.status ?? 1);
