@@ -209,3 +209,45 @@ step_guest() {
     (cd "$GUEST_OUT" && find . -type f ! -name SHA256SUMS | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
     log "guest: $(cd "$GUEST_OUT" && du -b arm/* i386/* firmware/* | awk '{printf "%s %d, ", $2, $1}')"
 }
+
+# wasm/build.sh guest_check: boot both guests with the host's native QEMU
+# (Debian 12: apt-get install qemu-system-arm qemu-system-x86), with the
+# machine options the playground uses, to the ready line and one answered
+# command; prints the wall time of each. Not part of all(): a smoke test.
+GUEST_CHECK_PY='
+import os, select, subprocess, sys, time
+timeout, cmd = float(sys.argv[1]), sys.argv[2:]
+t0 = time.time()
+p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+buf, stage, ready = b"", 0, None
+while time.time() - t0 < timeout:
+    if select.select([p.stdout], [], [], 0.2)[0]:
+        d = os.read(p.stdout.fileno(), 4096)
+        if not d: break
+        buf += d
+    if stage == 0 and b"cpr-playground guest ready" in buf:
+        ready, stage = time.time() - t0, 1
+    if stage == 1 and b"# " in buf.split(b"cpr-playground guest ready", 1)[1]:
+        p.stdin.write(b"echo answer $((6*7)); uptime\n"); p.stdin.flush(); stage = 2
+    if stage == 2 and b"answer 42" in buf:
+        print("ready line %.2f s, shell answered %.2f s" % (ready, time.time() - t0))
+        p.kill(); sys.exit(0)
+p.kill()
+sys.stdout.write(buf.decode(errors="replace")[-3000:])
+print("\nno ready line and answer within %d s (stage %d)" % (timeout, stage)); sys.exit(1)
+'
+step_guest_check() {
+    local g=$GUEST_OUT q
+    for q in qemu-system-arm qemu-system-i386 python3; do
+        command -v $q >/dev/null || die "$q is missing: apt-get install qemu-system-arm qemu-system-x86 python3"
+    done
+    [ -f "$g/arm/uImage" ] || die "no guest images in $g: run 'wasm/build.sh guest' first"
+    log "guest_check arm: $(python3 -c "$GUEST_CHECK_PY" 60 qemu-system-arm -M virt -cpu cortex-a15 \
+        -m 128 -nic none -nographic -kernel "$g/arm/uImage" -initrd "$g/arm/initrd.cpio" \
+        -append "$(cat "$g/arm/cmdline")")" || die "arm guest did not boot"
+    for q in vmlinux bzImage; do
+        log "guest_check i386 $q: $(python3 -c "$GUEST_CHECK_PY" 60 qemu-system-i386 -M pc -m 128 \
+            -nic none -vga none -nographic -L "$g/firmware" -kernel "$g/i386/$q" \
+            -initrd "$g/i386/initrd.cpio" -append "$(cat "$g/i386/cmdline")")" || die "i386 guest ($q) did not boot"
+    done
+}
