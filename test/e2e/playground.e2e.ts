@@ -68,6 +68,13 @@ describe('playground page', { timeout: 30 * 60_000 }, () => {
     assert.match(await page.evaluate(() => window.playground.monitor('info version')), /10\.2\.2/);
     assert.match(await page.evaluate(() => window.playground.monitor('info mtree')), /address-space/);
     assert.match(await page.locator('#st-argv').textContent() ?? '', /qemu-system-arm .*-m 128/);
+
+    // Pausing from the monitor shows in the status.
+    await page.evaluate(() => window.playground.monitor('stop'));
+    await page.locator('#st-state[data-state="paused"]').waitFor({ timeout: 30_000 });
+    assert.match(await page.evaluate(() => window.playground.monitor('info status')), /VM status: paused/);
+    await page.evaluate(() => window.playground.monitor('cont'));
+    await page.locator('#st-state[data-state="running"]').waitFor({ timeout: 30_000 });
     await page.evaluate(() => window.playground.stop());
     await page.locator('#st-state[data-state="stopped"]').waitFor({ timeout: 30_000 });
     await page.context().close();
