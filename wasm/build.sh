@@ -14,6 +14,7 @@ all() {
     step guest step_guest "$WASM_DIR/steps/guest.sh" "$WASM_DIR/guest" "$WASM_DIR/guest.lock" "$STAMPS/toolchain"
     step deps step_deps "$WASM_DIR/steps/deps.sh" "$WASM_DIR/deps-patches" "$STAMPS/sources"
     step qemu step_qemu "$WASM_DIR/steps/qemu.sh" "$WASM_DIR/patches" "$STAMPS/deps"
+    step package step_package "$WASM_DIR/steps/package.sh" "$STAMPS/qemu" "$STAMPS/guest"
 }
 
 if [ $# -eq 0 ]; then all; else for s in "$@"; do "step_$s"; done; fi

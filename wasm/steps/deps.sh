@@ -1,5 +1,6 @@
 # Step: QEMU's libraries, cross-built for wasm32-emscripten as static
-# archives into $PREFIX (/build/sysroot inside the root).
+# archives into $PREFIX (/build/sysroot inside the root). libfdt is not
+# here: QEMU builds it as its dtc subproject (see qemu.sh).
 
 DEPS_CFLAGS="-O3 -pthread"
 DEPS_LDFLAGS="-pthread -sWASM_BIGINT -sASYNCIFY=1 -L/build/sysroot/lib"
@@ -102,31 +103,12 @@ deps_pixman() {
         meson install -C _build >/dev/null"
 }
 
-# libfdt by hand: its meson build insists on a shared library.
-deps_libfdt() {
-    fresh_copy "$(source_dir device-tree-compiler=1.7.2-2)" dtc
-    in_cross "cd /build/deps/dtc/libfdt
-        for f in fdt fdt_ro fdt_wip fdt_sw fdt_rw fdt_strerror fdt_empty_tree fdt_addresses fdt_overlay fdt_check; do
-            emcc \$CFLAGS -I. -c \$f.c -o \$f.o
-        done
-        emar rcs /build/sysroot/lib/libfdt.a *.o
-        cp fdt.h libfdt.h libfdt_env.h /build/sysroot/include/
-        cat > /build/sysroot/lib/pkgconfig/libfdt.pc <<PC
-prefix=/build/sysroot
-Name: libfdt
-Description: Flat device tree library
-Version: 1.7.2
-Libs: -L\\\${prefix}/lib -lfdt
-Cflags: -I\\\${prefix}/include
-PC"
-}
-
 step_deps() {
     rm -rf "$PREFIX"
     mkdir -p "$PREFIX/lib/pkgconfig" "$PREFIX/include"
     write_cross_file
     local d t0
-    for d in zlib libffi pcre2 glib pixman libfdt; do
+    for d in zlib libffi pcre2 glib pixman; do
         t0=$(date +%s)
         "deps_$d"
         log "  deps: $d built in $(( $(date +%s) - t0 )) s"

@@ -4,12 +4,14 @@
 
 QEMU_SPEC=qemu=1:10.2.2+ds-1
 QEMU_TARGETS="arm-softmmu i386-softmmu"
+# The build's name, shown by `info version` as "10.2.2 (cpr-playground v1)".
+QEMU_BUILD_NAME=v1
 
 # Added to configs/meson/emscripten.txt's flags. MODULARIZE lets the worker
 # create an instance with its own I/O and arguments, and create a second
 # one later; EXIT_RUNTIME reports QEMU's exit status to the worker; -O2
 # runs wasm-opt, which halves the size after Asyncify.
-QEMU_LDFLAGS="-O2 -sMODULARIZE=1 -sEXPORT_NAME=createQemu -sEXIT_RUNTIME=1
+QEMU_LDFLAGS="-L/build/sysroot/lib -O2 -sMODULARIZE=1 -sEXPORT_NAME=createQemu -sEXIT_RUNTIME=1
  -sEXPORTED_RUNTIME_METHODS=FS,ENV,PThread,addFunction,removeFunction
  -sENVIRONMENT=web,worker,node"
 
@@ -26,6 +28,10 @@ qemu_prepare_tree() {
                 git apply --whitespace=nowarn \"\$p\" || { echo \"patch \$(basename \$p) does not apply\" >&2; exit 1; }
             done" || die "the patch series does not apply to $QEMU_SPEC"
     fi
+    # libfdt: QEMU's own dtc subproject, fed from Debian's source package
+    # instead of a git download; QEMU builds it as a static library.
+    cp -a "$(source_dir device-tree-compiler=1.7.2-2)" "$stage/subprojects/dtc"
+    patch -s -p1 -d "$stage/subprojects/dtc" < "$WASM_DIR/deps-patches/dtc-static-subproject.patch"
     # Keep timestamps of unchanged files so ninja rebuilds only what the
     # patches touched.
     mkdir -p "$ROOT/build/qemu-src"
@@ -38,7 +44,10 @@ qemu_configure() {
     ld=$(echo $QEMU_LDFLAGS)
     in_cross "mkdir -p /build/qemu-build && cd /build/qemu-build
         emconfigure ../qemu-src/configure --static --disable-tools --disable-docs \
-            --enable-tcg-interpreter --disable-install-blobs \
+            --enable-tcg-interpreter --disable-install-blobs --disable-download \
+            --enable-fdt=internal --disable-sdl --disable-gtk --disable-vnc \
+            --extra-cflags=-I/build/sysroot/include \
+            --with-pkgversion='cpr-playground $QEMU_BUILD_NAME' \
             --target-list='${QEMU_TARGETS// /,}' --extra-ldflags='$ld' \
             > configure.log 2>&1 || { tail -40 configure.log; exit 1; }" ||
         die "QEMU configure failed, see $ROOT/build/qemu-build/configure.log"
@@ -46,9 +55,10 @@ qemu_configure() {
 
 step_qemu() {
     qemu_prepare_tree
-    # Reconfigure when the configure inputs (this file) changed.
+    # Reconfigure when the configure inputs (this file, configure) changed.
     local cfg_hash
-    cfg_hash=$(echo "$QEMU_TARGETS $QEMU_LDFLAGS" | sha256sum | cut -c1-16)
+    cfg_hash=$( (echo "$QEMU_TARGETS $QEMU_LDFLAGS $QEMU_BUILD_NAME"
+                 cat "$ROOT/build/qemu-src/configure") | sha256sum | cut -c1-16)
     if [ "$(cat "$ROOT/build/qemu-build/.cpr-config" 2>/dev/null)" != "$cfg_hash" ]; then
         rm -rf "$ROOT/build/qemu-build"
         qemu_configure

@@ -4,7 +4,7 @@
 # Native tools used inside the root to configure and build the sources.
 TOOLCHAIN_PACKAGES="emscripten dpkg-dev ca-certificates python3 python3-venv
  python3-tomli meson ninja-build pkg-config autoconf automake libtool libltdl-dev
- gettext make patch flex bison bzip2 xz-utils file git cpio gzip rsync"
+ gettext make patch gcc libc6-dev flex bison bzip2 xz-utils file git cpio gzip rsync"
 
 step_toolchain() {
     command -v debootstrap >/dev/null ||

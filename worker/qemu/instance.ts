@@ -3,6 +3,7 @@
 // (a dedicated Worker, or Node's main thread); never touches the DOM.
 
 import { JsCharDevice } from './chardev';
+import { MONITOR_DEVICE, SERIAL_DEVICE } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
 
 export interface QemuLaunchOptions {
@@ -35,20 +36,6 @@ export interface QemuInstance {
   readonly exited: Promise<QemuExit>;
   /** Ends QEMU and all its pthread workers. */
   kill(): Promise<void>;
-}
-
-/** Paths of the two character devices QEMU's chardevs open. */
-export const SERIAL_DEVICE = '/dev/cpr-serial';
-export const MONITOR_DEVICE = '/dev/cpr-monitor';
-
-/** The chardev arguments that connect QEMU's serial port and HMP monitor to the host. */
-export function consoleArgv(): string[] {
-  return [
-    '-chardev', `pipe,id=serial0,path=${SERIAL_DEVICE}`,
-    '-serial', 'chardev:serial0',
-    '-chardev', `pipe,id=monitor0,path=${MONITOR_DEVICE}`,
-    '-mon', 'chardev=monitor0,mode=readline',
-  ];
 }
 
 function isFactory(value: unknown): value is QemuFactory {

@@ -1,0 +1,97 @@
+// The guests the playground boots and the QEMU command line for each.
+// Pure data and functions: usable from the worker, the page and Node tests.
+
+import { consoleArgv } from './consoles';
+
+export type GuestName = 'arm' | 'i386';
+
+export interface GuestSpec {
+  name: GuestName;
+  /** QEMU binary (build artifact) that runs this guest. */
+  binary: 'qemu-system-arm' | 'qemu-system-i386';
+  title: string;
+  /** Artifact paths (relative to the artifact root) and where QEMU sees them. */
+  files: Record<string, string>;
+  /** Machine arguments, without RAM, consoles and files. */
+  machine: string[];
+  kernelCmdline: string;
+}
+
+/** The guest's init prints this when its shell is ready. */
+export const READY_LINE = 'cpr-playground guest ready';
+/** Busybox's prompt as set by the guest's profile ends with this. */
+export const PROMPT_SUFFIX = '# ';
+
+// Why these options (docs/guests.md has the long form):
+// -nodefaults: no VGA, parallel port, floppy or default NIC; the playground
+//   wires exactly the devices it shows (one serial port, one monitor).
+// -nic none: no network backend is built into the wasm QEMU (no slirp, no
+//   tap); a NIC without a backend is dead weight and, as the default NIC,
+//   made -M virt exit at start.
+// -display none: there is no display backend in the browser build.
+export const GUESTS: Record<GuestName, GuestSpec> = {
+  arm: {
+    name: 'arm',
+    binary: 'qemu-system-arm',
+    title: 'Linux on Arm (virt, Cortex-A15)',
+    // An uncompressed kernel in a uImage wrapper: QEMU loads a raw arm Image
+    // at the wrong offset, and a zImage spends ~100 s decompressing itself
+    // under TCI (docs/guest.md).
+    files: { 'guest/arm/uImage': '/guest/uImage', 'guest/arm/initrd.cpio': '/guest/initrd.cpio' },
+    machine: ['-M', 'virt', '-cpu', 'cortex-a15', '-kernel', '/guest/uImage', '-initrd', '/guest/initrd.cpio'],
+    kernelCmdline: 'console=ttyAMA0 lpj=100000 panic=-1',
+  },
+  i386: {
+    name: 'i386',
+    binary: 'qemu-system-i386',
+    title: 'Linux on i386 (pc, SeaBIOS)',
+    files: {
+      // A PVH ELF kernel: QEMU enters it directly (pvh.bin), so nothing is
+      // decompressed under TCI, unlike a bzImage.
+      'guest/i386/vmlinux': '/guest/vmlinux',
+      'guest/i386/initrd.cpio': '/guest/initrd.cpio',
+      'guest/firmware/bios-256k.bin': '/firmware/bios-256k.bin',
+      'guest/firmware/pvh.bin': '/firmware/pvh.bin',
+      'guest/firmware/kvmvapic.bin': '/firmware/kvmvapic.bin',
+    },
+    machine: ['-M', 'pc', '-L', '/firmware', '-kernel', '/guest/vmlinux', '-initrd', '/guest/initrd.cpio'],
+    kernelCmdline: 'console=ttyS0 lpj=100000 tsc=reliable no_timer_check mitigations=off panic=-1',
+  },
+};
+
+export const RAM_MIN_MIB = 64;
+export const RAM_MAX_MIB = 1024;
+
+/** Why a RAM size is not accepted, or undefined when it is. */
+export function ramSizeProblem(ramMiB: number): string | undefined {
+  if (!Number.isInteger(ramMiB)) return `RAM size must be a whole number of MiB, got ${ramMiB}`;
+  if (ramMiB < RAM_MIN_MIB || ramMiB > RAM_MAX_MIB) {
+    return `RAM size must be between ${RAM_MIN_MIB} and ${RAM_MAX_MIB} MiB, got ${ramMiB}`;
+  }
+  if (ramMiB % 16 !== 0) return `RAM size must be a multiple of 16 MiB, got ${ramMiB}`;
+  return undefined;
+}
+
+export interface GuestLaunch {
+  /** QEMU arguments after the program name, consoles included. */
+  argv: string[];
+  /** Artifact path (relative to the artifact root) → path in QEMU's file system. */
+  files: Record<string, string>;
+}
+
+/** The QEMU command line and the files to provide for a guest. */
+export function guestArgv(guest: GuestName, ramMiB: number): GuestLaunch {
+  const spec = GUESTS[guest];
+  const problem = ramSizeProblem(ramMiB);
+  if (problem) throw new RangeError(problem);
+  return {
+    argv: [
+      ...spec.machine,
+      '-m', String(ramMiB),
+      '-nodefaults', '-nic', 'none', '-display', 'none',
+      ...consoleArgv(),
+      '-append', spec.kernelCmdline,
+    ],
+    files: { ...spec.files },
+  };
+}
