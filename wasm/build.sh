@@ -13,7 +13,7 @@ all() {
     step sources step_sources "$WASM_DIR/steps/sources.sh" "$WASM_DIR/sources.lock"
     step guest step_guest "$WASM_DIR/steps/guest.sh" "$WASM_DIR/guest" "$WASM_DIR/guest.lock" "$STAMPS/toolchain"
     step deps step_deps "$WASM_DIR/steps/deps.sh" "$WASM_DIR/deps-patches" "$STAMPS/sources"
-    step qemu step_qemu "$WASM_DIR/steps/qemu.sh" "$WASM_DIR/patches" "$STAMPS/deps"
+    step qemu step_qemu "$WASM_DIR/steps/qemu.sh" "$WASM_DIR/patches" "$WASM_DIR/emscripten" "$STAMPS/deps"
     step package step_package "$WASM_DIR/steps/package.sh" "$STAMPS/qemu" "$STAMPS/guest"
 }
 

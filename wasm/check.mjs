@@ -11,7 +11,7 @@ const repo = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(repo, 'wasm/dist');
 
 // The same set as recipe_files in wasm/steps/package.sh.
-const RECIPE = ['wasm/build.sh', 'wasm/lib.sh', 'wasm/steps', 'wasm/patches', 'wasm/deps-patches',
+const RECIPE = ['wasm/build.sh', 'wasm/lib.sh', 'wasm/steps', 'wasm/patches', 'wasm/deps-patches', 'wasm/emscripten',
   'wasm/guest', 'wasm/sources.lock', 'wasm/guest.lock'];
 
 const sha256 = (path) => createHash('sha256').update(readFileSync(path)).digest('hex');

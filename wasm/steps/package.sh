@@ -7,7 +7,7 @@
 # Files whose content defines the artifacts. wasm/check.mjs hashes the same
 # set: keep recipe_files in step with RECIPE_GLOBS there.
 recipe_files() {
-    (cd "$REPO_DIR" && find wasm/build.sh wasm/lib.sh wasm/steps wasm/patches wasm/deps-patches \
+    (cd "$REPO_DIR" && find wasm/build.sh wasm/lib.sh wasm/steps wasm/patches wasm/deps-patches wasm/emscripten \
         wasm/guest wasm/sources.lock wasm/guest.lock -type f 2>/dev/null | LC_ALL=C sort)
 }
 

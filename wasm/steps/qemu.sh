@@ -7,11 +7,14 @@ QEMU_TARGETS="arm-softmmu i386-softmmu"
 # The build's name, shown by `info version` as "10.2.2 (cpr-playground v1)".
 QEMU_BUILD_NAME=v1
 
-# Added to configs/meson/emscripten.txt's flags. MODULARIZE lets the worker
-# create an instance with its own I/O and arguments, and create a second
-# one later; EXIT_RUNTIME reports QEMU's exit status to the worker; -O2
-# runs wasm-opt, which halves the size after Asyncify.
-QEMU_LDFLAGS="-L/build/sysroot/lib -O2 -sMODULARIZE=1 -sEXPORT_NAME=createQemu -sEXIT_RUNTIME=1
+# Added after the flags configure sets for Emscripten. MODULARIZE lets the
+# worker create an instance with its own I/O and arguments, and a second
+# one later; -O2 runs wasm-opt, which halves the size after Asyncify.
+# No EXIT_RUNTIME: with PROXY_TO_PTHREAD it would run QEMU's atexit
+# handlers on the module's main thread, where they deadlock waiting for
+# QEMU's own thread; without it exit() still reports its status (onExit).
+QEMU_LDFLAGS="-L/build/sysroot/lib -O2 -sMODULARIZE=1 -sEXPORT_NAME=createQemu
+ --js-library=/build/emscripten/exit.js
  -sEXPORTED_RUNTIME_METHODS=FS,ENV,PThread,addFunction,removeFunction
  -sENVIRONMENT=web,worker,node"
 
@@ -55,12 +58,14 @@ qemu_configure() {
 
 step_qemu() {
     qemu_prepare_tree
+    rm -rf "$ROOT/build/emscripten"
+    cp -a "$WASM_DIR/emscripten" "$ROOT/build/emscripten"
     # Reconfigure when the configure inputs (this file, configure) changed.
     local cfg_hash
     cfg_hash=$( (echo "$QEMU_TARGETS $QEMU_LDFLAGS $QEMU_BUILD_NAME"
-                 cat "$ROOT/build/qemu-src/configure") | sha256sum | cut -c1-16)
+                 cat "$ROOT/build/qemu-src/configure" "$WASM_DIR"/emscripten/*) | sha256sum | cut -c1-16)
     if [ "$(cat "$ROOT/build/qemu-build/.cpr-config" 2>/dev/null)" != "$cfg_hash" ]; then
-        rm -rf "$ROOT/build/qemu-build"
+        # In place: ninja then recompiles only what the new flags change.
         qemu_configure
         echo "$cfg_hash" > "$ROOT/build/qemu-build/.cpr-config"
     fi

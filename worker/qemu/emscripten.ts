@@ -33,6 +33,8 @@ export interface EmscriptenFS {
 
 /** What the host passes to the factory (Emscripten's "Module" object). */
 export interface ModuleOptions {
+  /** argv[0]. */
+  thisProgram: string;
   arguments: string[];
   locateFile(path: string, prefix: string): string;
   print(text: string): void;

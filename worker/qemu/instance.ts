@@ -59,13 +59,19 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
     settle(exit);
   };
 
+  // The module object, known from preRun on (before the factory resolves,
+  // which start-up errors can prevent).
+  let loaded: QemuModule | undefined;
   const options: Partial<ModuleOptions> = {
+    // argv[0]: QEMU names itself in every error message.
+    thisProgram: programName(opts.jsUrl),
     arguments: opts.argv,
     locateFile: (path) => (path.endsWith('.wasm') ? opts.wasmUrl : new URL(path, opts.jsUrl).href),
     print: (line) => opts.onLog(line),
     printErr: (line) => opts.onLog(line),
     preRun: [
       (module) => {
+        loaded = module;
         for (const [path, data] of Object.entries(opts.files)) {
           module.FS.mkdirTree(path.slice(0, path.lastIndexOf('/')) || '/');
           module.FS.writeFile(path, data);
@@ -76,8 +82,13 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
     ],
     onExit: (status) => end({ status }),
     onAbort: (what) => end({ status: 134, message: `QEMU aborted: ${String(what)}` }),
-    // Emscripten's default would end the whole process (Node) or throw.
-    quit: (status) => end({ status }),
+    // exit() in QEMU arrives here (wasm/emscripten/exit.js). Emscripten's
+    // default would end the whole process (Node) or throw; instead stop
+    // QEMU's pthreads (the vCPU thread would otherwise run on) and report.
+    quit: (status) => {
+      loaded?.PThread?.terminateAllThreads();
+      end({ status });
+    },
   };
 
   let module: QemuModule;
@@ -99,6 +110,12 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
       await exited;
     },
   };
+}
+
+/** "qemu-system-arm" for ".../qemu-system-arm.js". */
+export function programName(jsUrl: string): string {
+  const file = new URL(jsUrl).pathname.split('/').pop() ?? 'qemu';
+  return file.replace(/\.m?js$/, '');
 }
 
 function deadInstance(exited: Promise<QemuExit>): QemuInstance {

@@ -1,0 +1,134 @@
+// npm run smoke — runs in Node (main thread hosts the QEMU module; QEMU's
+// pthreads are worker_threads). Loads the committed artifacts (unpacked by
+// `npm run artifacts` into wasm/out/), boots each guest with the real QEMU,
+// runs a command in its shell and a monitor command, and prints boot times.
+// Also checks that a QEMU start-up error reaches the user (issue 2, item 3).
+import { readFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { GUESTS, READY_LINE, guestArgv, type GuestName } from '../../worker/qemu/guests';
+import { consoleArgv } from '../../worker/qemu/consoles';
+import { launchQemu, type QemuInstance } from '../../worker/qemu/instance';
+
+const out = fileURLToPath(new URL('../../wasm/out/', import.meta.url));
+const BOOT_TIMEOUT_MS = 300_000;
+const build = 'v1';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+class Transcript {
+  text = '';
+  private waiters: Array<() => void> = [];
+  push(bytes: Uint8Array): void {
+    this.text += decoder.decode(bytes, { stream: true });
+    for (const w of this.waiters.splice(0)) w();
+  }
+  /** Resolves when `pattern` appears after offset `from`. */
+  async waitFor(pattern: string | RegExp, timeoutMs: number, from = 0): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const rest = this.text.slice(from);
+      const at = typeof pattern === 'string' ? rest.indexOf(pattern) : rest.search(pattern);
+      if (at >= 0) return from + at;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${String(pattern)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 1000));
+        this.waiters.push(() => { clearTimeout(t); resolve(); });
+      });
+    }
+  }
+}
+
+function files(paths: Record<string, string>): Record<string, Uint8Array> {
+  return Object.fromEntries(Object.entries(paths).map(([artifact, fsPath]) => [fsPath, readFileSync(out + artifact)]));
+}
+
+function urls(guest: GuestName): { jsUrl: string; wasmUrl: string } {
+  const base = `${out}qemu/${build}/${GUESTS[guest].binary}`;
+  return { jsUrl: pathToFileURL(`${base}.js`).href, wasmUrl: pathToFileURL(`${base}.wasm`).href };
+}
+
+let passed = 0;
+let failed = 0;
+async function check(name: string, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (err) {
+    failed++;
+    console.log(`FAIL ${name}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+async function bootGuest(guest: GuestName): Promise<void> {
+  const serial = new Transcript();
+  const monitor = new Transcript();
+  const log: string[] = [];
+  const launch = guestArgv(guest, 128);
+  const t0 = Date.now();
+  let qemu: QemuInstance | undefined;
+  try {
+    qemu = await launchQemu({
+      ...urls(guest),
+      argv: launch.argv,
+      files: files(launch.files),
+      onSerial: (b) => serial.push(b),
+      onMonitor: (b) => monitor.push(b),
+      onLog: (line) => log.push(line),
+    });
+    const exitedEarly = qemu.exited.then((e) => {
+      throw new Error(`QEMU exited with status ${e.status}: ${log.join(' | ') || e.message || 'no message'}`);
+    });
+    await Promise.race([serial.waitFor(READY_LINE, BOOT_TIMEOUT_MS), exitedEarly]);
+    const readyMs = Date.now() - t0;
+    await Promise.race([serial.waitFor(/# $/m, 60_000), exitedEarly]);
+    const promptMs = Date.now() - t0;
+    const mark = serial.text.length;
+    qemu.writeSerial(encoder.encode('echo answer=$((6*7))\n'));
+    await Promise.race([serial.waitFor('answer=42', 60_000, mark), exitedEarly]);
+    const mmark = monitor.text.length;
+    qemu.writeMonitor(encoder.encode('info version\n'));
+    await Promise.race([monitor.waitFor(/10\.2\.2 \(cpr-playground v1\)/, 30_000, mmark), exitedEarly]);
+    console.log(`     ${guest}: ready line after ${(readyMs / 1000).toFixed(1)} s, shell prompt after ` +
+      `${(promptMs / 1000).toFixed(1)} s (Node ${process.version}, QEMU ${build})`);
+    qemu.writeMonitor(encoder.encode('quit\n'));
+    const exit = await Promise.race([qemu.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('QEMU did not quit')), 30_000))]);
+    if (exit.status !== 0) throw new Error(`quit ended QEMU with status ${exit.status}`);
+  } catch (err) {
+    await qemu?.kill();
+    const tail = serial.text.slice(-600);
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- serial tail ---\n${tail}`);
+  }
+}
+
+async function startupErrorReachesUser(): Promise<void> {
+  // -M virt's default NIC needs a network backend, and none is built in:
+  // QEMU must say so rather than exit silently.
+  const log: string[] = [];
+  const qemu = await launchQemu({
+    ...urls('arm'),
+    argv: ['-M', 'virt', '-display', 'none', ...consoleArgv()],
+    files: {},
+    onSerial: () => undefined,
+    onMonitor: () => undefined,
+    onLog: (line) => log.push(line),
+  });
+  const exit = await Promise.race([qemu.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('QEMU did not exit')), 60_000))]);
+  if (exit.status === 0) throw new Error('QEMU started although its default NIC has no backend');
+  const text = log.join('\n');
+  if (!/qemu-system-arm: .+/.test(text)) {
+    throw new Error(`QEMU exited with status ${exit.status} but printed no error (log: ${JSON.stringify(text)})`);
+  }
+  console.log(`     error shown: ${text.split('\n').find((l) => l.startsWith('qemu-system-arm:'))}`);
+}
+
+const only = process.argv.slice(2);
+const want = (name: string): boolean => only.length === 0 || only.includes(name);
+if (want('error')) await check('a QEMU start-up error reaches the user', startupErrorReachesUser);
+for (const guest of ['arm', 'i386'] as const) {
+  if (want(guest)) await check(`${guest} guest boots to a shell and answers`, () => bootGuest(guest));
+}
+console.log(`smoke: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
