@@ -100,6 +100,13 @@ describe('QemuHost.boot', () => {
     await expect(host.boot({})).rejects.toMatchObject({ code: 'load-failed', message: /wasm did not load.*CompileError/ });
   });
 
+  it('ends QEMU when a thread traps, instead of hanging until the boot timeout', async () => {
+    const backend = new FakeBackend({ crashLine: 'worker sent an error! qemu-system-arm.js:1: Uncaught RuntimeError: function signature mismatch' });
+    const { host } = makeHost({ backend });
+    await expect(host.boot({})).rejects.toMatchObject({ code: 'qemu-exited', message: /crashed: .*function signature mismatch/ });
+    expect(backend.instances[0]!.killed).toBe(true);
+  });
+
   it('says what to do when the manifest is missing', async () => {
     const { host } = makeHost({ fetch: fakeFetch({ 'manifest.json': null }) });
     await expect(host.boot({})).rejects.toMatchObject({ code: 'load-failed', message: /npm run artifacts/ });

@@ -70,6 +70,8 @@ export interface HostEnvironment {
 }
 
 const LOG_LINES = 40;
+/** What the Emscripten glue logs when one of QEMU's threads traps. */
+const CRASH = /worker sent an error!|Uncaught RuntimeError/;
 /** What Emscripten says when the wasm itself cannot be used. */
 const LOAD_FAILURE = /CompileError|LinkError|failed to asynchronously prepare wasm|fetching of the wasm failed|WebAssembly\.(instantiate|compile)/;
 const SERIAL_FLUSH_MS = 8;
@@ -89,6 +91,8 @@ interface Session {
   onReady: (() => void) | null;
   revokeWasm(): void;
   ended: boolean;
+  /** Set when QEMU crashed in a way that does not end it by itself. */
+  crashed: string | null;
 }
 
 export class QemuHost implements QemuWorkerApi {
@@ -262,6 +266,7 @@ export class QemuHost implements QemuWorkerApi {
       onReady: null,
       revokeWasm: wasmUrl.revoke,
       ended: false,
+      crashed: null,
     };
     this.session = session;
     const ready = this.waitForReady(session);
@@ -274,7 +279,7 @@ export class QemuHost implements QemuWorkerApi {
         files,
         onSerial: (b) => this.onSerial(session, b),
         onMonitor: (b) => this.onMonitorBytes(session, b),
-        onLog: (line) => this.onLog(line),
+        onLog: (line) => this.onLog(line, session),
       });
     } catch (e) {
       throw new PlaygroundError(
@@ -380,10 +385,16 @@ export class QemuHost implements QemuWorkerApi {
     }
   }
 
-  private onLog(line: string): void {
+  private onLog(line: string, session: Session): void {
     this.logs.push(line);
     if (this.logs.length > LOG_LINES) this.logs.shift();
     this.call('log', line);
+    // A trap in one of QEMU's pthread workers is only logged by the glue;
+    // QEMU then hangs. End it, so the page shows why instead of waiting.
+    if (CRASH.test(line) && session === this.session && !session.ended && !session.crashed) {
+      session.crashed = line;
+      void session.instance?.kill();
+    }
   }
 
   private onExit(session: Session, exit: { status: number; message?: string }): void {
@@ -399,6 +410,9 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   private exitError(session: Session, exit: { status: number; message?: string }): PlaygroundError {
+    if (session.crashed) {
+      return new PlaygroundError('qemu-exited', `${session.build.name} crashed: ${session.crashed}${this.recentLogs()}`);
+    }
     const why = `${exit.message ?? ''} ${this.logs.join(' ')}`;
     // Emscripten aborts (rather than rejecting) when the wasm does not
     // compile or link: that is a load failure, not QEMU's own exit.

@@ -14,6 +14,8 @@ export interface FakeOptions {
   launchError?: string;
   /** Exit at once with this abort message, as Emscripten does on a CompileError. */
   abortMessage?: string;
+  /** Log this line and hang, as the glue does when a pthread traps. */
+  crashLine?: string;
   readyDelayMs?: number;
 }
 
@@ -33,7 +35,9 @@ export class FakeQemu implements QemuInstanceLike {
     this.exited = new Promise((r) => (this.settle = r));
     setTimeout(() => {
       req.onMonitor(enc.encode("QEMU 10.2.2 monitor - type 'help' for more information\r\n(qemu) "));
-      if (opts.abortMessage !== undefined) {
+      if (opts.crashLine !== undefined) {
+        req.onLog(opts.crashLine);
+      } else if (opts.abortMessage !== undefined) {
         this.settle({ status: 134, message: opts.abortMessage });
         this.running = false;
       } else if (opts.exitStatus !== undefined) {
