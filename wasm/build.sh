@@ -7,6 +7,8 @@ for f in "$WASM_DIR"/steps/*.sh; do source "$f"; done
 
 [ "$(id -u)" = 0 ] || die "the build uses debootstrap and chroot: run it as root"
 mkdir -p "$WORK"
+# in_root mounts /proc in the root; leave no mount behind for tools that walk the tree.
+trap 'mountpoint -q "$ROOT/proc" && umount "$ROOT/proc"; true' EXIT
 
 all() {
     step toolchain step_toolchain "$WASM_DIR/steps/toolchain.sh"
