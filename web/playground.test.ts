@@ -14,17 +14,28 @@ afterEach(() => {
   for (const p of open.splice(0)) p.close();
 });
 
-function connect(backend = new FakeBackend(), isolated = true): Playground {
+/** A Playground whose "workers" are MessageChannels to fresh hosts. */
+function connect(backend = new FakeBackend(), isolated = true): Playground & { workers: number } {
   registerTransferHandlers();
-  const { port1, port2 } = new MessageChannel();
-  open.push(port1, port2);
-  const host = new QemuHost({ backend, fetch: fakeFetch(), isolated: () => true, wasmUrl: () => ({ url: 'blob:x', revoke: () => undefined }) });
-  expose(host, port2 as unknown as Parameters<typeof expose>[1]);
-  return new Playground({
+  const counter = { workers: 0 };
+  const pg = new Playground({
     artifactsBase: 'http://test/artifacts/',
     isolated,
-    createWorker: () => port1 as unknown as Worker,
+    createWorker: () => {
+      counter.workers++;
+      const { port1, port2 } = new MessageChannel();
+      open.push(port1, port2);
+      const host = new QemuHost({ backend, fetch: fakeFetch(), isolated: () => true, wasmUrl: () => ({ url: 'blob:x', revoke: () => undefined }) });
+      expose(host, port2 as unknown as Parameters<typeof expose>[1]);
+      const worker = port1 as unknown as Worker & { terminate(): void };
+      worker.terminate = () => {
+        port1.close();
+        port2.close();
+      };
+      return worker;
+    },
   });
+  return Object.defineProperty(pg, 'workers', { get: () => counter.workers }) as Playground & { workers: number };
 }
 
 describe('Playground over Comlink', () => {
@@ -43,6 +54,17 @@ describe('Playground over Comlink', () => {
     await expect(pg.waitForSerial('cpr-playground guest ready', 100)).resolves.toBeTruthy();
     expect(pg.serialText()).toContain('Booting Linux');
     expect((await pg.stop()).state).toBe('stopped');
+  });
+
+  it('gives every boot a fresh worker and ignores the old one', async () => {
+    const backend = new FakeBackend();
+    const pg = connect(backend);
+    await pg.boot({ guest: 'arm' });
+    const second = await pg.boot({ guest: 'i386' });
+    expect(pg.workers).toBe(2);
+    expect(second).toMatchObject({ state: 'running', build: 'qemu-system-i386@v1' });
+    expect(pg.status()).toMatchObject({ state: 'running', guest: 'i386' });
+    expect(backend.instances[0]!.killed).toBe(true);
   });
 
   it('carries error codes across the boundary as PlaygroundError', async () => {

@@ -96,12 +96,20 @@ export class Playground implements PlaygroundApi {
   private remote: Remote<QemuWorkerApi> | null = null;
   private worker: Worker | null = null;
   private ready: Promise<Remote<QemuWorkerApi>> | null = null;
+  /** Events from older workers are ignored. */
+  private epoch = 0;
+  /** The current worker has started a QEMU. */
+  private booted = false;
 
   constructor(private readonly deps: PlaygroundDeps) {
     registerTransferHandlers();
   }
 
-  boot(options: BootOptions = {}): Promise<Status> {
+  async boot(options: BootOptions = {}): Promise<Status> {
+    // Each boot gets a fresh worker: ending the old one ends every thread
+    // of the old QEMU, even one that hung or trapped while starting.
+    if (this.booted) await this.replaceWorker();
+    this.booted = true;
     return this.call((w) => w.boot(options)).then((s) => this.setStatus(s));
   }
 
@@ -172,6 +180,18 @@ export class Playground implements PlaygroundApi {
     this.worker = null;
     this.remote = null;
     this.ready = null;
+    this.booted = false;
+    this.epoch++;
+  }
+
+  /** Stops QEMU politely (bounded), then ends its worker. */
+  private async replaceWorker(): Promise<void> {
+    const remote = this.remote;
+    if (remote) {
+      const stopped = remote.stop().then((s) => this.setStatus(s), () => undefined);
+      await Promise.race([stopped, new Promise((r) => setTimeout(r, 5000))]);
+    }
+    this.dispose();
   }
 
   // ---- internals -----------------------------------------------------------
@@ -199,17 +219,25 @@ export class Playground implements PlaygroundApi {
     this.ready ??= (async () => {
       const worker = this.deps.createWorker();
       this.worker = worker;
-      worker.addEventListener('error', (ev) => this.crashed(ev.message || 'the QEMU worker failed to load'));
+      const epochAtStart = this.epoch;
+      worker.addEventListener('error', (ev) => {
+        if (epochAtStart === this.epoch) this.crashed(ev.message || 'the QEMU worker failed to load');
+      });
       const remote = wrap<QemuWorkerApi>(worker);
+      const epoch = this.epoch;
+      const mine = (): boolean => epoch === this.epoch;
+      // A new worker counts its status from 0 again.
+      this.current = { ...this.current, seq: -1 };
       const listener: WorkerListener = {
         serial: (bytes) => {
+          if (!mine()) return;
           this.serial.append(bytes);
           this.serialEvents.emit(bytes);
         },
-        monitor: (bytes) => this.monitorEvents.emit(bytes),
-        status: (status) => this.setStatus(status),
-        progress: (p) => this.progressEvents.emit(p),
-        log: (line) => this.logEvents.emit(line),
+        monitor: (bytes) => mine() && this.monitorEvents.emit(bytes),
+        status: (status) => mine() && this.setStatus(status),
+        progress: (p) => mine() && this.progressEvents.emit(p),
+        log: (line) => mine() && this.logEvents.emit(line),
       };
       await remote.init({ artifactsBase: this.deps.artifactsBase }, proxy(listener));
       this.remote = remote;

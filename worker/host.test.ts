@@ -107,6 +107,18 @@ describe('QemuHost.boot', () => {
     expect(backend.instances[0]!.killed).toBe(true);
   });
 
+  it('reports a trap while QEMU is still starting', async () => {
+    const backend = new FakeBackend({ hangLaunch: true, crashLine: 'worker sent an error! x.js:1: Uncaught RuntimeError: function signature mismatch' });
+    const { host } = makeHost({ backend });
+    await expect(host.boot({})).rejects.toMatchObject({ code: 'qemu-exited', message: /crashed: .*signature mismatch/ });
+    expect(await host.status()).toMatchObject({ state: 'error' });
+  });
+
+  it('times out a QEMU that hangs while starting', async () => {
+    const { host } = makeHost({ backend: new FakeBackend({ hangLaunch: true }) });
+    await expect(host.boot({ bootTimeoutMs: 50 })).rejects.toMatchObject({ code: 'boot-timeout' });
+  });
+
   it('says what to do when the manifest is missing', async () => {
     const { host } = makeHost({ fetch: fakeFetch({ 'manifest.json': null }) });
     await expect(host.boot({})).rejects.toMatchObject({ code: 'load-failed', message: /npm run artifacts/ });

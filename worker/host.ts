@@ -93,6 +93,16 @@ interface Session {
   ended: boolean;
   /** Set when QEMU crashed in a way that does not end it by itself. */
   crashed: string | null;
+  /** Rejects once QEMU has ended or crashed; waits race against it. */
+  failure: Promise<never>;
+  fail(e: PlaygroundError): void;
+}
+
+function failureSignal(): { failure: Promise<never>; fail(e: PlaygroundError): void } {
+  let fail!: (e: PlaygroundError) => void;
+  const failure = new Promise<never>((_, reject) => (fail = reject));
+  failure.catch(() => undefined); // observed by whoever races it
+  return { failure, fail };
 }
 
 export class QemuHost implements QemuWorkerApi {
@@ -193,10 +203,14 @@ export class QemuHost implements QemuWorkerApi {
     await s.monitor.command('system_reset');
     // A paused VM stays paused across system_reset; the user asked for a fresh boot.
     if (this.state.state === 'booting') await s.monitor.command('cont').catch(() => undefined);
+    const deadline = this.bootDeadline(s, s.options.bootTimeoutMs);
     try {
-      await this.withTimeout(s, ready, s.options.bootTimeoutMs);
+      await Promise.race([ready, s.failure, deadline.expired]);
     } catch (e) {
+      if (this.session === s) await this.stopSession();
       throw this.fail(e);
+    } finally {
+      deadline.clear();
     }
     return this.snapshot();
   }
@@ -267,12 +281,15 @@ export class QemuHost implements QemuWorkerApi {
       revokeWasm: wasmUrl.revoke,
       ended: false,
       crashed: null,
+      ...failureSignal(),
     };
     this.session = session;
     const ready = this.waitForReady(session);
-    let instance: QemuInstanceLike;
-    try {
-      instance = await this.env.backend.launch({
+    // One deadline from here to the shell: QEMU may also hang while
+    // starting (a trap in a pthread leaves the module promise pending).
+    const deadline = this.bootDeadline(session, options.bootTimeoutMs);
+    const launched = this.env.backend
+      .launch({
         jsUrl: base + build.jsPath,
         wasmUrl: wasmUrl.url,
         argv,
@@ -280,22 +297,31 @@ export class QemuHost implements QemuWorkerApi {
         onSerial: (b) => this.onSerial(session, b),
         onMonitor: (b) => this.onMonitorBytes(session, b),
         onLog: (line) => this.onLog(line, session),
+      })
+      .catch((e: unknown) => {
+        throw new PlaygroundError(
+          'load-failed',
+          `${build.name} failed to start: ${e instanceof Error ? e.message : String(e)}${this.recentLogs()}`,
+        );
       });
+    try {
+      const instance = await Promise.race([launched, session.failure, deadline.expired]);
+      session.instance = instance;
+      void instance.exited.then((exit) => this.onExit(session, exit));
+      if (this.activeBoot !== id) {
+        await instance.kill();
+        this.checkCurrent(id);
+      }
+      if (!session.ended && this.state.state === 'starting') this.setState({ state: 'booting' });
+      this.progress({ phase: 'boot', label: `booting the ${options.guest} guest`, loaded: 0, total: 0 });
+      await Promise.race([ready, session.failure, deadline.expired]);
     } catch (e) {
-      throw new PlaygroundError(
-        'load-failed',
-        `${build.name} failed to start: ${e instanceof Error ? e.message : String(e)}${this.recentLogs()}`,
-      );
+      // If QEMU shows up after we gave up on it, end it.
+      void launched.then((late) => (session.instance === late ? undefined : late.kill()), () => undefined);
+      throw e;
+    } finally {
+      deadline.clear();
     }
-    session.instance = instance;
-    void instance.exited.then((exit) => this.onExit(session, exit));
-    if (this.activeBoot !== id) {
-      await instance.kill();
-      this.checkCurrent(id);
-    }
-    if (!session.ended && this.state.state === 'starting') this.setState({ state: 'booting' });
-    this.progress({ phase: 'boot', label: `booting the ${options.guest} guest`, loaded: 0, total: 0 });
-    await this.withTimeout(session, ready, options.bootTimeoutMs);
     this.progress({ phase: 'done', label: 'guest ready', loaded: 0, total: 0 });
     return this.snapshot();
   }
@@ -308,9 +334,11 @@ export class QemuHost implements QemuWorkerApi {
     });
   }
 
-  private withTimeout(session: Session, ready: Promise<void>, timeoutMs: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+  /** A promise that rejects with boot-timeout after timeoutMs, until cleared. */
+  private bootDeadline(session: Session, timeoutMs: number): { expired: Promise<never>; clear(): void } {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
         const tail = session.serialTail.slice(-300);
         reject(
           new PlaygroundError(
@@ -321,19 +349,9 @@ export class QemuHost implements QemuWorkerApi {
           ),
         );
       }, timeoutMs);
-      const ended = session.instance?.exited ?? new Promise<never>(() => {});
-      ready.then(
-        () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        () => undefined,
-      );
-      void ended.then((exit) => {
-        clearTimeout(timer);
-        reject(this.exitError(session, exit));
-      });
     });
+    expired.catch(() => undefined);
+    return { expired, clear: () => clearTimeout(timer) };
   }
 
   private onSerial(session: Session, bytes: Uint8Array): void {
@@ -393,6 +411,7 @@ export class QemuHost implements QemuWorkerApi {
     // QEMU then hangs. End it, so the page shows why instead of waiting.
     if (CRASH.test(line) && session === this.session && !session.ended && !session.crashed) {
       session.crashed = line;
+      session.fail(this.exitError(session, { status: 134 }));
       void session.instance?.kill();
     }
   }
@@ -400,6 +419,7 @@ export class QemuHost implements QemuWorkerApi {
   private onExit(session: Session, exit: { status: number; message?: string }): void {
     if (session.ended) return;
     session.ended = true;
+    session.fail(this.exitError(session, exit));
     session.monitor.close(this.exitError(session, exit));
     session.revokeWasm();
     if (session !== this.session) return;
@@ -440,7 +460,9 @@ export class QemuHost implements QemuWorkerApi {
     this.session = null;
     s.onReady = null;
     s.ended = true;
-    s.monitor.close(new PlaygroundError('bad-state', 'QEMU was stopped'));
+    const stopped = new PlaygroundError('bad-state', 'QEMU was stopped');
+    s.fail(stopped);
+    s.monitor.close(stopped);
     this.flushSerial();
     try {
       await s.instance?.kill();

@@ -16,6 +16,8 @@ export interface FakeOptions {
   abortMessage?: string;
   /** Log this line and hang, as the glue does when a pthread traps. */
   crashLine?: string;
+  /** launch() never settles (QEMU's main thread died while starting); logs crashLine if set. */
+  hangLaunch?: boolean;
   readyDelayMs?: number;
 }
 
@@ -115,6 +117,11 @@ export class FakeBackend implements QemuBackend {
 
   async launch(req: LaunchRequest): Promise<QemuInstanceLike> {
     if (this.opts.launchError) throw new Error(this.opts.launchError);
+    if (this.opts.hangLaunch) {
+      const line = this.opts.crashLine;
+      if (line) setTimeout(() => req.onLog(line), 5);
+      return new Promise<never>(() => undefined);
+    }
     const q = new FakeQemu(req, this.opts);
     this.instances.push(q);
     return q;
