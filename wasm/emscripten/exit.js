@@ -7,14 +7,15 @@
 // with its locks still held. One of them waits for such a lock and the
 // main thread spins forever: the exit status is never reported and the
 // worker hangs (seen with `-version` and with every start-up error).
-// Instead end the way _Exit() does: report the status (Module.quit) and
-// skip the handlers. QEMU has already printed its message by then (stderr
-// is unbuffered); the host then terminates the pthreads.
+// Instead end the way _Exit() does: skip the handlers and hand the status
+// to the host (Module.onExit), which terminates QEMU's pthreads. QEMU has
+// printed its message by then (stderr is unbuffered).
 addToLibrary({
-  $exitOnMainThread__deps: ['proc_exit'],
+  $exitOnMainThread__deps: ['$runtimeKeepalivePop'],
   $exitOnMainThread__proxy: 'async',
   $exitOnMainThread: (returnCode) => {
     {{{ runtimeKeepalivePop() }}};
-    _proc_exit(returnCode);
+    EXITSTATUS = returnCode;
+    Module['onExit']?.(returnCode);
   },
 });

@@ -80,15 +80,13 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
         monitor.install(module.FS, 65);
       },
     ],
-    onExit: (status) => end({ status }),
-    onAbort: (what) => end({ status: 134, message: `QEMU aborted: ${String(what)}` }),
-    // exit() in QEMU arrives here (wasm/emscripten/exit.js). Emscripten's
-    // default would end the whole process (Node) or throw; instead stop
-    // QEMU's pthreads (the vCPU thread would otherwise run on) and report.
-    quit: (status) => {
+    // exit() in QEMU arrives here (wasm/emscripten/exit.js); stop QEMU's
+    // pthreads, or the vCPU thread would run on.
+    onExit: (status) => {
       loaded?.PThread?.terminateAllThreads();
       end({ status });
     },
+    onAbort: (what) => end({ status: 134, message: `QEMU aborted: ${String(what)}` }),
   };
 
   let module: QemuModule;
