@@ -45,6 +45,7 @@ const monitorPane = new TerminalPane($('monitor'), (data) => {
 playground.onSerial((bytes) => serialPane.write(bytes));
 playground.onMonitor((bytes) => monitorPane.write(bytes));
 playground.onLog((line) => console.info(`[qemu] ${line}`));
+playground.onStatus((s) => console.info(`[status] ${s.state}${s.error ? ` ${s.error.code}: ${s.error.message}` : ''}`));
 
 const tabs = [
   { tab: $<HTMLButtonElement>('tab-serial'), pane: serialPane },

@@ -100,6 +100,8 @@ export class Playground implements PlaygroundApi {
   private epoch = 0;
   /** The current worker has started a QEMU. */
   private booted = false;
+  /** QEMU's last log line, for when the worker itself dies. */
+  private lastLog = '';
 
   constructor(private readonly deps: PlaygroundDeps) {
     registerTransferHandlers();
@@ -237,7 +239,11 @@ export class Playground implements PlaygroundApi {
         monitor: (bytes) => mine() && this.monitorEvents.emit(bytes),
         status: (status) => mine() && this.setStatus(status),
         progress: (p) => mine() && this.progressEvents.emit(p),
-        log: (line) => mine() && this.logEvents.emit(line),
+        log: (line) => {
+          if (!mine()) return;
+          this.lastLog = line;
+          this.logEvents.emit(line);
+        },
       };
       await remote.init({ artifactsBase: this.deps.artifactsBase }, proxy(listener));
       this.remote = remote;
@@ -247,7 +253,8 @@ export class Playground implements PlaygroundApi {
   }
 
   private crashed(message: string): void {
-    const error: ErrorInfo = { code: 'worker-crashed', message: `${message}; reload the page` };
+    const last = this.lastLog ? `; QEMU's last words: ${this.lastLog}` : '';
+    const error: ErrorInfo = { code: 'worker-crashed', message: `the QEMU worker failed: ${message}${last}. Boot again or reload the page` };
     this.setStatus({ ...this.current, seq: this.current.seq + 1, state: 'error', error });
     this.serial.cancel(new PlaygroundError(error.code, error.message));
     this.dispose();

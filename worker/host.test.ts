@@ -107,6 +107,16 @@ describe('QemuHost.boot', () => {
     expect(backend.instances[0]!.killed).toBe(true);
   });
 
+  it('a trap after boot ends QEMU and puts the reason in the status', async () => {
+    const { host, backend } = makeHost();
+    await host.boot({});
+    expect(host.absorbUncaughtError('Uncaught RuntimeError: function signature mismatch')).toBe(true);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await host.status()).toMatchObject({ state: 'error', error: { code: 'qemu-exited', message: /crashed: .*signature mismatch/ } });
+    expect(backend.instances[0]!.killed).toBe(true);
+    expect(host.absorbUncaughtError('later')).toBe(false);
+  });
+
   it('reports a trap while QEMU is still starting', async () => {
     const backend = new FakeBackend({ hangLaunch: true, crashLine: 'worker sent an error! x.js:1: Uncaught RuntimeError: function signature mismatch' });
     const { host } = makeHost({ backend });

@@ -215,6 +215,19 @@ export class QemuHost implements QemuWorkerApi {
     return this.snapshot();
   }
 
+  /**
+   * An uncaught error in the worker while QEMU runs is QEMU's: the glue
+   * rethrows a trap of one of its pthreads. Record it as QEMU's crash
+   * (the page then sees qemu-exited with the reason) and return true so
+   * the worker entry keeps the error from killing the whole worker.
+   */
+  absorbUncaughtError(message: string): boolean {
+    const s = this.session;
+    if (!s || s.ended) return false;
+    this.crash(s, message);
+    return true;
+  }
+
   // ---- internals -----------------------------------------------------------
 
   private async bootSession(id: number, options: ResolvedBootOptions): Promise<Status> {
@@ -409,11 +422,20 @@ export class QemuHost implements QemuWorkerApi {
     this.call('log', line);
     // A trap in one of QEMU's pthread workers is only logged by the glue;
     // QEMU then hangs. End it, so the page shows why instead of waiting.
-    if (CRASH.test(line) && session === this.session && !session.ended && !session.crashed) {
-      session.crashed = line;
-      session.fail(this.exitError(session, { status: 134 }));
-      void session.instance?.kill();
-    }
+    if (CRASH.test(line) && session === this.session) this.crash(session, line);
+  }
+
+  /** QEMU trapped and will not end by itself: end it and report why. */
+  private crash(session: Session, reason: string): void {
+    if (session.ended || session.crashed) return;
+    session.crashed = reason;
+    const error = this.exitError(session, { status: 134 });
+    session.fail(error);
+    // While booting, boot() reports it; once running, nobody waits, so say it here.
+    const booting = this.activeBoot !== 0;
+    void this.stopSession().then(() => {
+      if (!booting) this.fail(error);
+    });
   }
 
   private onExit(session: Session, exit: { status: number; message?: string }): void {

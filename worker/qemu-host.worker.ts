@@ -20,4 +20,12 @@ const host = new QemuHost({
   },
 });
 
+// The Emscripten glue rethrows a trap of one of QEMU's pthreads as an
+// uncaught error here. It is QEMU's crash, not the worker's: let the host
+// report it (qemu-exited, with the trap) and keep the worker alive.
+self.addEventListener('error', (ev: ErrorEvent) => {
+  const what = ev.error instanceof Error ? ev.error.message : ev.message;
+  if (host.absorbUncaughtError(what || 'an uncaught error in a QEMU thread')) ev.preventDefault();
+});
+
 expose(host);

@@ -65,6 +65,8 @@ export async function launchBrowser(): Promise<Browser> {
 export async function openPage(browser: Browser, url: string, log: (line: string) => void = () => undefined): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
+  // Actions (click, fill) never wait long: only boots do, explicitly.
+  page.setDefaultTimeout(60_000);
   page.on('console', (m) => log(`[page ${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => log(`[page error] ${e.message}`));
   await page.goto(url);
@@ -74,7 +76,16 @@ export async function openPage(browser: Browser, url: string, log: (line: string
 
 /** The text a terminal pane shows, one line per row, trailing blanks trimmed. */
 export async function terminalLines(page: Page, pane: 'serial' | 'monitor'): Promise<string[]> {
-  return page.$$eval(`#${pane} .xterm-rows > div`, (rows) => rows.map((r) => (r.textContent ?? '').replace(/\u00a0/g, ' ').trimEnd()));
+  return within(30_000, `reading the ${pane} terminal`, page.$$eval(`#${pane} .xterm-rows > div`, (rows) => rows.map((r) => (r.textContent ?? '').replace(/\u00a0/g, ' ').trimEnd())));
+}
+
+/** Fails instead of hanging when the page stops answering. */
+export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms: the page stopped answering`)), ms);
+  });
+  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
 }
 
 export async function waitForTerminal(page: Page, pane: 'serial' | 'monitor', test: (line: string) => boolean, timeoutMs: number): Promise<string> {
@@ -87,5 +98,22 @@ export async function waitForTerminal(page: Page, pane: 'serial' | 'monitor', te
       throw new Error(`the ${pane} terminal never showed the expected line; it shows:\n${lines.filter(Boolean).join('\n')}`);
     }
     await page.waitForTimeout(250);
+  }
+}
+
+/** Waits until the page's status reaches `state`; fails at once, with the
+ * reason, if it reaches 'error' instead. */
+export async function waitForState(page: Page, state: string, timeoutMs: number): Promise<void> {
+  const handle = await page.waitForFunction(
+    (want) => {
+      const s = window.playground.status();
+      return s.state === want || s.state === 'error' ? s : null;
+    },
+    state,
+    { timeout: timeoutMs, polling: 250 },
+  );
+  const s = await handle.jsonValue();
+  if (!s || s.state !== state) {
+    throw new Error(`the page went to ${s?.state} instead of ${state}: ${s?.error?.code}: ${s?.error?.message}`);
   }
 }

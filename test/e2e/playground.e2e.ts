@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { BOOT_TIMEOUT_MS, launchBrowser, openPage, startServer, waitForTerminal, type Server } from './harness';
+import { BOOT_TIMEOUT_MS, launchBrowser, openPage, startServer, waitForState, waitForTerminal, type Server } from './harness';
 
 let server: Server;
 let browser: Browser;
@@ -42,7 +42,7 @@ describe('playground page', { timeout: 30 * 60_000 }, () => {
     await page.selectOption('#guest', 'arm');
     await page.fill('#ram', '128');
     await page.click('#boot');
-    await page.locator('#st-state[data-state="running"]').waitFor({ timeout: BOOT_TIMEOUT_MS });
+    await waitForState(page, 'running', BOOT_TIMEOUT_MS);
     await waitForTerminal(page, 'serial', (l) => l.includes('cpr-playground guest ready'), 10_000);
 
     // Type into the terminal like a person and read the answer off it.
@@ -71,12 +71,12 @@ describe('playground page', { timeout: 30 * 60_000 }, () => {
 
     // Pausing from the monitor shows in the status.
     await page.evaluate(() => window.playground.monitor('stop'));
-    await page.locator('#st-state[data-state="paused"]').waitFor({ timeout: 30_000 });
+    await waitForState(page, 'paused', 30_000);
     assert.match(await page.evaluate(() => window.playground.monitor('info status')), /VM status: paused/);
     await page.evaluate(() => window.playground.monitor('cont'));
-    await page.locator('#st-state[data-state="running"]').waitFor({ timeout: 30_000 });
+    await waitForState(page, 'running', 30_000);
     await page.evaluate(() => window.playground.stop());
-    await page.locator('#st-state[data-state="stopped"]').waitFor({ timeout: 30_000 });
+    await waitForState(page, 'stopped', 30_000);
     await page.context().close();
   });
 

@@ -1,13 +1,13 @@
 // Runs in Node: `npm run screenshot` refreshes docs/screenshot.png with
 // the playground showing a booted arm guest that answered a command.
-import { BOOT_TIMEOUT_MS, launchBrowser, openPage, REPO, startServer, waitForTerminal } from './harness';
+import { BOOT_TIMEOUT_MS, launchBrowser, openPage, REPO, startServer, waitForState, waitForTerminal } from './harness';
 
 const server = await startServer();
 const browser = await launchBrowser();
 try {
   const page = await openPage(browser, server.url);
   await page.click('#boot');
-  await page.locator('#st-state[data-state="running"]').waitFor({ timeout: BOOT_TIMEOUT_MS });
+  await waitForState(page, 'running', BOOT_TIMEOUT_MS);
   await page.click('#serial');
   for (const cmd of ['uname -a', 'echo $((6*7))']) {
     await page.keyboard.type(cmd);
