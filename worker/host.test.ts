@@ -114,7 +114,7 @@ describe('QemuHost.boot', () => {
     await new Promise((r) => setTimeout(r, 10));
     expect(await host.status()).toMatchObject({ state: 'error', error: { code: 'qemu-exited', message: /crashed: .*signature mismatch/ } });
     expect(backend.instances[0]!.killed).toBe(true);
-    expect(host.absorbUncaughtError('later')).toBe(false);
+    expect(host.absorbUncaughtError('the rethrown trap')).toBe(true);
   });
 
   it('reports a trap while QEMU is still starting', async () => {

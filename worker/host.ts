@@ -113,6 +113,7 @@ export class QemuHost implements QemuWorkerApi {
   private nextId = 1;
   /** The boot in progress; stop() or a newer boot clears it, cancelling it. */
   private activeBoot = 0;
+  private lastCrashAt = -Infinity;
   private state: Status = { seq: 0, state: 'idle', guest: null, build: null, argv: [], ramMiB: null, error: null };
   private readonly logs: string[] = [];
   private serialOut: Uint8Array[] = [];
@@ -223,7 +224,8 @@ export class QemuHost implements QemuWorkerApi {
    */
   absorbUncaughtError(message: string): boolean {
     const s = this.session;
-    if (!s || s.ended) return false;
+    // The glue logs the trap first, so the session may already be gone.
+    if (!s || s.ended) return Date.now() - this.lastCrashAt < 10_000;
     this.crash(s, message);
     return true;
   }
@@ -429,6 +431,7 @@ export class QemuHost implements QemuWorkerApi {
   private crash(session: Session, reason: string): void {
     if (session.ended || session.crashed) return;
     session.crashed = reason;
+    this.lastCrashAt = Date.now();
     const error = this.exitError(session, { status: 134 });
     session.fail(error);
     // While booting, boot() reports it; once running, nobody waits, so say it here.
@@ -453,7 +456,8 @@ export class QemuHost implements QemuWorkerApi {
 
   private exitError(session: Session, exit: { status: number; message?: string }): PlaygroundError {
     if (session.crashed) {
-      return new PlaygroundError('qemu-exited', `${session.build.name} crashed: ${session.crashed}${this.recentLogs()}`);
+      const reason = session.crashed;
+      return new PlaygroundError('qemu-exited', `${session.build.name} crashed: ${reason}${this.recentLogs(reason)}`);
     }
     const why = `${exit.message ?? ''} ${this.logs.join(' ')}`;
     // Emscripten aborts (rather than rejecting) when the wasm does not
@@ -471,8 +475,8 @@ export class QemuHost implements QemuWorkerApi {
     );
   }
 
-  private recentLogs(): string {
-    const lines = this.logs.filter((l) => l.trim() !== '').slice(-8);
+  private recentLogs(except = ''): string {
+    const lines = this.logs.filter((l) => l.trim() !== '' && l !== except).slice(-8);
     return lines.length ? `. QEMU said: ${lines.join(' | ')}` : '';
   }
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { BOOT_TIMEOUT_MS, launchBrowser, openPage, startServer, waitForState, waitForTerminal, type Server } from './harness';
+import { BOOT_TIMEOUT_MS, launchBrowser, openPage, startServer, waitForState, waitForTerminal, within, type Server } from './harness';
 
 let server: Server;
 let browser: Browser;
@@ -43,20 +43,25 @@ describe('playground page', { timeout: 30 * 60_000 }, () => {
     await page.fill('#ram', '128');
     await page.click('#boot');
     await waitForState(page, 'running', BOOT_TIMEOUT_MS);
+    log('step: running');
     await waitForTerminal(page, 'serial', (l) => l.includes('cpr-playground guest ready'), 10_000);
+    log('step: ready line on the terminal');
 
     // Type into the terminal like a person and read the answer off it.
+    log('step: typing into the serial terminal');
     await page.click('#serial');
-    await page.keyboard.type('echo $((6*7))');
-    await page.keyboard.press('Enter');
+    await within(60_000, 'typing', page.keyboard.type('echo $((6*7))'));
+    await within(60_000, 'pressing Enter', page.keyboard.press('Enter'));
+    log('step: waiting for 42');
     await waitForTerminal(page, 'serial', (l) => l.trim() === '42', 60_000);
+    log('step: 42 seen');
 
     // The monitor tab is a real HMP console.
     await page.click('#tab-monitor');
     await waitForTerminal(page, 'monitor', (l) => l.startsWith('(qemu)'), 30_000);
     await page.click('#monitor');
-    await page.keyboard.type('info status');
-    await page.keyboard.press('Enter');
+    await within(60_000, 'typing', page.keyboard.type('info status'));
+    await within(60_000, 'pressing Enter', page.keyboard.press('Enter'));
     await waitForTerminal(page, 'monitor', (l) => l.includes('VM status: running'), 30_000);
 
     // The same through window.playground.
