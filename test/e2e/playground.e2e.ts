@@ -48,6 +48,7 @@ describe('playground page', { timeout: 30 * 60_000 }, () => {
     log('step: ready line on the terminal');
 
     // Type into the terminal like a person and read the answer off it.
+    await waitForTerminal(page, 'serial', (l) => l.trimEnd().endsWith('#'), 60_000);
     log('step: typing into the serial terminal');
     await page.click('#serial');
     await within(60_000, 'typing', page.keyboard.type('echo $((6*7))'));

@@ -8,12 +8,18 @@ try {
   const page = await openPage(browser, server.url);
   await page.click('#boot');
   await waitForState(page, 'running', BOOT_TIMEOUT_MS);
+  // The shell's prompt comes a moment after the ready line.
+  await waitForTerminal(page, 'serial', (l) => l.trimEnd().endsWith('#'), 60_000);
   await page.click('#serial');
-  for (const cmd of ['uname -a', 'echo $((6*7))']) {
+  // One command at a time: typing ahead would echo out of order.
+  for (const [cmd, answer] of [
+    ['uname -a', (l: string) => l.startsWith('Linux ')],
+    ['echo $((6*7))', (l: string) => l.trim() === '42'],
+  ] as const) {
     await page.keyboard.type(cmd);
     await page.keyboard.press('Enter');
+    await waitForTerminal(page, 'serial', answer, 60_000);
   }
-  await waitForTerminal(page, 'serial', (l) => l.trim() === '42', 60_000);
   await page.screenshot({ path: `${REPO}docs/screenshot.png` });
   console.log('screenshot: wrote docs/screenshot.png');
 } finally {
