@@ -110,7 +110,9 @@ describe('QemuHost.boot', () => {
   it('a trap after boot ends QEMU and puts the reason in the status', async () => {
     const { host, backend } = makeHost();
     await host.boot({});
+    const inFlight = host.monitor('info mtree');
     expect(host.absorbUncaughtError('Uncaught RuntimeError: function signature mismatch')).toBe(true);
+    await expect(inFlight).rejects.toMatchObject({ code: 'qemu-exited', message: /signature mismatch/ });
     await new Promise((r) => setTimeout(r, 10));
     expect(await host.status()).toMatchObject({ state: 'error', error: { code: 'qemu-exited', message: /crashed: .*signature mismatch/ } });
     expect(backend.instances[0]!.killed).toBe(true);

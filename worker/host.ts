@@ -434,6 +434,7 @@ export class QemuHost implements QemuWorkerApi {
     this.lastCrashAt = Date.now();
     const error = this.exitError(session, { status: 134 });
     session.fail(error);
+    session.monitor.close(error); // a command in flight learns why
     // While booting, boot() reports it; once running, nobody waits, so say it here.
     const booting = this.activeBoot !== 0;
     void this.stopSession().then(() => {

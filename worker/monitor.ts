@@ -80,6 +80,7 @@ export class MonitorChannel {
 
   /** Fails every waiting command (QEMU ended). */
   close(reason: Error): void {
+    if (this.closed) return; // the first reason is the real one
     this.closed = reason;
     const all = [...(this.current ? [this.current] : []), ...this.queue.splice(0)];
     this.current = null;
