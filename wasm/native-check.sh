@@ -14,8 +14,9 @@
 # Exit status: 0 when every test passed, 1 otherwise.
 set -euo pipefail
 
-WASM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(dirname "$WASM_DIR")
+# WASM_DIR, REPO_DIR and debian_mirror come from the wasm build's helpers;
+# die and log are redefined below with this script's prefix.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 QEMU_DIR_NAME=qemu-10.2.2+ds
 PRISTINE=${CPR_WASM_WORK:-$WASM_DIR/.work}/root/build/src/$QEMU_DIR_NAME
 WORK=${CPR_NATIVE_WORK:-/work/nativecheck}
@@ -82,18 +83,6 @@ version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ];
 
 meson_ok() {
     command -v meson >/dev/null && version_ge "$(meson --version)" "$MESON_MIN"
-}
-
-# The mirror this host's apt uses, read at run time (never written in the repo).
-debian_mirror() {
-    local uri
-    uri=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -n1)
-    if [ -z "$uri" ]; then
-        uri=$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
-              awk '{print $2}' | grep -v security | head -n1)
-    fi
-    [ -n "$uri" ] || die "no Debian mirror found in /etc/apt (sources.list or *.sources)"
-    echo "$uri"
 }
 
 step_apt() {
