@@ -72,7 +72,12 @@ step_qemu() {
     # The JS libraries are link inputs ninja does not know of: relink always
     # (the step runs only when an input changed).
     rm -f "$ROOT"/build/qemu-build/qemu-system-*.js
-    in_cross "cd /build/qemu-build && ninja -j2 > build.log 2>&1 || { grep -B2 -A12 -m3 'error' build.log; exit 1; }" ||
+    # ccache (Debian's emscripten pulls it into the root) under emcc's clang:
+    # a reconfigure otherwise recompiles all of QEMU (~10 min), even for a
+    # link flag.
+    in_cross "cd /build/qemu-build
+        if command -v ccache >/dev/null; then export EM_COMPILER_WRAPPER=ccache CCACHE_DIR=/build/ccache CCACHE_BASEDIR=/build; fi
+        ninja -j2 > build.log 2>&1 || { grep -B2 -A12 -m3 'error' build.log; exit 1; }" ||
         die "QEMU build failed, see $ROOT/build/qemu-build/build.log"
     mkdir -p "$WORK/out"
     local t
