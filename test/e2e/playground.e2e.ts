@@ -85,14 +85,11 @@ describe('playground page', { timeout: 30 * 60_000 }, () => {
     await page.context().close();
   });
 
-  // Known bug, kept visible: `info mtree` traps QEMU ("function signature
-  // mismatch") because glib frees lists through (GFunc) casts, which wasm
-  // cannot call. The fix (wasm/deps-patches/glib-free-full-no-gfunc-cast.patch)
-  // is on branch wip/live-update (docs/live-update.md) and needs rebuilt
-  // artifacts; drop `todo` when they land.
+  // `info mtree` frees lists with g_list_free_full(): it trapped QEMU until
+  // glib stopped calling destroy functions through (GFunc) casts
+  // (wasm/deps-patches/glib-free-full-no-gfunc-cast.patch).
   it('answers info mtree from the monitor', {
     timeout: BOOT_TIMEOUT_MS + 120_000,
-    todo: 'info mtree traps QEMU: glib (GFunc) casts in *_free_full; fix pending rebuilt artifacts',
   }, async () => {
     const page = await fresh();
     const status = await page.evaluate((t) => window.playground.boot({ guest: 'arm', ramMiB: 128, bootTimeoutMs: t }), BOOT_TIMEOUT_MS);

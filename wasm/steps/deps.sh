@@ -69,9 +69,11 @@ deps_pcre2() {
 deps_glib() {
     fresh_copy "$(source_dir glib2.0=2.88.0-1)" glib
     patch -s -p1 -d "$ROOT/build/deps/glib" < "$WASM_DIR/deps-patches/glib-unix-fd-query-path-emscripten.patch"
-    # A one-argument destroy function called through a two-argument GFunc
-    # traps on wasm (call_indirect checks the signature): `info mtree`.
+    # A function called through a pointer of another signature traps on
+    # wasm (call_indirect checks it): destroy functions as GFunc, two-argument
+    # compare functions as GCompareDataFunc (`info mtree`).
     patch -s -p1 -d "$ROOT/build/deps/glib" < "$WASM_DIR/deps-patches/glib-free-full-no-gfunc-cast.patch"
+    patch -s -p1 -d "$ROOT/build/deps/glib" < "$WASM_DIR/deps-patches/glib-compare-func-no-cast.patch"
     # glib links -lresolv for res_query; Emscripten has no resolver and
     # QEMU never resolves through glib, so an always-failing stub stands in.
     cat > "$ROOT/build/deps/res_query.c" <<'C'
