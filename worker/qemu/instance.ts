@@ -183,7 +183,11 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
 
   let module: QemuModule;
   try {
-    module = await glue.default(options);
+    // A failed instantiation from a compiled module ends the instance
+    // while the factory waits for it forever.
+    const created = await Promise.race([glue.default(options), exited.then(() => null)]);
+    if (!created) return deadInstance(exited);
+    module = created;
   } catch (err) {
     // A failed instantiation, or an exit during start-up (bad arguments).
     if (ended) return deadInstance(exited);
