@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { BOOT_TIMEOUT_MS, launchBrowser, openPage, startServer, waitForState, within, type Server } from './harness';
+import { BOOT_TIMEOUT_MS, launchBrowser, liveUpdateUnavailable, openPage, startServer, waitForState, within, type Server } from './harness';
 
 let server: Server;
 let browser: Browser;
@@ -83,7 +83,7 @@ const UNLINKABLE_WASM = Buffer.from([
   ...Buffer.from('cpr_not_a_func1'), 0x00, 0x00, // "cpr_not_a_func1" func type 0
 ]);
 
-describe('live update failures keep the guest', { timeout: 60 * 60_000 }, () => {
+describe('live update failures keep the guest', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }, () => {
   it('a missing build: refused at once, and QEMU itself restarts the VM when it was typed', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async () => {
     const page = await bootArm();
     const refused = await failingUpdate(page, 'v9');

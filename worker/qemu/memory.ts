@@ -56,7 +56,8 @@ export function createSharedMemory(): WebAssembly.Memory {
   const h = new Uint32Array(memory.buffer, headerBase(memory), HEADER_BYTES / 4);
   h[H_VERSION] = LAYOUT_VERSION;
   h[H_HEAP_LIMIT] = HEAP_LIMIT;
-  h[H_REGIONS_BOTTOM] = headerBase(memory);
+  // Regions start REGION_ALIGN aligned below the header.
+  h[H_REGIONS_BOTTOM] = Math.floor(headerBase(memory) / REGION_ALIGN) * REGION_ALIGN;
   h[H_FILE_COUNT] = 0;
   h[H_MAGIC] = LAYOUT_MAGIC; // last: a half-written header is not valid
   return memory;
