@@ -496,6 +496,7 @@ export class QemuHost implements QemuWorkerApi {
   private async startInstance(session: Session, req: StartRequest): Promise<StartTimes> {
     const launchedAt = wallClock();
     let runtimeReadyAt = 0;
+    session.monitor.reset();
     const instance = await this.launch(session, req, (at) => (runtimeReadyAt = at));
     session.instance = instance;
     const ended = instance.exited.then((exit) => {
