@@ -198,7 +198,9 @@ export class LiveUpdates<S extends UpdateSession> {
   /** QEMU exec'd: replace the instance (typed or from liveUpdate()). */
   async onExec(s: S, req: ExecRequest, timeoutMs = DEFAULT_UPDATE_TIMEOUT_MS): Promise<void> {
     const name = execName(req.argv[0] ?? '');
-    const u = s.update ?? this.begin(s, 'cpr-exec', name, s.migrateSeenAt ?? req.at);
+    // Typed: the pause began when the `migrate` line was seen (or at exec
+    // if its echo came later).
+    const u = s.update ?? this.begin(s, 'cpr-exec', name, Math.min(s.migrateSeenAt ?? req.at, req.at));
     const old = s.prepared!;
     this.port.updating(s);
     const files: Record<string, Uint8Array> = {};
