@@ -81,9 +81,13 @@ export interface UpdatePort<S extends UpdateSession> {
   instance(s: S): QemuInstanceLike | null;
   monitor(s: S, command: string, timeoutMs?: number): Promise<string>;
   prepare(s: S, target: string): Promise<PreparedBuild>;
+  /** Starts the next instance's worker and threads ahead of the pause. */
+  prewarm(s: S, prepared: PreparedBuild): void;
   createMemory(): WebAssembly.Memory;
   updating(s: S): void;
   updated(s: S, prepared: PreparedBuild, argv: string[], result: LiveUpdateResult): void;
+  /** The old build runs the VM again after a failed update. */
+  restored(s: S): void;
   /** The fallback failed too: the session is lost. */
   lost(s: S, error: PlaygroundError): void;
   log(line: string): void;
@@ -183,6 +187,7 @@ export class LiveUpdates<S extends UpdateSession> {
       throw refuse(s.prepared?.layoutProblem ?? `${from} does not run on a shared Memory`);
     }
     if (prepared.layoutProblem) throw refuse(prepared.layoutProblem);
+    this.port.prewarm(s, prepared);
     const u = this.begin(s, 'cpr-exec', prepared.build.name, wallClock());
     for (const cmd of ['migrate_set_parameter mode cpr-exec', `migrate_set_parameter cpr-exec-command ${cprExecCommand(prepared.build.name, s.baseArgv)}`]) {
       const err = hmpError(await this.port.monitor(s, cmd));
@@ -241,6 +246,7 @@ export class LiveUpdates<S extends UpdateSession> {
       try {
         await this.restartOld(s, old, req, files, env, timeoutMs);
         s.update = null;
+        this.port.restored(s);
         u.reject(new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed: ${why}. The VM runs again on ${old.build.name}`));
       } catch (e2) {
         const lost = new PlaygroundError(

@@ -117,7 +117,7 @@ describe('live update failures keep the guest', { timeout: 60 * 60_000, skip: li
       await page.waitForTimeout(500);
     }
     log(`info migrate: ${info}`);
-    assert.match(info, /failed/, 'the migration failed');
+    assert.match(info, /failed \(execvp qemu-system-arm@v9 failed: No such file or directory\)/, 'QEMU says why the migration failed');
     assert.ok(logs.some((l) => /no QEMU build named "qemu-system-arm@v9"/.test(l)), 'the reason is logged');
     await page.waitForFunction(async () => /running/.test(await window.playground.monitor('info status')), null, { timeout: 60_000, polling: 500 });
     await stillRunsOnV1(page);
