@@ -21,7 +21,35 @@ import type { ResolvedBuild } from './builds';
 import type { QemuInstanceLike } from './host';
 import type { ExecRequest } from './qemu/instance';
 import type { OpenMemfd } from './qemu/memfd';
-import { clearBelow, HEAP_LIMIT } from './qemu/memory';
+import { clearBelow, HEAP_LIMIT, RegionTable, type RegionEntry } from './qemu/memory';
+
+/** Preserved memfds as they were at exec, with the bytes of the small
+ * ones (the CPR state): the next QEMU closes and frees the CPR state
+ * memfd once read, and a fallback needs it again. */
+interface SavedFiles {
+  entries: RegionEntry[];
+  bytes: Map<number, Uint8Array>;
+}
+
+const SAVE_BYTES_UP_TO = 4 * 1024 ** 2;
+
+function saveFiles(memory: WebAssembly.Memory, open: readonly OpenMemfd[]): SavedFiles {
+  const table = new RegionTable(memory);
+  const files = new Set(open.map((o) => o.file));
+  const entries = table.entries().filter((e) => files.has(e.index));
+  const bytes = new Map<number, Uint8Array>();
+  for (const e of entries) if (e.size <= SAVE_BYTES_UP_TO) bytes.set(e.index, new Uint8Array(memory.buffer, e.base, e.size).slice());
+  return { entries, bytes };
+}
+
+function restoreFiles(memory: WebAssembly.Memory, saved: SavedFiles): void {
+  new RegionTable(memory).restore(saved.entries);
+  const u8 = new Uint8Array(memory.buffer);
+  for (const e of saved.entries) {
+    const b = saved.bytes.get(e.index);
+    if (b) u8.set(b, e.base);
+  }
+}
 
 /** A build ready to start: compiled, its live-update support known. */
 export interface PreparedBuild {
@@ -212,6 +240,7 @@ export class LiveUpdates<S extends UpdateSession> {
     for (const [path, bytes] of Object.entries(req.files)) files[absolute(path)] = bytes;
     const env = parseEnv(req.env);
     const memory = s.memory!;
+    const saved = saveFiles(memory, req.open);
     try {
       // Usually compiled already (liveUpdate() prepares first; a typed
       // cpr-exec-command line starts preparing when it is seen).
@@ -244,7 +273,7 @@ export class LiveUpdates<S extends UpdateSession> {
       const why = e instanceof Error ? e.message : String(e);
       this.port.log(`live update to ${name} failed: ${why}; restarting ${old.build.name} from the same state`);
       try {
-        await this.restartOld(s, old, req, files, env, timeoutMs);
+        await this.restartOld(s, old, req, files, env, saved, timeoutMs);
         s.update = null;
         this.port.restored(s);
         u.reject(new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed: ${why}. The VM runs again on ${old.build.name}`));
@@ -323,6 +352,7 @@ export class LiveUpdates<S extends UpdateSession> {
     req: ExecRequest,
     files: Record<string, Uint8Array>,
     env: Record<string, string>,
+    saved: SavedFiles,
     timeoutMs: number,
   ): Promise<void> {
     const inst = this.port.instance(s);
@@ -333,6 +363,7 @@ export class LiveUpdates<S extends UpdateSession> {
       top = exit.heapTop || HEAP_LIMIT;
     }
     clearBelow(s.memory!, top);
+    restoreFiles(s.memory!, saved);
     const stateFile = Object.keys(files)[0] ?? STATE_FILE;
     await this.port.start(s, {
       prepared: old,

@@ -195,6 +195,20 @@ export class RegionTable {
     this.write(index, { ...e, size: 0, inUse: false, name: '' });
   }
 
+  /**
+   * Puts back entries saved earlier (a failed instance may have closed and
+   * freed them, and reused their regions). Other entries that claim the
+   * same regions are dropped.
+   */
+  restore(saved: readonly RegionEntry[]): void {
+    const bases = new Set(saved.map((e) => e.base));
+    const indices = new Set(saved.map((e) => e.index));
+    for (const e of this.entries()) {
+      if (!indices.has(e.index) && bases.has(e.base) && e.cap > 0) this.write(e.index, { base: 0, cap: 0, size: 0, inUse: false, name: '' });
+    }
+    for (const e of saved) this.write(e.index, e);
+  }
+
   private place(index: number, e: RegionEntry, base: number, cap: number): boolean {
     if (e.cap > 0) {
       this.bytes.copyWithin(base, e.base, e.base + e.size);
