@@ -679,7 +679,10 @@ export class QemuHost implements QemuWorkerApi {
 
   private onMonitorBytes(session: Session, bytes: Uint8Array): void {
     if (session !== this.session) return;
-    session.monitorSeenAt ??= wallClock();
+    if (session.monitorSeenAt === null) {
+      session.monitorSeenAt = wallClock();
+      if (session.update) this.call('log', `[live-update] ${session.build.name}: monitor up`);
+    }
     session.monitor.feed(bytes);
     this.call('monitor', bytes);
   }

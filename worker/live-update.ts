@@ -124,6 +124,8 @@ export interface UpdatePort<S extends UpdateSession> {
 }
 
 export const STATE_FILE = '/vm.state';
+/** Cleared above the old heap top, for allocations that raced the end. */
+export const CLEAR_MARGIN = 16 * 1024 ** 2;
 export const COPY_FILE = '/vm.copy';
 export const DEFAULT_UPDATE_TIMEOUT_MS = 120_000;
 
@@ -249,8 +251,12 @@ export class LiveUpdates<S extends UpdateSession> {
       // cpr-exec-command line starts preparing when it is seen).
       const prepared = await this.port.prepare(s, name);
       if (prepared.layoutProblem) throw new Error(prepared.layoutProblem);
+      const oldInstance = this.port.instance(s);
       const tornDown = await this.teardown(s);
-      clearBelow(memory, req.heapTop || HEAP_LIMIT);
+      // The heap top at exec, or later if QEMU's other threads grew it
+      // before they stopped, plus a margin for a last allocation.
+      const exitTop = (await oldInstance?.exited)?.heapTop ?? 0;
+      clearBelow(memory, req.heapTop && exitTop ? Math.max(req.heapTop, exitTop) + CLEAR_MARGIN : HEAP_LIMIT);
       const cleared = wallClock();
       this.port.trace(`old instance ended, memory cleared; starting ${prepared.build.name}`);
       const argv = req.argv.slice(1);

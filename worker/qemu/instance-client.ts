@@ -100,8 +100,9 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
       // them first, then give them a moment to stop: a thread of the old
       // QEMU that still ran would write into the Memory the next one uses.
       if (!ended) {
-        await Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise((r) => setTimeout(r, 200))]);
-        terminate();
+        const top = await Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), 200))]);
+        worker.terminate();
+        end({ status: 137, message: 'killed', heapTop: top || undefined });
         await new Promise((r) => setTimeout(r, KILL_GRACE_MS));
       }
       await exited;

@@ -83,7 +83,9 @@ function handle(inst: QemuInstance, m: ToInstance): void {
   else if (m.type === 'read-file') post({ type: 'reply', id: m.id, value: inst.readFile(m.path) });
   else if (m.type === 'kill') {
     inst.stopThreads();
-    post({ type: 'reply', id: m.id, value: 0 });
+    // The heap top now, with QEMU's threads stopped: they may have grown
+    // the heap after exec.
+    post({ type: 'reply', id: m.id, value: inst.heapTop() });
   }
 }
 
