@@ -532,8 +532,9 @@ export class QemuHost implements QemuWorkerApi {
       );
     });
     ended.catch(() => undefined);
+    let done = false;
     const running = (async () => {
-      for (;;) {
+      while (!done) {
         let out: string;
         try {
           out = await session.monitor.command('info status', 3000);
@@ -552,8 +553,15 @@ export class QemuHost implements QemuWorkerApi {
         }
         await new Promise((r) => setTimeout(r, 5));
       }
+      return 0;
     })();
-    const runningAt = await withDeadline(Promise.race([running, ended]), req.timeoutMs || DEFAULT_UPDATE_TIMEOUT_MS, `${req.prepared.build.name} did not run the VM`);
+    running.catch(() => undefined);
+    let runningAt: number;
+    try {
+      runningAt = await withDeadline(Promise.race([running, ended]), req.timeoutMs || DEFAULT_UPDATE_TIMEOUT_MS, `${req.prepared.build.name} did not run the VM`);
+    } finally {
+      done = true; // no more polling of a QEMU given up on
+    }
     return { launchedAt, runtimeReadyAt: runtimeReadyAt || launchedAt, monitorAt: session.monitorSeenAt ?? runtimeReadyAt, runningAt };
   }
 

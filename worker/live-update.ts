@@ -126,6 +126,8 @@ export interface UpdatePort<S extends UpdateSession> {
 export const STATE_FILE = '/vm.state';
 /** Cleared above the old heap top, for allocations that raced the end. */
 export const CLEAR_MARGIN = 16 * 1024 ** 2;
+/** One attempt of a new instance to run the VM (normally < 1 s). */
+export const ATTEMPT_TIMEOUT_MS = 20_000;
 export const COPY_FILE = '/vm.copy';
 export const DEFAULT_UPDATE_TIMEOUT_MS = 120_000;
 
@@ -260,15 +262,20 @@ export class LiveUpdates<S extends UpdateSession> {
       const cleared = wallClock();
       this.port.trace(`old instance ended, memory cleared; starting ${prepared.build.name}`);
       const argv = req.argv.slice(1);
-      const times = await this.port.start(s, {
-        prepared,
-        argv,
-        memory,
-        env,
-        adopt: req.open,
-        files: { ...s.guestFiles, ...files },
-        timeoutMs,
-      });
+      const start = (): Promise<StartTimes> =>
+        this.port.start(s, { prepared, argv, memory, env, adopt: req.open, files: { ...s.guestFiles, ...files }, timeoutMs: attemptMs });
+      const attemptMs = Math.min(ATTEMPT_TIMEOUT_MS, timeoutMs / 3);
+      let times: StartTimes;
+      try {
+        times = await start();
+      } catch (e) {
+        // Seen rarely: the new QEMU prints its monitor banner and then
+        // never runs the VM. Start the same build once more from the same
+        // state before giving up on it.
+        this.port.trace(`${prepared.build.name} did not run the VM (${e instanceof Error ? e.message : String(e)}); starting it again`);
+        await this.clearAfter(s, saved);
+        times = await start();
+      }
       const result: LiveUpdateResult = {
         pauseMs: Math.round(times.runningAt - u.t0),
         from: old.build.name,
@@ -354,6 +361,20 @@ export class LiveUpdates<S extends UpdateSession> {
   private async teardown(s: S): Promise<number> {
     await this.port.instance(s)?.kill();
     return wallClock();
+  }
+
+  /** After a failed instance: end it, clear what it may have dirtied,
+   * put the preserved memfds back as they were at exec. */
+  private async clearAfter(s: S, saved: SavedFiles): Promise<void> {
+    const inst = this.port.instance(s);
+    let top = HEAP_LIMIT;
+    if (inst) {
+      await inst.kill();
+      const exit = await inst.exited;
+      top = exit.heapTop ? exit.heapTop + CLEAR_MARGIN : HEAP_LIMIT;
+    }
+    clearBelow(s.memory!, top);
+    restoreFiles(s.memory!, saved);
   }
 
   private async restartOld(
