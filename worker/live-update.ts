@@ -403,7 +403,8 @@ export class LiveUpdates<S extends UpdateSession> {
       env,
       adopt: req.open,
       files: { ...s.guestFiles, ...files },
-      timeoutMs,
+      // Within the caller's overall timeout, after two attempts of the target.
+      timeoutMs: Math.min(timeoutMs / 3, 2 * ATTEMPT_TIMEOUT_MS),
     });
   }
 }
