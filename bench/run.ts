@@ -1,0 +1,458 @@
+// Runs in Node: `npm run bench` (issue 5). Measures, in one run on this
+// machine and in headless Chromium: boot to a shell (cold and warm), what
+// the page downloads and the tab's memory, guest CPU speed (our wasm build,
+// v86, native QEMU with TCG and with TCI), and the pause of a live update
+// against the copy route and v86's save+restore, over guest RAM sizes.
+// `npm run bench -- --soak` runs the 100-update soak instead.
+// Writes docs/bench/results.json, README.md and SVG plots (bench/report.ts).
+// Nothing here asserts: targets are reported, not enforced.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import type { Browser, BrowserContext } from 'playwright-core';
+import { RAM_MAX_MIB, type GuestName } from '../worker/api';
+import { REPO, launchBrowser, startServer, type Server } from '../test/e2e/harness';
+import { v86Assets, type V86Assets } from './assets';
+import { load, machine, versions } from './env';
+import { browserPss, pageMemory } from './memory';
+import { nativeBuilds, nativeRun } from './native';
+import { OurPage, type LiveUpdateRoute } from './ours';
+import { GUEST_CMDS, guestRealSeconds, sha256Of } from './page-shell';
+import { writeReport } from './report';
+import type { BootRow, BootSection, CpuRow, CpuSection, DownloadRow, PauseRow, PauseSection, Results, RunInfo, SoakSection } from './results';
+import { summarize } from './stats';
+import { V86Page } from './v86';
+
+const FAST_CPU_RUNS = 3;
+const OUT_DIR = `${REPO}docs/bench/`;
+const RESULTS = `${OUT_DIR}results.json`;
+
+// --- options ---------------------------------------------------------------
+
+const SECTIONS = ['boot', 'cpu', 'pause'] as const;
+type Section = (typeof SECTIONS)[number] | 'soak';
+interface Options {
+  sections: Section[];
+  runs: number;
+  sizes: number[];
+  fillBytes: number;
+  /** Runs of the CPU workload in our wasm build (minutes each under TCI);
+   * v86 and native QEMU run it FAST_CPU_RUNS times. */
+  cpuRuns: number;
+  soakUpdates: number;
+  reportOnly: boolean;
+  verbose: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    sections: [...SECTIONS],
+    runs: 5,
+    sizes: [...new Set([64, 256, 512, 1024, RAM_MAX_MIB])],
+    fillBytes: 16 * 2 ** 20,
+    cpuRuns: 1,
+    soakUpdates: 100,
+    reportOnly: false,
+    verbose: false,
+  };
+  for (const a of argv) {
+    const [k, v] = a.split('=', 2) as [string, string | undefined];
+    const num = (): number => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n <= 0) throw new Error(`${k} needs a positive whole number, e.g. ${k}=5`);
+      return n;
+    };
+    if (k === '--soak') o.sections = ['soak'];
+    else if (k === '--only') {
+      const list = (v ?? '').split(',').filter(Boolean) as Section[];
+      const bad = list.filter((s) => ![...SECTIONS, 'soak'].includes(s));
+      if (bad.length || !list.length) throw new Error(`--only takes a comma list of ${[...SECTIONS, 'soak'].join(', ')}`);
+      o.sections = list;
+    } else if (k === '--runs') o.runs = num();
+    else if (k === '--cpu-runs') o.cpuRuns = num();
+    else if (k === '--updates') o.soakUpdates = num();
+    else if (k === '--sizes') o.sizes = (v ?? '').split(',').map(Number);
+    else if (k === '--report') o.reportOnly = true;
+    else if (k === '--verbose') o.verbose = true;
+    else throw new Error(`unknown argument ${a}; use --only=boot,cpu,pause | --soak | --runs=N | --cpu-runs=N | --sizes=64,256 | --updates=N | --report | --verbose`);
+  }
+  return o;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const started = Date.now();
+const say = (line: string): void => console.log(`bench [${new Date().toISOString().slice(11, 19)} +${Math.round((Date.now() - started) / 1000)}s] ${line}`);
+const pageLog = (line: string): void => {
+  if (opts.verbose) console.log(`    ${line}`);
+};
+/** The first line of an error, without Playwright's "page.evaluate: " prefix. */
+const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.replace(/^page\.evaluate: /, '').slice(0, 300);
+
+async function runInfo(browser: Browser | null, t0: number, loadStart: number[]): Promise<RunInfo> {
+  const l = load();
+  return {
+    date: new Date().toISOString(),
+    machine: machine(),
+    versions: await versions(browser),
+    loadStart,
+    loadEnd: l.loadavg,
+    busiest: l.busiest,
+    seconds: Math.round((Date.now() - t0) / 1000),
+  };
+}
+
+// --- boot: cold and warm, downloads, memory ---------------------------------
+
+/** Counts what a context downloads: bytes as served, and what the same
+ * artifacts weigh gzip'd (wasm/dist holds each one as .gz). */
+function countDownloads(context: BrowserContext, vm: 'ours' | 'v86', guest: GuestName): () => DownloadRow {
+  const seen: { url: string; bytes: number; gzip: number | null }[] = [];
+  context.on('requestfinished', (request) => {
+    void (async () => {
+      const sizes = await request.sizes().catch(() => null);
+      if (!sizes) return;
+      const url = request.url();
+      const path = new URL(url).pathname;
+      let gzip: number | null = null;
+      const art = /\/artifacts\/(.*)$/.exec(path);
+      if (art && existsSync(`${REPO}wasm/dist/${art[1]}.gz`)) gzip = readFileSync(`${REPO}wasm/dist/${art[1]}.gz`).length;
+      else if (!art) {
+        const body = await (await request.response())?.body().catch(() => null);
+        if (body) gzip = gzipSync(body, { level: 9 }).length;
+      }
+      seen.push({ url: path, bytes: sizes.responseBodySize + sizes.responseHeadersSize, gzip });
+    })();
+  });
+  return () => ({
+    vm,
+    guest,
+    servedBytes: seen.reduce((s, r) => s + r.bytes, 0),
+    gzipBytes: seen.every((r) => r.gzip !== null) ? seen.reduce((s, r) => s + (r.gzip ?? 0), 0) : null,
+    requests: seen.length,
+    largest: [...seen].sort((a, b) => b.bytes - a.bytes).slice(0, 5).map((r) => ({ url: r.url, bytes: r.bytes })),
+  });
+}
+
+async function bootSection(server: Server, assets: V86Assets | string): Promise<BootSection> {
+  const t0 = Date.now();
+  const loadStart = load().loadavg;
+  const rows: BootRow[] = [];
+  const downloads: DownloadRow[] = [];
+  let lastBrowser: Browser | null = null;
+  for (const guest of ['arm', 'i386'] as const) {
+    // Cold: a new browser, so a new profile: no HTTP cache, no code cache.
+    const browser = await launchBrowser();
+    lastBrowser = browser;
+    try {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const downloaded = countDownloads(context, 'ours', guest);
+      const page = await context.newPage();
+      page.on('console', (m) => pageLog(`[page ${m.type()}] ${m.text()}`));
+      for (const mode of ['cold', 'warm'] as const) {
+        say(`boot: ours ${guest} ${mode}`);
+        try {
+          const start = Date.now();
+          // warm: the same profile loads the page a second time.
+          const ours = await OurPage.openIn(page, server.url);
+          const bootStart = Date.now();
+          await ours.boot({ guest, ramMiB: 128 });
+          await ours.waitForPrompt();
+          const now = Date.now();
+          const mem = await pageMemory(page);
+          rows.push({ vm: 'ours', guest, mode, status: 'ok', promptMs: now - start, guestMs: now - bootStart, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError });
+          say(`  prompt after ${now - start} ms (guest ${now - bootStart} ms), browser PSS ${(mem.pssBytes / 2 ** 20).toFixed(0)} MiB`);
+          if (mode === 'cold') {
+            await new Promise((r) => setTimeout(r, 500));
+            downloads.push(downloaded());
+          }
+          await ours.stop();
+        } catch (e) {
+          rows.push({ vm: 'ours', guest, mode, status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
+          say(`  failed: ${errorText(e)}`);
+        }
+      }
+    } finally {
+      await browser.close();
+    }
+  }
+  if (typeof assets === 'string') {
+    rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'not run', note: assets, promptMs: null, guestMs: null });
+  } else {
+    say('boot: v86 i386 cold');
+    const browser = await launchBrowser();
+    try {
+      const v = await V86Page.open(browser, server.url, assets, pageLog);
+      const b = await v.boot(128);
+      const mem = await pageMemory(v.page);
+      rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'ok', promptMs: b.sinceNavigationMs, guestMs: b.promptMs, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError, note: 'v86 files answered by request routing from Node (no network); 128 MiB' });
+      say(`  prompt after ${Math.round(b.sinceNavigationMs)} ms (guest ${Math.round(b.promptMs)} ms)`);
+      const files = Object.values(assets.files).map((f) => readFileSync(f));
+      const lib = [readFileSync(`${REPO}node_modules/v86/build/libv86.mjs`), readFileSync(`${REPO}node_modules/v86/build/v86.wasm`)];
+      downloads.push({
+        vm: 'v86',
+        guest: 'i386',
+        servedBytes: [...files, ...lib].reduce((s, b) => s + b.length, 0),
+        gzipBytes: [...files, ...lib].reduce((s, b) => s + gzipSync(b, { level: 9 }).length, 0),
+        requests: files.length + lib.length,
+        largest: [],
+      });
+      await v.close();
+    } catch (e) {
+      rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
+      say(`  failed: ${errorText(e)}`);
+    } finally {
+      await browser.close();
+    }
+  }
+  return { run: await runInfo(lastBrowser, t0, loadStart), rows, downloads };
+}
+
+// --- cpu: one fixed workload everywhere ---------------------------------------
+
+async function cpuSection(browser: Browser, server: Server, assets: V86Assets | string): Promise<CpuSection> {
+  const t0 = Date.now();
+  const loadStart = load().loadavg;
+  const rows: CpuRow[] = [];
+  const row = (vm: CpuRow['vm'], guest: GuestName, wallMs: number[], guestS: (number | null)[]): CpuRow => ({ vm, guest, status: 'ok', wallMs, guestS, summary: summarize(wallMs) });
+  for (const guest of ['arm', 'i386'] as const) {
+    say(`cpu: ours-wasm ${guest}`);
+    let ours: OurPage | null = null;
+    try {
+      ours = await OurPage.open(browser, server.url, pageLog);
+      await ours.boot({ guest, ramMiB: 128 });
+      await ours.waitForPrompt();
+      const wall: number[] = [];
+      const gs: (number | null)[] = [];
+      for (let i = 0; i < opts.cpuRuns; i++) {
+        const r = await ours.shell(GUEST_CMDS.cpu, 1_800_000);
+        wall.push(r.ms);
+        gs.push(guestRealSeconds(r.text));
+        say(`  ${Math.round(r.ms)} ms (guest says ${guestRealSeconds(r.text)} s)`);
+      }
+      rows.push(row('ours-wasm', guest, wall, gs));
+    } catch (e) {
+      rows.push({ vm: 'ours-wasm', guest, status: 'failed', note: errorText(e), wallMs: [], guestS: [], summary: null });
+      say(`  failed: ${errorText(e)}`);
+    } finally {
+      await ours?.close();
+    }
+  }
+  if (typeof assets === 'string') {
+    rows.push({ vm: 'v86', guest: 'i386', status: 'not run', note: assets, wallMs: [], guestS: [], summary: null });
+  } else {
+    say('cpu: v86 i386');
+    let v: V86Page | null = null;
+    try {
+      v = await V86Page.open(browser, server.url, assets, pageLog);
+      await v.boot(128);
+      const wall: number[] = [];
+      const gs: (number | null)[] = [];
+      for (let i = 0; i < FAST_CPU_RUNS; i++) {
+        const r = await v.shell(GUEST_CMDS.cpu);
+        wall.push(r.ms);
+        gs.push(guestRealSeconds(r.text));
+        say(`  ${Math.round(r.ms)} ms`);
+      }
+      rows.push(row('v86', 'i386', wall, gs));
+    } catch (e) {
+      rows.push({ vm: 'v86', guest: 'i386', status: 'failed', note: errorText(e), wallMs: [], guestS: [], summary: null });
+      say(`  failed: ${errorText(e)}`);
+    } finally {
+      await v?.close();
+    }
+  }
+  const native = nativeBuilds();
+  for (const m of native.missing) rows.push({ vm: m.startsWith('native-tcg') ? 'native-tcg' : 'native-tci', guest: 'i386', status: 'not run', note: m, wallMs: [], guestS: [], summary: null });
+  for (const b of native.builds) {
+    say(`cpu: ${b.name} i386 (${b.binary})`);
+    try {
+      const r = await nativeRun(b, FAST_CPU_RUNS);
+      rows.push({ ...row(b.name, 'i386', r.cpuWallMs, r.cpuGuestS), note: `${b.binary}; prompt after ${r.promptMs} ms` });
+      say(`  ${r.cpuWallMs.join(', ')} ms`);
+    } catch (e) {
+      rows.push({ vm: b.name, guest: 'i386', status: 'failed', note: errorText(e), wallMs: [], guestS: [], summary: null });
+      say(`  failed: ${errorText(e)}`);
+    }
+  }
+  return { run: await runInfo(browser, t0, loadStart), workload: GUEST_CMDS.cpu, rows };
+}
+
+// --- pause vs RAM --------------------------------------------------------------
+
+const targets = (i: number): string => (i % 2 === 0 ? 'v2' : 'v1');
+
+async function canaryOk(sum: string | null, check: () => Promise<string>): Promise<boolean> {
+  return sum !== null && sha256Of(await check()) === sum;
+}
+
+async function oursPause(browser: Browser, server: Server, ramMiB: number): Promise<PauseRow[]> {
+  const empty = (vm: PauseRow['vm'], guest: GuestName, status: PauseRow['status'], note: string): PauseRow => ({ vm, guest, ramMiB, status, note, samples: [], summary: null });
+  let ours: OurPage | null = null;
+  let guest: GuestName = 'i386';
+  try {
+    ours = await OurPage.open(browser, server.url, pageLog);
+    const pick = await ours.liveUpdateGuest(['i386', 'arm']);
+    if ('missing' in pick) return [empty('ours-cpr-exec', guest, 'not run', pick.missing), empty('ours-copy', guest, 'not run', pick.missing)];
+    guest = pick.guest;
+    say(`pause: ours ${guest} ${ramMiB} MiB: boot`);
+    await ours.boot({ guest, ramMiB, build: 'v1' });
+    await ours.waitForPrompt();
+    say(`  fill ${opts.fillBytes / 2 ** 20} MiB`);
+    const fill = await ours.shell(GUEST_CMDS.fill(opts.fillBytes), 1_800_000);
+    say(`  filled in ${Math.round(fill.ms)} ms (status ${fill.status})`);
+    const sum = sha256Of((await ours.shell(GUEST_CMDS.makeCanary)).text);
+    const rows: PauseRow[] = [];
+    for (const route of ['cpr-exec', 'copy'] as LiveUpdateRoute[]) {
+      const vm = route === 'copy' ? 'ours-copy' : 'ours-cpr-exec';
+      const samples: number[] = [];
+      const phases: Record<string, number>[] = [];
+      try {
+        for (let i = 0; i < opts.runs; i++) {
+          const r = await ours.liveUpdate(targets(i), route);
+          samples.push(r.pauseMs);
+          phases.push({ ...r.phases });
+          say(`  ${route} ${r.from} -> ${r.to}: pause ${Math.round(r.pauseMs)} ms`);
+        }
+        // Back to v1 for the next route.
+        if (opts.runs % 2 === 1) await ours.liveUpdate('v1', 'cpr-exec');
+        const ok = await canaryOk(sum, async () => (await ours!.shell(GUEST_CMDS.checkCanary)).text);
+        rows.push({ vm, guest, ramMiB, status: 'ok', samples, summary: summarize(samples), phases, canaryOk: ok });
+      } catch (e) {
+        rows.push({ vm, guest, ramMiB, status: 'failed', note: errorText(e), samples, summary: summarize(samples), phases });
+        say(`  ${route} failed: ${errorText(e)}`);
+        break;
+      }
+    }
+    for (const vm of ['ours-cpr-exec', 'ours-copy'] as const) {
+      if (!rows.some((r) => r.vm === vm)) rows.push(empty(vm, guest, 'not run', 'an earlier route failed in this guest'));
+    }
+    return rows;
+  } catch (e) {
+    say(`  failed: ${errorText(e)}`);
+    return [empty('ours-cpr-exec', guest, 'failed', errorText(e)), empty('ours-copy', guest, 'failed', errorText(e))];
+  } finally {
+    await ours?.close();
+  }
+}
+
+async function v86Pause(browser: Browser, server: Server, assets: V86Assets | string, ramMiB: number): Promise<PauseRow> {
+  if (typeof assets === 'string') return { vm: 'v86', guest: 'i386', ramMiB, status: 'not run', note: assets, samples: [], summary: null };
+  let v: V86Page | null = null;
+  const saveMs: number[] = [];
+  const restoreMs: number[] = [];
+  const stateBytes: number[] = [];
+  const samples: number[] = [];
+  try {
+    say(`pause: v86 i386 ${ramMiB} MiB: boot`);
+    v = await V86Page.open(browser, server.url, assets, pageLog);
+    await v.boot(ramMiB);
+    const fill = await v.shell(GUEST_CMDS.fill(opts.fillBytes), 1_800_000);
+    say(`  filled in ${Math.round(fill.ms)} ms`);
+    const sum = sha256Of((await v.shell(GUEST_CMDS.makeCanary)).text);
+    for (let i = 0; i < opts.runs; i++) {
+      const r = await v.saveRestore();
+      saveMs.push(r.saveMs);
+      restoreMs.push(r.restoreMs);
+      stateBytes.push(r.bytes);
+      samples.push(r.saveMs + r.restoreMs);
+      say(`  save ${Math.round(r.saveMs)} + restore ${Math.round(r.restoreMs)} ms, state ${(r.bytes / 2 ** 20).toFixed(1)} MiB`);
+    }
+    const ok = await canaryOk(sum, async () => (await v!.shell(GUEST_CMDS.checkCanary)).text);
+    return { vm: 'v86', guest: 'i386', ramMiB, status: 'ok', samples, summary: summarize(samples), saveMs, restoreMs, stateBytes, canaryOk: ok };
+  } catch (e) {
+    say(`  failed: ${errorText(e)}`);
+    // v86 puts the initrd at physical 64 MiB (facts.md): 64 MiB of RAM cannot hold it.
+    const hint = /offset is out of bounds/.test(errorText(e)) && ramMiB <= 64 ? 'v86 loads the initrd at physical 64 MiB, so it does not fit in 64 MiB of RAM: ' : '';
+    return { vm: 'v86', guest: 'i386', ramMiB, status: 'failed', note: hint + errorText(e), samples, summary: summarize(samples), saveMs, restoreMs, stateBytes };
+  } finally {
+    await v?.close();
+  }
+}
+
+async function pauseSection(browser: Browser, server: Server, assets: V86Assets | string): Promise<PauseSection> {
+  const t0 = Date.now();
+  const loadStart = load().loadavg;
+  const rows: PauseRow[] = [];
+  for (const ramMiB of opts.sizes) {
+    rows.push(...(await oursPause(browser, server, ramMiB)));
+    rows.push(await v86Pause(browser, server, assets, ramMiB));
+  }
+  return { run: await runInfo(browser, t0, loadStart), fillBytes: opts.fillBytes, runs: opts.runs, rows };
+}
+
+// --- soak ----------------------------------------------------------------------
+
+async function soakSection(browser: Browser, server: Server): Promise<SoakSection> {
+  const t0 = Date.now();
+  const loadStart = load().loadavg;
+  const base: { guest: GuestName; ramMiB: number; updates: number } = { guest: 'i386', ramMiB: 128, updates: opts.soakUpdates };
+  const pauses: number[] = [];
+  const pss: [number, number][] = [];
+  let checksumFailures = 0;
+  let ours: OurPage | null = null;
+  try {
+    ours = await OurPage.open(browser, server.url, pageLog);
+    const pick = await ours.liveUpdateGuest(['i386', 'arm']);
+    if ('missing' in pick) return { run: await runInfo(browser, t0, loadStart), status: 'not run', note: pick.missing, ...base, pauses, summary: null, checksumFailures, pss };
+    base.guest = pick.guest;
+    await ours.boot({ guest: pick.guest, ramMiB: 128, build: 'v1' });
+    await ours.waitForPrompt();
+    const sum = sha256Of((await ours.shell(GUEST_CMDS.makeCanary)).text);
+    pss.push([0, browserPss().bytes]);
+    for (let i = 0; i < opts.soakUpdates; i++) {
+      const r = await ours.liveUpdate(targets(i), 'cpr-exec');
+      pauses.push(r.pauseMs);
+      if (!(await canaryOk(sum, async () => (await ours!.shell(GUEST_CMDS.checkCanary)).text))) checksumFailures++;
+      if ((i + 1) % 10 === 0) {
+        pss.push([i + 1, browserPss().bytes]);
+        say(`soak: ${i + 1} updates, last pause ${Math.round(r.pauseMs)} ms, PSS ${(pss.at(-1)![1] / 2 ** 20).toFixed(0)} MiB, checksum failures ${checksumFailures}`);
+      }
+    }
+    return { run: await runInfo(browser, t0, loadStart), status: 'ok', ...base, pauses, summary: summarize(pauses), checksumFailures, pss };
+  } catch (e) {
+    say(`soak failed: ${errorText(e)}`);
+    return { run: await runInfo(browser, t0, loadStart), status: 'failed', note: `after ${pauses.length} updates: ${errorText(e)}`, ...base, pauses, summary: summarize(pauses), checksumFailures, pss };
+  } finally {
+    await ours?.close();
+  }
+}
+
+// --- main ----------------------------------------------------------------------
+
+function readResults(): Results {
+  if (!existsSync(RESULTS)) return { format: 1 };
+  return JSON.parse(readFileSync(RESULTS, 'utf8')) as Results;
+}
+function save(results: Results): void {
+  mkdirSync(OUT_DIR, { recursive: true });
+  writeFileSync(RESULTS, `${JSON.stringify(results, null, 1)}\n`);
+  writeReport(results, OUT_DIR);
+}
+
+const results = readResults();
+if (opts.reportOnly) {
+  save(results);
+  say(`report written from ${RESULTS}`);
+  process.exit(0);
+}
+say(`sections: ${opts.sections.join(', ')}; load average ${load().loadavg.join(' ')}`);
+const assets = v86Assets();
+if (typeof assets === 'string') say(`v86: ${assets}`);
+const server = await startServer();
+let browser: Browser | null = null;
+try {
+  for (const s of opts.sections) {
+    if (s === 'boot') results.boot = await bootSection(server, assets);
+    else {
+      browser ??= await launchBrowser();
+      if (s === 'cpu') results.cpu = await cpuSection(browser, server, assets);
+      if (s === 'pause') results.pause = await pauseSection(browser, server, assets);
+      if (s === 'soak') results.soak = await soakSection(browser, server);
+    }
+    save(results);
+    say(`${s}: written to ${RESULTS}`);
+  }
+} finally {
+  await browser?.close();
+  await server.close();
+}
+say('done');
