@@ -36,7 +36,7 @@ export interface Server {
 }
 
 export async function startServer(): Promise<Server> {
-  if (!existsSync(`${REPO}wasm/out/manifest.json`)) {
+  if (!existsSync(`${process.env.CPR_ARTIFACTS ?? `${REPO}wasm/out`}/manifest.json`)) {
     throw new Error('wasm/out is missing: run `npm run artifacts` first (npm test does)');
   }
   const port = await freePort();
