@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from '../test/e2e/harness';
+import { ARTIFACTS } from './paths';
 
 export interface V86Assets {
   files: Record<'bios-256k.bin' | 'vgabios-stdvga.bin' | 'bzImage' | 'initrd.cpio', string>;
@@ -21,7 +22,7 @@ export interface V86Assets {
   sources: string[];
 }
 
-const OUT = `${REPO}wasm/out/guest`;
+const OUT = `${ARTIFACTS}/guest`;
 const WORK = process.env.CPR_WASM_WORK ?? `${REPO}wasm/.work`;
 
 function findSeabiosDeb(): string | null {
@@ -67,7 +68,7 @@ export function v86Assets(): V86Assets | string {
     return `${bzImage} was built with another kernel.config than the shipped i386 guest (${shipped}): rebuild with \`bash wasm/build.sh guest\``;
   }
   sources.push(`bzImage: ${bzImage}${existsSync(config) ? ' (its kernel.config equals the shipped one)' : ''}`);
-  sources.push('bios-256k.bin, initrd.cpio, cmdline: wasm/out/guest (what our i386 guest boots)');
+  sources.push(`bios-256k.bin, initrd.cpio, cmdline: ${OUT} (what our i386 guest boots)`);
   return {
     files: {
       'bios-256k.bin': `${OUT}/firmware/bios-256k.bin`,

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import type { Browser } from 'playwright-core';
 import { REPO } from '../test/e2e/harness';
+import { ARTIFACTS } from './paths';
 
 export interface Machine {
   cpu: string;
@@ -49,7 +50,7 @@ export function machine(): Machine {
 }
 
 export async function versions(browser: Browser | null): Promise<Versions> {
-  const manifest = JSON.parse(readFileSync(`${REPO}wasm/out/manifest.json`, 'utf8')) as {
+  const manifest = JSON.parse(readFileSync(`${ARTIFACTS}/manifest.json`, 'utf8')) as {
     qemu: { version: string; debianSource: string };
     toolchain: { emcc: string };
   };

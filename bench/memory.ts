@@ -2,7 +2,7 @@
 //
 // Two views: the page's own performance.measureUserAgentSpecificMemory()
 // (needs cross-origin isolation, which both our page and the v86 page
-// have; Chromium may take up to ~20 s to answer, at its next GC), and the
+// have; Chromium may take up to ~20 s to answer, at its next GC, and did not answer at all while QEMU ran), and the
 // operating system's: the proportional set size (PSS) of every Chromium
 // process this Node process started, so shared pages are counted once.
 import { readdirSync, readFileSync } from 'node:fs';
@@ -61,10 +61,10 @@ export async function pageMemory(page: Page): Promise<PageMemory> {
     const perf = performance as Performance & { measureUserAgentSpecificMemory?: () => Promise<{ bytes: number }> };
     if (!perf.measureUserAgentSpecificMemory) return { bytes: null, error: 'measureUserAgentSpecificMemory is not available' };
     if (!self.crossOriginIsolated) return { bytes: null, error: 'page not cross-origin isolated' };
-    const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), 60_000));
+    const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), 30_000));
     try {
       const r = await Promise.race([perf.measureUserAgentSpecificMemory(), timeout]);
-      return r ? { bytes: r.bytes, error: null } : { bytes: null, error: 'no answer within 60 s' };
+      return r ? { bytes: r.bytes, error: null } : { bytes: null, error: 'no answer within 30 s' };
     } catch (e) {
       return { bytes: null, error: String(e) };
     }

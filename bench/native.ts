@@ -4,9 +4,9 @@
 // Same kernel, initramfs, firmware and kernel command line as the browser.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { REPO } from '../test/e2e/harness';
 import { GUESTS } from '../worker/qemu/guests';
 import { GUEST_CMDS, guestRealSeconds } from './page-shell';
+import { ARTIFACTS } from './paths';
 
 export interface NativeBuild {
   name: 'native-tcg' | 'native-tci';
@@ -35,7 +35,7 @@ export interface NativeRun {
 
 /** Boots the guest once, then runs the CPU workload `runs` times. */
 export async function nativeRun(build: NativeBuild, runs: number, ramMiB = 128): Promise<NativeRun> {
-  const out = `${REPO}wasm/out/guest`;
+  const out = `${ARTIFACTS}/guest`;
   const spec = GUESTS.i386;
   const args = [
     '-M', 'pc', '-accel', 'tcg', '-L', `${out}/firmware`,

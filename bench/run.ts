@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { RAM_MAX_MIB, type GuestName } from '../worker/api';
+import { ARTIFACTS } from './paths';
 import { REPO, launchBrowser, startServer, type Server } from '../test/e2e/harness';
 import { v86Assets, type V86Assets } from './assets';
 import { load, machine, versions } from './env';
@@ -39,9 +40,15 @@ interface Options {
    * v86 and native QEMU run it FAST_CPU_RUNS times. */
   cpuRuns: number;
   soakUpdates: number;
+  /** Which VMs to run; rows of the others are kept from the last results. */
+  vms: VmGroup[];
   reportOnly: boolean;
   verbose: boolean;
 }
+type VmGroup = 'ours' | 'v86' | 'native';
+const VM_GROUPS: readonly VmGroup[] = ['ours', 'v86', 'native'];
+/** The group a row's vm belongs to. */
+const groupOf = (vm: string): VmGroup => (vm.startsWith('ours') ? 'ours' : vm.startsWith('native') ? 'native' : 'v86');
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
@@ -51,6 +58,7 @@ function parseArgs(argv: string[]): Options {
     fillBytes: 16 * 2 ** 20,
     cpuRuns: 1,
     soakUpdates: 100,
+    vms: [...VM_GROUPS],
     reportOnly: false,
     verbose: false,
   };
@@ -70,10 +78,14 @@ function parseArgs(argv: string[]): Options {
     } else if (k === '--runs') o.runs = num();
     else if (k === '--cpu-runs') o.cpuRuns = num();
     else if (k === '--updates') o.soakUpdates = num();
+    else if (k === '--fill-mib') o.fillBytes = v === '0' ? 0 : num() * 2 ** 20;
     else if (k === '--sizes') o.sizes = (v ?? '').split(',').map(Number);
-    else if (k === '--report') o.reportOnly = true;
+    else if (k === '--vms') {
+      o.vms = (v ?? '').split(',').filter(Boolean) as VmGroup[];
+      if (!o.vms.length || o.vms.some((g) => !VM_GROUPS.includes(g))) throw new Error(`--vms takes a comma list of ${VM_GROUPS.join(', ')}`);
+    } else if (k === '--report') o.reportOnly = true;
     else if (k === '--verbose') o.verbose = true;
-    else throw new Error(`unknown argument ${a}; use --only=boot,cpu,pause | --soak | --runs=N | --cpu-runs=N | --sizes=64,256 | --updates=N | --report | --verbose`);
+    else throw new Error(`unknown argument ${a}; use --only=boot,cpu,pause | --soak | --runs=N | --cpu-runs=N | --sizes=64,256 | --updates=N | --fill-mib=N (a power of two, 0 = none) | --vms=ours,v86,native | --report | --verbose`);
   }
   return o;
 }
@@ -102,8 +114,15 @@ async function runInfo(browser: Browser | null, t0: number, loadStart: number[])
 
 // --- boot: cold and warm, downloads, memory ---------------------------------
 
+const gzipSizes = new Map<string, number>();
+function gzipSize(file: string): number {
+  let n = gzipSizes.get(file);
+  if (n === undefined) gzipSizes.set(file, (n = gzipSync(readFileSync(file), { level: 9 }).length));
+  return n;
+}
+
 /** Counts what a context downloads: bytes as served, and what the same
- * artifacts weigh gzip'd (wasm/dist holds each one as .gz). */
+ * artifacts weigh gzip -9 (as wasm/dist stores them). */
 function countDownloads(context: BrowserContext, vm: 'ours' | 'v86', guest: GuestName): () => DownloadRow {
   const seen: { url: string; bytes: number; gzip: number | null }[] = [];
   context.on('requestfinished', (request) => {
@@ -114,7 +133,7 @@ function countDownloads(context: BrowserContext, vm: 'ours' | 'v86', guest: Gues
       const path = new URL(url).pathname;
       let gzip: number | null = null;
       const art = /\/artifacts\/(.*)$/.exec(path);
-      if (art && existsSync(`${REPO}wasm/dist/${art[1]}.gz`)) gzip = readFileSync(`${REPO}wasm/dist/${art[1]}.gz`).length;
+      if (art && existsSync(`${ARTIFACTS}/${art[1]}`)) gzip = gzipSize(`${ARTIFACTS}/${art[1]}`);
       else if (!art) {
         const body = await (await request.response())?.body().catch(() => null);
         if (body) gzip = gzipSync(body, { level: 9 }).length;
@@ -138,7 +157,7 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
   const rows: BootRow[] = [];
   const downloads: DownloadRow[] = [];
   let lastBrowser: Browser | null = null;
-  for (const guest of ['arm', 'i386'] as const) {
+  for (const guest of opts.vms.includes('ours') ? (['arm', 'i386'] as const) : []) {
     // Cold: a new browser, so a new profile: no HTTP cache, no code cache.
     const browser = await launchBrowser();
     lastBrowser = browser;
@@ -174,7 +193,9 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
       await browser.close();
     }
   }
-  if (typeof assets === 'string') {
+  if (!opts.vms.includes('v86')) {
+    // kept from the last results
+  } else if (typeof assets === 'string') {
     rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'not run', note: assets, promptMs: null, guestMs: null });
   } else {
     say('boot: v86 i386 cold');
@@ -213,7 +234,7 @@ async function cpuSection(browser: Browser, server: Server, assets: V86Assets | 
   const loadStart = load().loadavg;
   const rows: CpuRow[] = [];
   const row = (vm: CpuRow['vm'], guest: GuestName, wallMs: number[], guestS: (number | null)[]): CpuRow => ({ vm, guest, status: 'ok', wallMs, guestS, summary: summarize(wallMs) });
-  for (const guest of ['arm', 'i386'] as const) {
+  for (const guest of opts.vms.includes('ours') ? (['arm', 'i386'] as const) : []) {
     say(`cpu: ours-wasm ${guest}`);
     let ours: OurPage | null = null;
     try {
@@ -236,7 +257,9 @@ async function cpuSection(browser: Browser, server: Server, assets: V86Assets | 
       await ours?.close();
     }
   }
-  if (typeof assets === 'string') {
+  if (!opts.vms.includes('v86')) {
+    // kept from the last results
+  } else if (typeof assets === 'string') {
     rows.push({ vm: 'v86', guest: 'i386', status: 'not run', note: assets, wallMs: [], guestS: [], summary: null });
   } else {
     say('cpu: v86 i386');
@@ -260,7 +283,7 @@ async function cpuSection(browser: Browser, server: Server, assets: V86Assets | 
       await v?.close();
     }
   }
-  const native = nativeBuilds();
+  const native = opts.vms.includes('native') ? nativeBuilds() : { builds: [], missing: [] };
   for (const m of native.missing) rows.push({ vm: m.startsWith('native-tcg') ? 'native-tcg' : 'native-tci', guest: 'i386', status: 'not run', note: m, wallMs: [], guestS: [], summary: null });
   for (const b of native.builds) {
     say(`cpu: ${b.name} i386 (${b.binary})`);
@@ -296,9 +319,10 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
     say(`pause: ours ${guest} ${ramMiB} MiB: boot`);
     await ours.boot({ guest, ramMiB, build: 'v1' });
     await ours.waitForPrompt();
-    say(`  fill ${opts.fillBytes / 2 ** 20} MiB`);
-    const fill = await ours.shell(GUEST_CMDS.fill(opts.fillBytes), 1_800_000);
-    say(`  filled in ${Math.round(fill.ms)} ms (status ${fill.status})`);
+    if (opts.fillBytes) {
+      const fill = await ours.shell(GUEST_CMDS.fill(opts.fillBytes), 1_800_000);
+      say(`  filled ${opts.fillBytes / 2 ** 20} MiB in ${Math.round(fill.ms)} ms (status ${fill.status})`);
+    }
     const sum = sha256Of((await ours.shell(GUEST_CMDS.makeCanary)).text);
     const rows: PauseRow[] = [];
     for (const route of ['cpr-exec', 'copy'] as LiveUpdateRoute[]) {
@@ -345,8 +369,10 @@ async function v86Pause(browser: Browser, server: Server, assets: V86Assets | st
     say(`pause: v86 i386 ${ramMiB} MiB: boot`);
     v = await V86Page.open(browser, server.url, assets, pageLog);
     await v.boot(ramMiB);
-    const fill = await v.shell(GUEST_CMDS.fill(opts.fillBytes), 1_800_000);
-    say(`  filled in ${Math.round(fill.ms)} ms`);
+    if (opts.fillBytes) {
+      const fill = await v.shell(GUEST_CMDS.fill(opts.fillBytes), 1_800_000);
+      say(`  filled ${opts.fillBytes / 2 ** 20} MiB in ${Math.round(fill.ms)} ms`);
+    }
     const sum = sha256Of((await v.shell(GUEST_CMDS.makeCanary)).text);
     for (let i = 0; i < opts.runs; i++) {
       const r = await v.saveRestore();
@@ -373,8 +399,8 @@ async function pauseSection(browser: Browser, server: Server, assets: V86Assets 
   const loadStart = load().loadavg;
   const rows: PauseRow[] = [];
   for (const ramMiB of opts.sizes) {
-    rows.push(...(await oursPause(browser, server, ramMiB)));
-    rows.push(await v86Pause(browser, server, assets, ramMiB));
+    if (opts.vms.includes('ours')) rows.push(...(await oursPause(browser, server, ramMiB)));
+    if (opts.vms.includes('v86')) rows.push(await v86Pause(browser, server, assets, ramMiB));
   }
   return { run: await runInfo(browser, t0, loadStart), fillBytes: opts.fillBytes, runs: opts.runs, rows };
 }
@@ -428,6 +454,11 @@ function save(results: Results): void {
   writeReport(results, OUT_DIR);
 }
 
+/** Rows of the VMs this run did not measure stay from the last results. */
+function keep<T extends { vm: string }>(old: T[] | undefined, fresh: T[]): T[] {
+  return [...(old ?? []).filter((r) => !opts.vms.includes(groupOf(r.vm))), ...fresh];
+}
+
 const results = readResults();
 if (opts.reportOnly) {
   save(results);
@@ -441,11 +472,19 @@ const server = await startServer();
 let browser: Browser | null = null;
 try {
   for (const s of opts.sections) {
-    if (s === 'boot') results.boot = await bootSection(server, assets);
-    else {
+    if (s === 'boot') {
+      const b = await bootSection(server, assets);
+      results.boot = { ...b, rows: keep(results.boot?.rows, b.rows), downloads: keep(results.boot?.downloads, b.downloads) };
+    } else {
       browser ??= await launchBrowser();
-      if (s === 'cpu') results.cpu = await cpuSection(browser, server, assets);
-      if (s === 'pause') results.pause = await pauseSection(browser, server, assets);
+      if (s === 'cpu') {
+        const c = await cpuSection(browser, server, assets);
+        results.cpu = { ...c, rows: keep(results.cpu?.rows, c.rows) };
+      }
+      if (s === 'pause') {
+        const p = await pauseSection(browser, server, assets);
+        results.pause = { ...p, rows: keep(results.pause?.rows, p.rows).sort((a, b) => a.ramMiB - b.ramMiB) };
+      }
       if (s === 'soak') results.soak = await soakSection(browser, server);
     }
     save(results);
