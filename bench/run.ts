@@ -455,8 +455,9 @@ function save(results: Results): void {
 }
 
 /** Rows of the VMs this run did not measure stay from the last results. */
-function keep<T extends { vm: string }>(old: T[] | undefined, fresh: T[]): T[] {
-  return [...(old ?? []).filter((r) => !opts.vms.includes(groupOf(r.vm))), ...fresh];
+function keep<T extends { vm: string; ramMiB?: number }>(old: T[] | undefined, fresh: T[]): T[] {
+  const measured = (r: T): boolean => opts.vms.includes(groupOf(r.vm)) && (r.ramMiB === undefined || opts.sizes.includes(r.ramMiB));
+  return [...(old ?? []).filter((r) => !measured(r)), ...fresh];
 }
 
 const results = readResults();
