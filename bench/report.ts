@@ -212,6 +212,16 @@ export function writeReport(r: Results, dir: string): void {
     ...(figures.length ? figures.map((f) => `| ${f.join(' | ')} |`) : ['| (pause section not run) | | | |']),
     '',
     ...body,
+    '## Notes',
+    '',
+    ...(r.v86Assets ? ['v86 ran our i386 guest from:', '', ...r.v86Assets.map((a) => `- ${a}`), ''] : []),
+    ...(r.ramMaxMiB
+      ? [
+          `The largest guest RAM measured is ${r.ramMaxMiB} MiB: \`boot()\` accepts no more (RAM_MAX_MIB). The wasm32 Memory is 2 GiB; with the live-update layout's 512 MiB heap limit ` +
+            'a little under 1.5 GiB could hold guest RAM, but the API refuses it, so that size was not tried.',
+          '',
+        ]
+      : []),
     '## What did not work',
     '',
     ...(failed.length ? failed : ['Every row ran.']),

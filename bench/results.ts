@@ -26,6 +26,8 @@ export interface PauseRow {
    * build, else on arm. */
   guest: 'arm' | 'i386';
   ramMiB: number;
+  /** Non-zero bytes the guest wrote into its tmpfs before the runs. */
+  fillBytes?: number;
   status: RowStatus;
   note?: string;
   /** Each sample: ms the guest did not run. */
@@ -111,6 +113,10 @@ export interface SoakSection {
 
 export interface Results {
   format: 1;
+  /** Where v86's kernel, initramfs and BIOS came from (or why it has none). */
+  v86Assets?: string[];
+  /** The largest guest RAM our boot() accepts (RAM_MAX_MIB). */
+  ramMaxMiB?: number;
   pause?: PauseSection;
   boot?: BootSection;
   cpu?: CpuSection;

@@ -339,7 +339,7 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
         // Back to v1 for the next route.
         if (opts.runs % 2 === 1) await ours.liveUpdate('v1', 'cpr-exec');
         const ok = await canaryOk(sum, async () => (await ours!.shell(GUEST_CMDS.checkCanary)).text);
-        rows.push({ vm, guest, ramMiB, status: 'ok', samples, summary: summarize(samples), phases, canaryOk: ok });
+        rows.push({ vm, guest, ramMiB, fillBytes: opts.fillBytes, status: 'ok', samples, summary: summarize(samples), phases, canaryOk: ok });
       } catch (e) {
         rows.push({ vm, guest, ramMiB, status: 'failed', note: errorText(e), samples, summary: summarize(samples), phases });
         say(`  ${route} failed: ${errorText(e)}`);
@@ -383,7 +383,7 @@ async function v86Pause(browser: Browser, server: Server, assets: V86Assets | st
       say(`  save ${Math.round(r.saveMs)} + restore ${Math.round(r.restoreMs)} ms, state ${(r.bytes / 2 ** 20).toFixed(1)} MiB`);
     }
     const ok = await canaryOk(sum, async () => (await v!.shell(GUEST_CMDS.checkCanary)).text);
-    return { vm: 'v86', guest: 'i386', ramMiB, status: 'ok', samples, summary: summarize(samples), saveMs, restoreMs, stateBytes, canaryOk: ok };
+    return { vm: 'v86', guest: 'i386', ramMiB, fillBytes: opts.fillBytes, status: 'ok', samples, summary: summarize(samples), saveMs, restoreMs, stateBytes, canaryOk: ok };
   } catch (e) {
     say(`  failed: ${errorText(e)}`);
     // v86 puts the initrd at physical 64 MiB (facts.md): 64 MiB of RAM cannot hold it.
@@ -469,6 +469,8 @@ if (opts.reportOnly) {
 say(`sections: ${opts.sections.join(', ')}; load average ${load().loadavg.join(' ')}`);
 const assets = v86Assets();
 if (typeof assets === 'string') say(`v86: ${assets}`);
+if (opts.vms.includes('v86')) results.v86Assets = typeof assets === 'string' ? [assets] : assets.sources;
+results.ramMaxMiB = RAM_MAX_MIB;
 const server = await startServer();
 let browser: Browser | null = null;
 try {
