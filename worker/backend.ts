@@ -7,11 +7,13 @@
 import type { GuestName } from './api';
 import type { GuestPlan, QemuBackend } from './host';
 import { guestArgv } from './qemu/guests';
-import { startInstance } from './qemu/instance-client';
+import { prewarmInstance, startInstance, type SpareInstance } from './qemu/instance-client';
 import { createSharedMemory } from './qemu/memory';
 
 export const qemuBackend: QemuBackend = {
-  launch: (request) => startInstance(request),
+  // The spare came from prewarm() below: it is a SpareInstance.
+  launch: (request) => startInstance(request, request.spare as SpareInstance | undefined),
+  prewarm: (jsUrl) => prewarmInstance(jsUrl),
   plan: (guest: GuestName, ramMiB: number, liveUpdate: boolean): GuestPlan => guestArgv(guest, ramMiB, { liveUpdate }),
   createMemory: () => createSharedMemory(),
   compile: (bytes) => WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),

@@ -70,6 +70,14 @@ export interface LaunchRequest {
   onExec?(request: ExecRequest): void;
   onExecRefused?(argv: string[], reason: string): void;
   onRuntimeReady?(at: number): void;
+  /** A pre-started instance for this build (backend.prewarm), if any. */
+  spare?: SpareLike;
+}
+
+/** An instance worker started ahead of a live update (opaque to the host). */
+export interface SpareLike {
+  readonly jsUrl: string;
+  dispose(): void;
 }
 
 export interface GuestPlan {
@@ -88,6 +96,8 @@ export interface QemuBackend {
   createMemory?(): WebAssembly.Memory;
   /** Compiles a build's wasm (before any pause needs it). */
   compile?(bytes: Uint8Array): Promise<WebAssembly.Module>;
+  /** Starts an instance worker for a build ahead of a live update. */
+  prewarm?(jsUrl: string): SpareLike;
 }
 
 /** The page's listener as seen through Comlink: calls may return promises. */
@@ -134,6 +144,8 @@ interface Session extends UpdateSession {
   fail(e: PlaygroundError): void;
   /** Wall clock ms of the current instance's first monitor output. */
   monitorSeenAt: number | null;
+  /** The next instance, started ahead of a live update. */
+  spare: SpareLike | null;
 }
 
 /** "qemu-system-arm" for "qemu-system-arm@v2". */
@@ -179,6 +191,7 @@ export class QemuHost implements QemuWorkerApi {
       instance: (s) => s.instance,
       monitor: (s, command, timeoutMs) => s.monitor.command(command, timeoutMs),
       prepare: (s, target) => this.prepareTarget(s, target),
+      prewarm: (s, prepared) => this.prewarm(s, prepared),
       createMemory: () => this.createMemory(),
       updating: (s) => {
         if (s === this.session) this.setState({ state: 'updating' });
@@ -190,6 +203,9 @@ export class QemuHost implements QemuWorkerApi {
         if (s !== this.session) return;
         this.setState({ state: 'running', build: prepared.build.name, argv: [programOf(prepared.build.name), ...argv], error: null });
         this.call('liveUpdate', result);
+      },
+      restored: (s) => {
+        if (s === this.session) this.setState({ state: 'running' });
       },
       lost: (s, error) => {
         if (s !== this.session) return;
@@ -421,6 +437,7 @@ export class QemuHost implements QemuWorkerApi {
       update: null,
       migrateSeenAt: null,
       monitorSeenAt: null,
+      spare: null,
       ...failureSignal(),
     };
     this.session = session;
@@ -460,9 +477,13 @@ export class QemuHost implements QemuWorkerApi {
   private launch(session: Session, req: StartRequest, onRuntimeReady?: (at: number) => void): Promise<QemuInstanceLike> {
     const base = this.config!.artifactsBase;
     session.monitorSeenAt = null;
+    const jsUrl = base + req.prepared.build.jsPath;
+    const spare = session.spare?.jsUrl === jsUrl ? session.spare : undefined;
+    if (spare) session.spare = null;
     return this.env.backend
       .launch({
-        jsUrl: base + req.prepared.build.jsPath,
+        jsUrl,
+        spare,
         wasmUrl: req.prepared.wasmUrl,
         wasmModule: req.prepared.module,
         memory: req.memory ?? undefined,
@@ -496,6 +517,7 @@ export class QemuHost implements QemuWorkerApi {
   private async startInstance(session: Session, req: StartRequest): Promise<StartTimes> {
     const launchedAt = wallClock();
     let runtimeReadyAt = 0;
+    session.monitor.reset();
     const instance = await this.launch(session, req, (at) => (runtimeReadyAt = at));
     session.instance = instance;
     const ended = instance.exited.then((exit) => {
@@ -523,6 +545,14 @@ export class QemuHost implements QemuWorkerApi {
   private execNames(guest: GuestName): string[] {
     const builds = this.registry?.list().filter((b) => b.guest === guest) ?? [];
     return [...new Set(builds.flatMap((b) => [b.name, b.version, programOf(b.name)]))];
+  }
+
+  /** Starts the instance worker for the next build ahead of the pause. */
+  private prewarm(session: Session, prepared: PreparedBuild): void {
+    const jsUrl = this.config!.artifactsBase + prepared.build.jsPath;
+    if (!this.env.backend.prewarm || session.spare?.jsUrl === jsUrl || session !== this.session) return;
+    session.spare?.dispose();
+    session.spare = this.env.backend.prewarm(jsUrl);
   }
 
   /** The build named in a cpr-exec-command, downloaded and compiled. */
@@ -646,7 +676,10 @@ export class QemuHost implements QemuWorkerApi {
     // Typed cpr-exec: compile the target while the user is still typing,
     // so no compile falls into the pause; time the pause from `migrate`.
     if (cmd === 'migrate_set_parameter' && (words[1] === 'cpr-exec-command' || words[1] === 'cpr-exec-args') && words[2]) {
-      void this.prepareTarget(session, words[2].replace(/^['"]|['"]$/g, '')).catch(() => undefined);
+      void this.prepareTarget(session, words[2].replace(/^['"]|['"]$/g, '')).then(
+        (prepared) => this.prewarm(session, prepared),
+        () => undefined,
+      );
     }
     if (cmd === 'migrate') session.migrateSeenAt = wallClock();
     if (cmd === 'stop' && this.state.state === 'running') this.setState({ state: 'paused' });
@@ -727,6 +760,8 @@ export class QemuHost implements QemuWorkerApi {
     this.session = null;
     s.onReady = null;
     s.ended = true;
+    s.spare?.dispose();
+    s.spare = null;
     const stopped = new PlaygroundError('bad-state', 'QEMU was stopped');
     s.fail(stopped);
     s.monitor.close(stopped);

@@ -21,7 +21,35 @@ import type { ResolvedBuild } from './builds';
 import type { QemuInstanceLike } from './host';
 import type { ExecRequest } from './qemu/instance';
 import type { OpenMemfd } from './qemu/memfd';
-import { clearBelow, HEAP_LIMIT } from './qemu/memory';
+import { clearBelow, HEAP_LIMIT, RegionTable, type RegionEntry } from './qemu/memory';
+
+/** Preserved memfds as they were at exec, with the bytes of the small
+ * ones (the CPR state): the next QEMU closes and frees the CPR state
+ * memfd once read, and a fallback needs it again. */
+interface SavedFiles {
+  entries: RegionEntry[];
+  bytes: Map<number, Uint8Array>;
+}
+
+const SAVE_BYTES_UP_TO = 4 * 1024 ** 2;
+
+function saveFiles(memory: WebAssembly.Memory, open: readonly OpenMemfd[]): SavedFiles {
+  const table = new RegionTable(memory);
+  const files = new Set(open.map((o) => o.file));
+  const entries = table.entries().filter((e) => files.has(e.index));
+  const bytes = new Map<number, Uint8Array>();
+  for (const e of entries) if (e.size <= SAVE_BYTES_UP_TO) bytes.set(e.index, new Uint8Array(memory.buffer, e.base, e.size).slice());
+  return { entries, bytes };
+}
+
+function restoreFiles(memory: WebAssembly.Memory, saved: SavedFiles): void {
+  new RegionTable(memory).restore(saved.entries);
+  const u8 = new Uint8Array(memory.buffer);
+  for (const e of saved.entries) {
+    const b = saved.bytes.get(e.index);
+    if (b) u8.set(b, e.base);
+  }
+}
 
 /** A build ready to start: compiled, its live-update support known. */
 export interface PreparedBuild {
@@ -81,9 +109,13 @@ export interface UpdatePort<S extends UpdateSession> {
   instance(s: S): QemuInstanceLike | null;
   monitor(s: S, command: string, timeoutMs?: number): Promise<string>;
   prepare(s: S, target: string): Promise<PreparedBuild>;
+  /** Starts the next instance's worker and threads ahead of the pause. */
+  prewarm(s: S, prepared: PreparedBuild): void;
   createMemory(): WebAssembly.Memory;
   updating(s: S): void;
   updated(s: S, prepared: PreparedBuild, argv: string[], result: LiveUpdateResult): void;
+  /** The old build runs the VM again after a failed update. */
+  restored(s: S): void;
   /** The fallback failed too: the session is lost. */
   lost(s: S, error: PlaygroundError): void;
   log(line: string): void;
@@ -183,6 +215,7 @@ export class LiveUpdates<S extends UpdateSession> {
       throw refuse(s.prepared?.layoutProblem ?? `${from} does not run on a shared Memory`);
     }
     if (prepared.layoutProblem) throw refuse(prepared.layoutProblem);
+    this.port.prewarm(s, prepared);
     const u = this.begin(s, 'cpr-exec', prepared.build.name, wallClock());
     for (const cmd of ['migrate_set_parameter mode cpr-exec', `migrate_set_parameter cpr-exec-command ${cprExecCommand(prepared.build.name, s.baseArgv)}`]) {
       const err = hmpError(await this.port.monitor(s, cmd));
@@ -198,13 +231,16 @@ export class LiveUpdates<S extends UpdateSession> {
   /** QEMU exec'd: replace the instance (typed or from liveUpdate()). */
   async onExec(s: S, req: ExecRequest, timeoutMs = DEFAULT_UPDATE_TIMEOUT_MS): Promise<void> {
     const name = execName(req.argv[0] ?? '');
-    const u = s.update ?? this.begin(s, 'cpr-exec', name, s.migrateSeenAt ?? req.at);
+    // Typed: the pause began when the `migrate` line was seen (or at exec
+    // if its echo came later).
+    const u = s.update ?? this.begin(s, 'cpr-exec', name, Math.min(s.migrateSeenAt ?? req.at, req.at));
     const old = s.prepared!;
     this.port.updating(s);
     const files: Record<string, Uint8Array> = {};
     for (const [path, bytes] of Object.entries(req.files)) files[absolute(path)] = bytes;
     const env = parseEnv(req.env);
     const memory = s.memory!;
+    const saved = saveFiles(memory, req.open);
     try {
       // Usually compiled already (liveUpdate() prepares first; a typed
       // cpr-exec-command line starts preparing when it is seen).
@@ -237,8 +273,9 @@ export class LiveUpdates<S extends UpdateSession> {
       const why = e instanceof Error ? e.message : String(e);
       this.port.log(`live update to ${name} failed: ${why}; restarting ${old.build.name} from the same state`);
       try {
-        await this.restartOld(s, old, req, files, env, timeoutMs);
+        await this.restartOld(s, old, req, files, env, saved, timeoutMs);
         s.update = null;
+        this.port.restored(s);
         u.reject(new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed: ${why}. The VM runs again on ${old.build.name}`));
       } catch (e2) {
         const lost = new PlaygroundError(
@@ -315,6 +352,7 @@ export class LiveUpdates<S extends UpdateSession> {
     req: ExecRequest,
     files: Record<string, Uint8Array>,
     env: Record<string, string>,
+    saved: SavedFiles,
     timeoutMs: number,
   ): Promise<void> {
     const inst = this.port.instance(s);
@@ -325,6 +363,7 @@ export class LiveUpdates<S extends UpdateSession> {
       top = exit.heapTop || HEAP_LIMIT;
     }
     clearBelow(s.memory!, top);
+    restoreFiles(s.memory!, saved);
     const stateFile = Object.keys(files)[0] ?? STATE_FILE;
     await this.port.start(s, {
       prepared: old,

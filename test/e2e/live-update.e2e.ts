@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { BOOT_TIMEOUT_MS, launchBrowser, openPage, startServer, waitForState, waitForTerminal, within, type Server } from './harness';
+import { BOOT_TIMEOUT_MS, launchBrowser, liveUpdateUnavailable, openPage, startServer, waitForState, waitForTerminal, within, type Server } from './harness';
 
 let server: Server;
 let browser: Browser;
@@ -42,6 +42,15 @@ async function shell(page: Page, command: string, expect: RegExp, timeoutMs = 12
     page.evaluate(
       async ({ command, source, flags, timeoutMs }) => {
         const pg = window.playground;
+        // Wait for the shell's prompt to settle: busybox asks the terminal
+        // for the cursor position (ESC[6n) after it, and input typed before
+        // the answer is lost.
+        for (let last = -1, i = 0; i < 400; i++) {
+          const t = pg.serialText(Math.max(0, pg.serialOffset() - 64));
+          if (/# (\x1b\[6n)?$/.test(t) && pg.serialOffset() === last) break;
+          last = pg.serialOffset();
+          await new Promise((r) => setTimeout(r, 150));
+        }
         const from = pg.serialOffset();
         await pg.sendSerial(`${command}\n`);
         return pg.waitForSerial(new RegExp(source, flags), timeoutMs, { from });
@@ -98,7 +107,7 @@ async function monitorType(page: Page, line: string): Promise<void> {
   await within(60_000, 'pressing Enter', page.keyboard.press('Enter'));
 }
 
-describe('live update', { timeout: 60 * 60_000 }, () => {
+describe('live update', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }, () => {
   it('cpr-exec typed into the monitor console: same guest, new build', { timeout: BOOT_TIMEOUT_MS + 600_000 }, async () => {
     const page = await bootArm();
     const planted = await plant(page);
@@ -109,10 +118,13 @@ describe('live update', { timeout: 60 * 60_000 }, () => {
     const quoted = argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ');
 
     const updated = page.evaluate(
-      () => new Promise<{ pauseMs: number; to: string }>((resolve) => {
+      () => new Promise<{ pauseMs: number; to: string }>((resolve, reject) => {
         const off = window.playground.onLiveUpdate((r) => {
           off();
           resolve(r);
+        });
+        window.playground.onStatus((s) => {
+          if (s.state === 'error') reject(new Error(`${s.error?.code}: ${s.error?.message}`));
         });
       }),
     );
@@ -134,15 +146,15 @@ describe('live update', { timeout: 60 * 60_000 }, () => {
     assert.equal(await page.evaluate(() => window.playground.status().build), 'qemu-system-arm@v2');
     assert.match((await page.locator('#update-result').textContent()) ?? '', /qemu-system-arm@v1 → qemu-system-arm@v2: guest paused \d+ ms/);
 
+    // The same shell session: its line-editing history still has the last
+    // command typed before the update; Up and Enter run it again.
     await page.click('#tab-serial');
-    await assertContinuity(page, planted, serialFrom);
-    // The same shell session: its history has the command from before.
     const from = await page.evaluate(() => window.playground.serialOffset());
     await page.click('#serial');
-    await page.keyboard.press('ArrowUp'); // the last commands were the checks; go back further
-    const hist = await shell(page, 'history | grep -c "echo history-"', /^\d+$/m).catch(() => '');
-    if (hist) assert.ok(Number(hist) >= 1, 'the shell history keeps the command typed before the update');
-    else assert.match(await page.evaluate((f) => window.playground.serialText(f), from), /history/);
+    await within(60_000, 'pressing Up', page.keyboard.press('ArrowUp'));
+    await within(60_000, 'pressing Enter', page.keyboard.press('Enter'));
+    await within(130_000, 'the command from history', page.evaluate((f) => window.playground.waitForSerial(/^history-42$/m, 120_000, { from: f }), from));
+    await assertContinuity(page, planted, serialFrom);
   });
 
   it('liveUpdate() back and forth 10 times, the guest counting on', { timeout: BOOT_TIMEOUT_MS + 1_800_000 }, async () => {

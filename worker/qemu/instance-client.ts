@@ -36,8 +36,32 @@ export interface InstanceHandle {
   readFile(path: string): Promise<Uint8Array | null>;
 }
 
-export function startInstance(opts: InstanceLaunch): Promise<InstanceHandle> {
-  const worker = new Worker(new URL('./instance.worker.ts', import.meta.url), { type: 'module', name: 'qemu-instance' });
+/** QEMU's pthread pool size (the glue's PTHREAD_POOL_SIZE). */
+const PTHREAD_POOL = 4;
+
+/** An instance worker started ahead of a live update, its build's glue
+ * loaded and pthread workers running: only instantiation is left for the
+ * pause. Dispose it if it is not used. */
+export interface SpareInstance {
+  jsUrl: string;
+  worker: Worker;
+  dispose(): void;
+}
+
+function newInstanceWorker(): Worker {
+  return new Worker(new URL('./instance.worker.ts', import.meta.url), { type: 'module', name: 'qemu-instance' });
+}
+
+export function prewarmInstance(jsUrl: string): SpareInstance {
+  const worker = newInstanceWorker();
+  const m: ToInstance = { type: 'prewarm', jsUrl, threads: PTHREAD_POOL };
+  worker.postMessage(m);
+  return { jsUrl, worker, dispose: () => worker.terminate() };
+}
+
+export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Promise<InstanceHandle> {
+  const worker = spare && spare.jsUrl === opts.jsUrl ? spare.worker : newInstanceWorker();
+  if (spare && spare.worker !== worker) spare.dispose();
   const post = (m: ToInstance): void => worker.postMessage(m);
   let settle!: (exit: QemuExit & { heapTop?: number }) => void;
   const exited = new Promise<QemuExit & { heapTop?: number }>((r) => (settle = r));

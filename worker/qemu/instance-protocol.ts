@@ -18,6 +18,9 @@ export type ToInstance =
       /** Names QEMU may exec (argv[0] of cpr-exec-command); others get ENOENT. */
       execNames?: string[];
     }
+  /** Before a live update's pause: load the build's glue and start its
+   * pthread workers, so that the launch only instantiates. */
+  | { type: 'prewarm'; jsUrl: string; threads: number }
   | { type: 'serial'; bytes: Uint8Array }
   | { type: 'monitor'; bytes: Uint8Array }
   | { type: 'read-file'; id: number; path: string }

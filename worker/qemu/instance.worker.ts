@@ -6,7 +6,8 @@
 import { incomingFiles, launchQemu, type QemuInstance } from './instance';
 import { wallClock, type FromInstance, type ToInstance } from './instance-protocol';
 
-const ENOENT = 2;
+// Emscripten's errno values (not Linux's).
+const ENOENT = 44;
 const EIO = 29;
 /** QEMU's migration stream starts with "QEVM". */
 const QEVM = [0x51, 0x45, 0x56, 0x4d];
@@ -38,10 +39,34 @@ function batcher(type: 'serial' | 'monitor'): (bytes: Uint8Array) => void {
 let instance: QemuInstance | null = null;
 const early: ToInstance[] = [];
 
+// Pthread workers started ahead (prewarm): the glue's `new Worker(...)`
+// for a pthread gets one of these, already past loading the glue script.
+const spare: { url: string; worker: Worker }[] = [];
+const NativeWorker = globalThis.Worker;
+function PooledWorker(url: string | URL, options?: WorkerOptions): Worker {
+  const href = String(url);
+  const i = options?.name === 'em-pthread' ? spare.findIndex((s) => s.url === href) : -1;
+  if (i >= 0) return spare.splice(i, 1)[0]!.worker;
+  return new NativeWorker(url, options);
+}
+PooledWorker.prototype = NativeWorker.prototype;
+(globalThis as { Worker: unknown }).Worker = PooledWorker;
+
+function prewarm(jsUrl: string, threads: number): void {
+  // The URL the glue computes for its pthreads: itself.
+  const url = new URL(jsUrl).href;
+  for (let i = 0; i < threads; i++) spare.push({ url, worker: new NativeWorker(url, { type: 'module', name: 'em-pthread' }) });
+  void import(/* @vite-ignore */ jsUrl).catch(() => undefined);
+}
+
 scope.onmessage = (ev: MessageEvent<ToInstance>) => {
   const m = ev.data;
   if (m.type === 'launch') {
     void launch(m);
+    return;
+  }
+  if (m.type === 'prewarm') {
+    prewarm(m.jsUrl, m.threads);
     return;
   }
   if (!instance) {

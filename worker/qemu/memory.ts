@@ -56,7 +56,8 @@ export function createSharedMemory(): WebAssembly.Memory {
   const h = new Uint32Array(memory.buffer, headerBase(memory), HEADER_BYTES / 4);
   h[H_VERSION] = LAYOUT_VERSION;
   h[H_HEAP_LIMIT] = HEAP_LIMIT;
-  h[H_REGIONS_BOTTOM] = headerBase(memory);
+  // Regions start REGION_ALIGN aligned below the header.
+  h[H_REGIONS_BOTTOM] = Math.floor(headerBase(memory) / REGION_ALIGN) * REGION_ALIGN;
   h[H_FILE_COUNT] = 0;
   h[H_MAGIC] = LAYOUT_MAGIC; // last: a half-written header is not valid
   return memory;
@@ -192,6 +193,20 @@ export class RegionTable {
   release(index: number): void {
     const e = this.entry(index);
     this.write(index, { ...e, size: 0, inUse: false, name: '' });
+  }
+
+  /**
+   * Puts back entries saved earlier (a failed instance may have closed and
+   * freed them, and reused their regions). Other entries that claim the
+   * same regions are dropped.
+   */
+  restore(saved: readonly RegionEntry[]): void {
+    const bases = new Set(saved.map((e) => e.base));
+    const indices = new Set(saved.map((e) => e.index));
+    for (const e of this.entries()) {
+      if (!indices.has(e.index) && bases.has(e.base) && e.cap > 0) this.write(e.index, { base: 0, cap: 0, size: 0, inUse: false, name: '' });
+    }
+    for (const e of saved) this.write(e.index, e);
   }
 
   private place(index: number, e: RegionEntry, base: number, cap: number): boolean {
