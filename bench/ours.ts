@@ -24,7 +24,7 @@ export interface LiveUpdateResult {
 export type LiveUpdateRoute = LiveUpdateResult['route'];
 
 interface WithLiveUpdate {
-  liveUpdate?: (target: string, options?: { route?: LiveUpdateRoute }) => Promise<LiveUpdateResult>;
+  liveUpdate?: (target: string, options?: { route?: LiveUpdateRoute; timeoutMs?: number }) => Promise<LiveUpdateResult>;
 }
 
 export interface BootTiming {
@@ -81,14 +81,14 @@ export class OurPage {
     return guest ? { guest } : { missing: `no guest with both a v1 and a v2 build in the manifest (${builds.join(', ')})` };
   }
 
-  async liveUpdate(target: string, route: LiveUpdateRoute): Promise<LiveUpdateResult> {
+  async liveUpdate(target: string, route: LiveUpdateRoute, timeoutMs = 120_000): Promise<LiveUpdateResult> {
     return this.page.evaluate(
-      async ({ target, route }) => {
+      async ({ target, route, timeoutMs }) => {
         const pg = window.playground as unknown as WithLiveUpdate;
         if (!pg.liveUpdate) throw new Error('window.playground.liveUpdate is missing');
-        return pg.liveUpdate(target, { route });
+        return pg.liveUpdate(target, { route, timeoutMs });
       },
-      { target, route },
+      { target, route, timeoutMs },
     );
   }
 
