@@ -212,6 +212,8 @@ export class QemuHost implements QemuWorkerApi {
         void this.stopSession().then(() => this.fail(error));
       },
       log: (line) => this.onLog(line, null),
+      // To the page's log only, not into the 'QEMU said' of error messages.
+      trace: (line) => this.call('log', `[live-update] ${line}`),
     });
   }
 
@@ -518,8 +520,12 @@ export class QemuHost implements QemuWorkerApi {
     const launchedAt = wallClock();
     let runtimeReadyAt = 0;
     session.monitor.reset();
-    const instance = await this.launch(session, req, (at) => (runtimeReadyAt = at));
+    const instance = await this.launch(session, req, (at) => {
+      runtimeReadyAt = at;
+      this.call('log', `[live-update] ${req.prepared.build.name}: runtime ready`);
+    });
     session.instance = instance;
+    this.call('log', `[live-update] ${req.prepared.build.name}: launched, waiting for the VM to run`);
     const ended = instance.exited.then((exit) => {
       throw new Error(
         `${req.prepared.build.name} exited with status ${exit.status}${exit.message ? ` (${exit.message})` : ''} before the VM ran${this.recentLogs()}`,

@@ -119,6 +119,8 @@ export interface UpdatePort<S extends UpdateSession> {
   /** The fallback failed too: the session is lost. */
   lost(s: S, error: PlaygroundError): void;
   log(line: string): void;
+  /** Progress of an update, for debugging (the worker's console). */
+  trace(line: string): void;
 }
 
 export const STATE_FILE = '/vm.state';
@@ -241,6 +243,7 @@ export class LiveUpdates<S extends UpdateSession> {
     const env = parseEnv(req.env);
     const memory = s.memory!;
     const saved = saveFiles(memory, req.open);
+    this.port.trace(`exec ${name}: ${req.open.length} memfds open (fds ${req.open.map((o) => o.fd).join(',')}), heap top ${(req.heapTop / 2 ** 20).toFixed(1)} MiB, state ${Object.values(req.files).map((b) => b.length).join('+')} bytes`);
     try {
       // Usually compiled already (liveUpdate() prepares first; a typed
       // cpr-exec-command line starts preparing when it is seen).
@@ -249,6 +252,7 @@ export class LiveUpdates<S extends UpdateSession> {
       const tornDown = await this.teardown(s);
       clearBelow(memory, req.heapTop || HEAP_LIMIT);
       const cleared = wallClock();
+      this.port.trace(`old instance ended, memory cleared; starting ${prepared.build.name}`);
       const argv = req.argv.slice(1);
       const times = await this.port.start(s, {
         prepared,

@@ -41,6 +41,8 @@ export interface OpenMemfd {
 
 interface MemfdNode extends EmscriptenNode {
   cprFile?: number;
+  /** Carried over from the previous instance: its size is the guest's. */
+  cprAdopted?: boolean;
   cprMapped?: number;
   cprOpen?: number;
   mode: number;
@@ -131,7 +133,9 @@ export class MemfdFs {
     for (const o of open) {
       if (!nodes.has(o.file)) {
         fs.mkdirTree(o.path.slice(0, o.path.lastIndexOf('/')));
-        this.attach(fs.create(o.path, 0o600) as MemfdNode, o.file);
+        const node = fs.create(o.path, 0o600) as MemfdNode;
+        this.attach(node, o.file);
+        node.cprAdopted = true;
         nodes.set(o.file, o.path);
       }
       const stream = fs.open(nodes.get(o.file)!, O_RDWR) as Stream;
@@ -156,8 +160,11 @@ export class MemfdFs {
     const reserve = (n: MemfdNode, size: number): void => {
       const e = table.entry(n.cprFile!);
       if (size <= e.cap) return;
-      // A mapping is a pointer into the region: it cannot move.
-      if (n.cprMapped) throw new fs.ErrnoError(EBUSY);
+      // A mapping is a pointer into the region: it cannot move. Nor can
+      // guest RAM carried over from the previous QEMU: a new QEMU that
+      // wants it bigger has a different configuration and must fail
+      // rather than move (and so lose) the guest's memory.
+      if (n.cprMapped || n.cprAdopted) throw new fs.ErrnoError(EBUSY);
       if (!table.reserve(n.cprFile!, size)) throw new fs.ErrnoError(ENOMEM);
     };
     const released = (n: MemfdNode): void => {
