@@ -26,6 +26,15 @@ export async function shell(page: Page, host: SerialHost, command: string, timeo
   return page.evaluate(
     async ({ host, line, marker, timeoutMs }) => {
       const pg = (window as unknown as Record<string, import('./page-shell').SerialApi>)[host]!;
+      // Let the prompt settle: busybox asks the terminal for the cursor
+      // position (ESC[6n) after it, and input typed before the answer is
+      // lost (found by the live-update e2e tests).
+      for (let last = -1, i = 0; i < 200; i++) {
+        const tail = pg.serialText(Math.max(0, pg.serialOffset() - 64));
+        if (/# (\x1b\[6n)?$/.test(tail) && pg.serialOffset() === last) break;
+        last = pg.serialOffset();
+        await new Promise((r) => setTimeout(r, 150));
+      }
       const from = pg.serialOffset();
       const t0 = performance.now();
       await pg.sendSerial(line);
