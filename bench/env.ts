@@ -23,6 +23,8 @@ export interface Versions {
   emcc: string;
   gitCommit: string;
   gitBranch: string;
+  /** The unpacked artifacts the page served, its QEMU builds and patches. */
+  artifacts: string;
 }
 
 function sh(cmd: string, args: string[]): string {
@@ -51,8 +53,9 @@ export function machine(): Machine {
 
 export async function versions(browser: Browser | null): Promise<Versions> {
   const manifest = JSON.parse(readFileSync(`${ARTIFACTS}/manifest.json`, 'utf8')) as {
-    qemu: { version: string; debianSource: string };
+    qemu: { version: string; debianSource: string; builds?: string[] };
     toolchain: { emcc: string };
+    patchSeries?: { patches: string[] };
   };
   return {
     node: process.version,
@@ -63,6 +66,7 @@ export async function versions(browser: Browser | null): Promise<Versions> {
     emcc: manifest.toolchain.emcc,
     gitCommit: sh('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']),
     gitBranch: sh('git', ['-C', REPO, 'branch', '--show-current']),
+    artifacts: `${ARTIFACTS} (builds ${(manifest.qemu.builds ?? []).join(', ')}; ${manifest.patchSeries?.patches.length ?? '?'} patches)`,
   };
 }
 

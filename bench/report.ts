@@ -200,7 +200,7 @@ export function writeReport(r: Results, dir: string): void {
     'Targets are reported here, never asserted.',
     '',
     m && v
-      ? `Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, ${m.os}, Linux ${m.kernel}. Versions: QEMU ${v.qemu}, emcc ${v.emcc}, Chromium ${v.chromium}, Node ${v.node}, playwright-core ${v.playwrightCore}, v86 ${v.v86}; repository ${v.gitBranch} at ${v.gitCommit}.`
+      ? `Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, ${m.os}, Linux ${m.kernel}. Versions: QEMU ${v.qemu}, emcc ${v.emcc}, Chromium ${v.chromium}, Node ${v.node}, playwright-core ${v.playwrightCore}, v86 ${v.v86}; repository ${v.gitBranch} at ${v.gitCommit}${v.artifacts ? `; artifacts ${v.artifacts}` : ''}.`
       : '',
     '',
     ...runs,

@@ -337,9 +337,6 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
       current = 'v1';
       updatesSinceBoot = 0;
     };
-    // Set when a second update in one page failed: from then on each sample
-    // is the first update after a boot (the failure is reported in the note).
-    let oneUpdatePerBoot = false;
     const rows: PauseRow[] = [];
     for (const route of ['cpr-exec', 'copy'] as LiveUpdateRoute[]) {
       const vm = route === 'copy' ? 'ours-copy' : 'ours-cpr-exec';
@@ -348,10 +345,9 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
       const errors: string[] = [];
       let canaryOk = true;
       while (samples.length < opts.runs && errors.length < 3) {
-        if (current === null || (oneUpdatePerBoot && updatesSinceBoot > 0)) {
-          if (current !== null) canaryOk &&= await checkCanary(page, canary);
-          await bootGuest();
-        }
+        // A failed update leaves the guest on the old build or ends it:
+        // boot afresh and go on (each failure is in the row's note).
+        if (current === null) await bootGuest();
         const target: 'v1' | 'v2' = current === 'v1' ? 'v2' : 'v1';
         try {
           const r = await page.liveUpdate(target, route, UPDATE_TIMEOUT_MS);
@@ -364,12 +360,11 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
           const what = `${route} ${current}→${target} as update #${updatesSinceBoot + 1} after boot: ${errorText(e)}`;
           errors.push(what);
           say(`  failed: ${what}`);
-          if (updatesSinceBoot > 0) oneUpdatePerBoot = true;
           current = null;
         }
       }
       if (current !== null) canaryOk &&= await checkCanary(page, canary);
-      const note = errors.length ? `${errors.length} update(s) failed: ${errors[0]}${oneUpdatePerBoot ? '; samples after that are each the first update after a fresh boot' : ''}` : undefined;
+      const note = errors.length ? `${errors.length} update(s) failed (the guest was booted again after each): ${errors.join(' / ')}` : undefined;
       rows.push({ vm, guest, ramMiB, fillBytes: opts.fillBytes, status: samples.length ? 'ok' : 'failed', ...(note ? { note } : {}), samples, summary: summarize(samples), phases, canaryOk });
     }
     return rows;
