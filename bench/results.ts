@@ -107,6 +107,9 @@ export interface SoakSection {
   pauses: number[];
   summary: Summary | null;
   checksumFailures: number;
+  /** Updates that failed (the guest kept running on the old build, so the
+   * soak went on), with the error. */
+  updateFailures?: string[];
   /** [update index, browser PSS bytes]. */
   pss: [number, number][];
 }

@@ -301,7 +301,6 @@ async function cpuSection(browser: Browser, server: Server, assets: V86Assets | 
 
 // --- pause vs RAM --------------------------------------------------------------
 
-const targets = (i: number): string => (i % 2 === 0 ? 'v2' : 'v1');
 
 async function canaryOk(sum: string | null, check: () => Promise<string>): Promise<boolean> {
   return sum !== null && sha256Of(await check()) === sum;
@@ -436,6 +435,7 @@ async function soakSection(browser: Browser, server: Server): Promise<SoakSectio
   const pauses: number[] = [];
   const pss: [number, number][] = [];
   let checksumFailures = 0;
+  const updateFailures: string[] = [];
   let ours: OurPage | null = null;
   try {
     ours = await OurPage.open(browser, server.url, pageLog);
@@ -446,19 +446,30 @@ async function soakSection(browser: Browser, server: Server): Promise<SoakSectio
     await ours.waitForPrompt();
     const sum = sha256Of((await ours.shell(GUEST_CMDS.makeCanary)).text);
     pss.push([0, browserPss().bytes]);
+    let current = 'v1' as 'v1' | 'v2';
     for (let i = 0; i < opts.soakUpdates; i++) {
-      const r = await ours.liveUpdate(targets(i), 'cpr-exec');
-      pauses.push(r.pauseMs);
-      if (!(await canaryOk(sum, async () => (await ours!.shell(GUEST_CMDS.checkCanary)).text))) checksumFailures++;
+      const target: 'v1' | 'v2' = current === 'v1' ? 'v2' : 'v1';
+      try {
+        const r = await ours.liveUpdate(target, 'cpr-exec');
+        pauses.push(r.pauseMs);
+        current = target;
+      } catch (e) {
+        // A failed update falls back to the old build with the guest
+        // running (issue 4); go on unless the guest is gone.
+        updateFailures.push(`#${i + 1} ${current}→${target}: ${errorText(e)}`);
+        say(`soak: update ${i + 1} failed: ${errorText(e)}`);
+        if (updateFailures.length >= 5) throw new Error(`5 updates failed; the last: ${errorText(e)}`);
+      }
+      if (!(await canaryOk(sum, async () => (await ours!.shell(GUEST_CMDS.checkCanary, 120_000)).text))) checksumFailures++;
       if ((i + 1) % 10 === 0) {
         pss.push([i + 1, browserPss().bytes]);
-        say(`soak: ${i + 1} updates, last pause ${Math.round(r.pauseMs)} ms, PSS ${(pss.at(-1)![1] / 2 ** 20).toFixed(0)} MiB, checksum failures ${checksumFailures}`);
+        say(`soak: ${i + 1} updates, last pause ${Math.round(pauses.at(-1) ?? NaN)} ms, PSS ${(pss.at(-1)![1] / 2 ** 20).toFixed(0)} MiB, checksum failures ${checksumFailures}, update failures ${updateFailures.length}`);
       }
     }
-    return { run: await runInfo(browser, t0, loadStart), status: 'ok', ...base, pauses, summary: summarize(pauses), checksumFailures, pss };
+    return { run: await runInfo(browser, t0, loadStart), status: 'ok', ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, pss };
   } catch (e) {
     say(`soak failed: ${errorText(e)}`);
-    return { run: await runInfo(browser, t0, loadStart), status: 'failed', note: `after ${pauses.length} updates: ${errorText(e)}`, ...base, pauses, summary: summarize(pauses), checksumFailures, pss };
+    return { run: await runInfo(browser, t0, loadStart), status: 'failed', note: `after ${pauses.length} updates: ${errorText(e)}`, ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, pss };
   } finally {
     await ours?.close();
   }
