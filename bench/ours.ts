@@ -92,6 +92,14 @@ export class OurPage {
     );
   }
 
+  /** The running build's version ('v1', 'v2', ...) when the guest runs, else null. */
+  async runningVersion(): Promise<string | null> {
+    return this.page.evaluate(() => {
+      const s = window.playground.status();
+      return s.state === 'running' && s.build ? (s.build.split('@')[1] ?? null) : null;
+    });
+  }
+
   async monitor(command: string): Promise<string> {
     return this.page.evaluate((c) => window.playground.monitor(c, 60_000), command);
   }

@@ -344,8 +344,6 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
       const errors: string[] = [];
       let canaryOk = true;
       while (samples.length < opts.runs && errors.length < 3) {
-        // A failed update leaves the guest on the old build or ends it:
-        // boot afresh and go on (each failure is in the row's note).
         if (current === null) await bootGuest();
         const target: 'v1' | 'v2' = current === 'v1' ? 'v2' : 'v1';
         try {
@@ -359,11 +357,15 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
           const what = `${route} ${current}→${target} as update #${updatesSinceBoot + 1} after boot: ${errorText(e)}`;
           errors.push(what);
           say(`  failed: ${what}`);
-          current = null;
+          // A refused or failed update leaves the guest running on the old
+          // build (issue 4): go on from there; boot again only if it is gone.
+          const running = await page.runningVersion().catch(() => null);
+          current = running === 'v1' || running === 'v2' ? running : null;
+          say(`  the guest ${current ? `runs on ${current}` : 'is gone: booting again'}`);
         }
       }
       if (current !== null) canaryOk &&= await checkCanary(page, canary);
-      const note = errors.length ? `${errors.length} update(s) failed (the guest was booted again after each): ${errors.join(' / ')}` : undefined;
+      const note = errors.length ? `${errors.length} update(s) failed (not in the samples): ${errors.join(' / ')}` : undefined;
       rows.push({ vm, guest, ramMiB, fillBytes: opts.fillBytes, status: samples.length ? 'ok' : 'failed', ...(note ? { note } : {}), samples, summary: summarize(samples), phases, canaryOk });
     }
     return rows;
