@@ -22,6 +22,8 @@ const LABEL: Record<string, string> = {
   'native-tcg': 'native QEMU, TCG',
   'native-tci': 'native QEMU, TCI',
 };
+/** In the CPU table v86 is the emulator, not its save/restore. */
+const CPU_LABEL: Record<string, string> = { ...LABEL, v86: 'v86 (x86-to-wasm JIT)' };
 
 const ms = (v: number | null | undefined): string => (v == null || !Number.isFinite(v) ? '—' : v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(v < 10 ? 1 : 0)} ms`);
 const mib = (b: number | null | undefined): string => (b == null ? '—' : `${(b / 2 ** 20).toFixed(1)} MiB`);
@@ -139,9 +141,10 @@ function cpuMarkdown(c: CpuSection): string[] {
     '| --- | --- | --- | ---: | ---: |',
   ];
   for (const r of c.rows) {
-    if (r.status !== 'ok') lines.push(`| ${LABEL[r.vm]} | ${r.guest} | ${r.status}: ${r.note ?? ''} | | |`);
-    else lines.push(`| ${LABEL[r.vm]} | ${r.guest} | ${cell(r.summary)} | ${x(ratio(r.summary?.median, tcg))} | ${x(ratio(r.summary?.median, tci))} |`);
+    if (r.status !== 'ok') lines.push(`| ${CPU_LABEL[r.vm]} | ${r.guest} | ${r.status}: ${r.note ?? ''} | | |`);
+    else lines.push(`| ${CPU_LABEL[r.vm]} | ${r.guest} | ${cell(r.summary)} | ${x(ratio(r.summary?.median, tcg))} | ${x(ratio(r.summary?.median, tci))} |`);
   }
+  lines.push('', 'Native QEMU runs the i386 guest only (the native build is i386-softmmu), so the arm row\'s ratios compare different guest code: read them as sizes.');
   lines.push('', '![cpu](cpu.svg)', '');
   return lines;
 }
@@ -149,7 +152,7 @@ function cpuMarkdown(c: CpuSection): string[] {
 function cpuSvg(c: CpuSection): string {
   return barChart(
     'sha256sum of 8 MiB in the guest (lower is faster)',
-    c.rows.map((r) => ({ label: `${LABEL[r.vm]} ${r.guest}`, value: r.summary?.median ?? 0, color: COLORS[r.vm] ?? '#666' })),
+    c.rows.map((r) => ({ label: `${CPU_LABEL[r.vm]} ${r.guest}`, value: r.summary?.median ?? 0, color: COLORS[r.vm] ?? '#666' })),
   );
 }
 

@@ -18,7 +18,7 @@ function logTicks(min: number, max: number): number[] {
 }
 
 export function lineChart(title: string, xLabel: string, series: Series[], xs: number[]): string {
-  const W = 720, H = 420, L = 70, R = 170, T = 40, B = 50;
+  const W = 900, H = 420, L = 70, R = 330, T = 40, B = 50;
   const ys = series.flatMap((s) => s.points.flatMap((p) => [p.lo, p.hi, p.y])).filter((v) => v > 0);
   if (!ys.length) return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="60"><text x="10" y="30" font-family="sans-serif">${esc(title)}: no data</text></svg>\n`;
   const ticks = logTicks(Math.min(...ys), Math.max(...ys));
