@@ -534,7 +534,17 @@ export class QemuHost implements QemuWorkerApi {
     ended.catch(() => undefined);
     const running = (async () => {
       for (;;) {
-        const out = await session.monitor.command('info status', req.timeoutMs || DEFAULT_UPDATE_TIMEOUT_MS);
+        let out: string;
+        try {
+          out = await session.monitor.command('info status', 3000);
+        } catch (e) {
+          if (toErrorInfo(e).code !== 'monitor-timeout') throw e;
+          // The prompt count can be off by one across the switch (a prompt
+          // of the old QEMU, or the new banner's, seen at the wrong moment):
+          // an empty line makes QEMU print a fresh prompt.
+          instance.writeMonitor(new TextEncoder().encode('\r'));
+          continue;
+        }
         if (/VM status: running/.test(out)) return wallClock();
         if (/paused \((postmigrate|prelaunch|restore-vm|shutdown|internal-error)\)|paused$/m.test(out) && !/inmigrate/.test(out)) {
           // Loaded, but paused: the source was paused (copy route stops it first).

@@ -36,6 +36,9 @@ export interface InstanceHandle {
   readFile(path: string): Promise<Uint8Array | null>;
 }
 
+/** After terminating a worker, before its memory may be reused. */
+const KILL_GRACE_MS = 20;
+
 /** QEMU's pthread pool size (the glue's PTHREAD_POOL_SIZE). */
 const PTHREAD_POOL = 4;
 
@@ -92,7 +95,15 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     exited,
     terminate,
     kill: async () => {
-      terminate();
+      // QEMU's pthread workers are nested in the instance worker; ending
+      // that worker ends them only as it is torn down. Have it terminate
+      // them first, then give them a moment to stop: a thread of the old
+      // QEMU that still ran would write into the Memory the next one uses.
+      if (!ended) {
+        await Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise((r) => setTimeout(r, 200))]);
+        terminate();
+        await new Promise((r) => setTimeout(r, KILL_GRACE_MS));
+      }
       await exited;
     },
     heapTop: () => ask((id) => ({ type: 'heap-top', id }), 0),

@@ -24,6 +24,9 @@ export type ToInstance =
   | { type: 'serial'; bytes: Uint8Array }
   | { type: 'monitor'; bytes: Uint8Array }
   | { type: 'read-file'; id: number; path: string }
+  /** End QEMU's pthread workers now, then answer: the host terminates
+   * this worker after the answer. */
+  | { type: 'kill'; id: number }
   | { type: 'heap-top'; id: number };
 
 /** Instance worker → host. Times are wall clock (performance.timeOrigin +

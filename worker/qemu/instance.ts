@@ -81,6 +81,8 @@ export interface QemuInstance {
   readonly exited: Promise<QemuExit>;
   /** Ends QEMU and all its pthread workers. */
   kill(): Promise<void>;
+  /** Terminates QEMU's pthread workers at once (before this thread ends). */
+  stopThreads(): void;
 }
 
 function isFactory(value: unknown): value is QemuFactory {
@@ -206,6 +208,7 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
     writeSerial: (bytes) => serial.input(bytes),
     writeMonitor: (bytes) => monitor.input(bytes),
     exited,
+    stopThreads: () => module.PThread?.terminateAllThreads(),
     kill: async () => {
       module.PThread?.terminateAllThreads();
       end({ status: 137, message: 'killed' });
@@ -227,6 +230,7 @@ function deadInstance(exited: Promise<QemuExit>): QemuInstance {
     writeSerial: () => undefined,
     writeMonitor: () => undefined,
     exited,
+    stopThreads: () => undefined,
     kill: async () => { await exited; },
   };
 }

@@ -81,6 +81,10 @@ function handle(inst: QemuInstance, m: ToInstance): void {
   else if (m.type === 'monitor') inst.writeMonitor(m.bytes);
   else if (m.type === 'heap-top') post({ type: 'reply', id: m.id, value: inst.heapTop() });
   else if (m.type === 'read-file') post({ type: 'reply', id: m.id, value: inst.readFile(m.path) });
+  else if (m.type === 'kill') {
+    inst.stopThreads();
+    post({ type: 'reply', id: m.id, value: 0 });
+  }
 }
 
 async function launch(m: Extract<ToInstance, { type: 'launch' }>): Promise<void> {
