@@ -93,10 +93,10 @@ export class OurPage {
   }
 
   /** The running build's version ('v1', 'v2', ...) once no update is in
-   * progress (up to 2 min), or null when the guest does not run. */
+   * progress (up to 1 min), or null when the guest does not run. */
   async runningVersion(): Promise<string | null> {
     return this.page.evaluate(async () => {
-      for (let i = 0; i < 240 && (window.playground.status().state as string) === 'updating'; i++) await new Promise((r) => setTimeout(r, 500));
+      for (let i = 0; i < 120 && (window.playground.status().state as string) === 'updating'; i++) await new Promise((r) => setTimeout(r, 500));
       const s = window.playground.status();
       return s.state === 'running' && s.build ? (s.build.split('@')[1] ?? null) : null;
     });
