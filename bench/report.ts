@@ -51,9 +51,13 @@ function pauseMarkdown(p: PauseSection, figures: string[][]): string[] {
     '',
     `Our QEMU on the ${[...new Set(p.rows.filter((r) => r.vm !== 'v86').map((r) => r.guest))].join(' and ')} guest` +
       `${p.rows.some((r) => r.vm !== 'v86' && r.guest === 'arm') ? ' (the i386 target had no v2 build for live update)' : ''}, v86 on the i386 guest (the same kernel as a bzImage, the same initramfs). ` +
-      `${p.runs} runs per cell (our routes alternate v1→v2 and v2→v1), median (min–max). Before the runs each guest writes ` +
-      `${p.fillBytes / 2 ** 20} MiB of non-zero bytes into its tmpfs (both QEMU's migration and v86's save_state skip zero pages) and a 64 KiB ` +
-      'random canary file whose sha256 is checked after the runs. The pause is what each reports: our `liveUpdate().pauseMs` (VM stopped → VM ' +
+      `${p.runs} runs per cell (our routes alternate v1→v2 and v2→v1), median (min–max). ` +
+      (p.fillBytes
+        ? `Before the runs each guest writes ${p.fillBytes / 2 ** 20} MiB of non-zero bytes into its tmpfs (both QEMU's migration and v86's save_state skip zero pages). `
+        : 'The guests are idle: their RAM holds only what the kernel and the initramfs use, the rest is zero pages, which both QEMU\'s migration and ' +
+          'v86\'s save_state skip; a guest with more RAM in use costs the copy route and v86 more, and our live update nothing more (it copies no RAM). ' +
+          '(Filling RAM from inside the guest runs at ~0.2 MiB/s under TCI in wasm on this loaded machine: 16 MiB took 60-116 s, too slow for every size.) ') +
+      'Each guest also writes a 64 KiB random canary file whose sha256 is checked after the runs. The pause is what each reports: our `liveUpdate().pauseMs` (VM stopped → VM ' +
       'running on the new build), and for v86 the time of `save_state()` plus `restore_state()`, during which its guest does not run.',
     '',
     '| guest RAM | our live update | copy route | v86 save+restore | v86 state | copy ÷ live | v86 ÷ live |',

@@ -460,6 +460,9 @@ async function soakSection(browser: Browser, server: Server): Promise<SoakSectio
         // running (issue 4); go on unless the guest is gone.
         updateFailures.push(`#${i + 1} ${current}→${target}: ${errorText(e)}`);
         say(`soak: update ${i + 1} failed: ${errorText(e)}`);
+        const running = await ours.runningVersion().catch(() => null);
+        if (running !== 'v1' && running !== 'v2') throw new Error(`the guest no longer runs after update #${i + 1} failed: ${errorText(e)}`);
+        current = running;
         if (updateFailures.length >= 5) throw new Error(`5 updates failed; the last: ${errorText(e)}`);
       }
       if (!(await canaryOk(sum, async () => (await ours!.shell(GUEST_CMDS.checkCanary, 120_000)).text))) checksumFailures++;
