@@ -314,6 +314,8 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
   const empty = (vm: PauseRow['vm'], guest: GuestName, status: PauseRow['status'], note: string): PauseRow => ({ vm, guest, ramMiB, status, note, samples: [], summary: null });
   let ours: OurPage | null = null;
   let guest: GuestName = 'i386';
+  // Filled as the routes finish, so a later failure keeps what was measured.
+  const rows: PauseRow[] = [];
   try {
     ours = await OurPage.open(browser, server.url, pageLog);
     const pick = await ours.liveUpdateGuest(['i386', 'arm']);
@@ -336,7 +338,6 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
       current = 'v1';
       updatesSinceBoot = 0;
     };
-    const rows: PauseRow[] = [];
     for (const route of ['cpr-exec', 'copy'] as LiveUpdateRoute[]) {
       const vm = route === 'copy' ? 'ours-copy' : 'ours-cpr-exec';
       const samples: number[] = [];
@@ -371,14 +372,16 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
     return rows;
   } catch (e) {
     say(`  failed: ${errorText(e)}`);
-    return [empty('ours-cpr-exec', guest, 'failed', errorText(e)), empty('ours-copy', guest, 'failed', errorText(e))];
+    for (const vm of ['ours-cpr-exec', 'ours-copy'] as const) if (!rows.some((r) => r.vm === vm)) rows.push(empty(vm, guest, 'failed', errorText(e)));
+    return rows;
   } finally {
     await ours?.close();
   }
 }
 
+/** False also when the guest does not answer. */
 async function checkCanary(page: OurPage, sum: string | null): Promise<boolean> {
-  return canaryOk(sum, async () => (await page.shell(GUEST_CMDS.checkCanary, 120_000)).text);
+  return canaryOk(sum, async () => (await page.shell(GUEST_CMDS.checkCanary, 120_000)).text).catch(() => false);
 }
 
 async function v86Pause(browser: Browser, server: Server, assets: V86Assets | string, ramMiB: number): Promise<PauseRow> {
