@@ -381,7 +381,7 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
 
 /** False also when the guest does not answer. */
 async function checkCanary(page: OurPage, sum: string | null): Promise<boolean> {
-  return canaryOk(sum, async () => (await page.shell(GUEST_CMDS.checkCanary, 120_000)).text).catch(() => false);
+  return canaryOk(sum, async () => (await page.shell(GUEST_CMDS.checkCanary, 30_000)).text).catch(() => false);
 }
 
 async function v86Pause(browser: Browser, server: Server, assets: V86Assets | string, ramMiB: number): Promise<PauseRow> {
