@@ -358,11 +358,11 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
           const what = `${route} ${current}→${target} as update #${updatesSinceBoot + 1} after boot: ${errorText(e)}`;
           errors.push(what);
           say(`  failed: ${what}`);
-          // A refused or failed update leaves the guest running on the old
-          // build (issue 4): go on from there; boot again only if it is gone.
-          const running = await page.runningVersion().catch(() => null);
-          current = running === 'v1' || running === 'v2' ? running : null;
-          say(`  the guest ${current ? `runs on ${current}` : 'is gone: booting again'}`);
+          // A failed update should leave the guest running on the old build
+          // (issue 4), but the page may still think an update is in progress
+          // and refuse the next: boot afresh (a new worker) after a failure.
+          current = null;
+          say('  booting again');
         }
       }
       if (current !== null) canaryOk &&= await checkCanary(page, canary);
