@@ -197,7 +197,7 @@ export function writeReport(r: Results, dir: string): void {
   const m = any?.machine;
   const failed = [r.pause?.rows ?? [], r.boot?.rows ?? [], r.cpu?.rows ?? []]
     .flat()
-    .filter((row) => row.status !== 'ok')
+    .filter((row) => row.status !== 'ok' || row.note?.includes('failed'))
     .map((row) => `- ${'vm' in row ? row.vm : ''} ${'ramMiB' in row ? `${row.ramMiB} MiB` : ''}${'mode' in row ? `${row.guest} ${row.mode}` : ''}${'wallMs' in row ? ` ${row.guest} cpu` : ''}: ${row.status}${row.note ? ` — ${row.note}` : ''}`);
   if (r.soak && r.soak.status !== 'ok') failed.push(`- soak: ${r.soak.status} — ${r.soak.note}`);
   const md = [
@@ -222,7 +222,15 @@ export function writeReport(r: Results, dir: string): void {
     ...body,
     '## Notes',
     '',
-    ...(r.v86Assets ? ['v86 ran our i386 guest from:', '', ...r.v86Assets.map((a) => `- ${a}`), ''] : []),
+    ...(r.v86Assets
+      ? [
+          'v86 boots our own i386 guest: the bzImage that the guest step builds in the same make run as our PVH vmlinux (same tree, same .config), our initramfs, ' +
+            'our kernel command line, and Debian\'s SeaBIOS (bios-256k.bin as our i386 guest ships it, vgabios-stdvga.bin from the same seabios .deb). Files:',
+          '',
+          ...r.v86Assets.map((a) => `- ${a}`),
+          '',
+        ]
+      : []),
     ...(r.ramMaxMiB
       ? [
           `The largest guest RAM measured is ${r.ramMaxMiB} MiB: \`boot()\` accepts no more (RAM_MAX_MIB). The wasm32 Memory is 2 GiB; with the live-update layout's 512 MiB heap limit ` +
