@@ -169,7 +169,7 @@ function soakMarkdown(s: SoakSection): string[] {
       `${s.checksumFailures} failures. Pause p50 ${ms(s.summary ? summarize(s.pauses)!.median : null)}, p95 ${ms(s.summary?.p95)}, max ${ms(s.summary?.max)}. ` +
       `Browser PSS from ${mib(s.pss[0]?.[1])} to ${mib(s.pss.at(-1)?.[1])} (${grow == null ? '—' : `${grow >= 0 ? '+' : ''}${mib(grow)}`}).`,
   );
-  if (s.updateFailures?.length) lines.push('', `${s.updateFailures.length} update(s) failed and fell back to the old build; the soak went on:`, '', ...s.updateFailures.map((f) => `- ${f}`));
+  if (s.updateFailures?.length) lines.push('', `${s.updateFailures.length} update(s) failed; after each the page reported the guest running on the old build:`, '', ...s.updateFailures.map((f) => `- ${f}`));
   if (s.status === 'failed') lines.push('', `Stopped early: ${s.note}`);
   lines.push('', '![soak](soak.svg)', '');
   return lines;
