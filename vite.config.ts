@@ -11,7 +11,9 @@ export default defineConfig({
   root: 'web',
   // Relative asset URLs: the static site works from any path of any server.
   base: './',
-  plugins: [artifactsPlugin(`${repo}wasm/out`)],
+  // CPR_ARTIFACTS serves another unpacked artifacts tree (e.g. a work dir's
+  // builds before they are packaged into wasm/dist).
+  plugins: [artifactsPlugin(process.env.CPR_ARTIFACTS ?? `${repo}wasm/out`)],
   server: {
     port,
     strictPort: !!process.env.PORT,

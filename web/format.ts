@@ -37,6 +37,7 @@ export const STATE_LABEL: Record<RunState, string> = {
   booting: 'booting the guest',
   running: 'running',
   paused: 'paused',
+  updating: 'live update',
   stopping: 'stopping',
   stopped: 'stopped',
   error: 'error',
@@ -44,7 +45,7 @@ export const STATE_LABEL: Record<RunState, string> = {
 
 /** Which controls make sense in a state. */
 export function controlsFor(state: RunState): { boot: boolean; reset: boolean; stop: boolean } {
-  const busy = state === 'loading' || state === 'starting' || state === 'stopping';
+  const busy = state === 'loading' || state === 'starting' || state === 'stopping' || state === 'updating';
   const up = state === 'booting' || state === 'running' || state === 'paused';
   return { boot: !busy, reset: up, stop: up || state === 'loading' || state === 'starting' };
 }
@@ -54,4 +55,9 @@ export function statusSummary(s: Status): string {
   if (s.build) parts.push(s.build);
   if (s.ramMiB) parts.push(`${s.ramMiB} MiB RAM`);
   return parts.join(' · ');
+}
+
+/** "qemu-system-arm@v1 → qemu-system-arm@v2: guest paused 512 ms". */
+export function liveUpdateText(r: { from: string; to: string; pauseMs: number; route: string }): string {
+  return `${r.from} → ${r.to}: guest paused ${r.pauseMs} ms${r.route === 'copy' ? ' (copy route)' : ''}`;
 }

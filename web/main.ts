@@ -2,8 +2,8 @@
 //
 // Wires the page: the controls, the two consoles, the status bar, the
 // progress bar and the error panel, all on top of window.playground.
-import { toErrorInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
-import { controlsFor, formatArgv, progressFraction, progressText, STATE_LABEL } from './format';
+import { toErrorInfo, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
+import { controlsFor, formatArgv, liveUpdateText, progressFraction, progressText, STATE_LABEL } from './format';
 import { isolationProblem } from './isolation';
 import { Playground } from './playground';
 import { NORMAL_FONT, PRESENTER_FONT, TerminalPane } from './terminal';
@@ -34,6 +34,11 @@ const bootBtn = $<HTMLButtonElement>('boot');
 const resetBtn = $<HTMLButtonElement>('reset');
 const stopBtn = $<HTMLButtonElement>('stop');
 const presenterBtn = $<HTMLButtonElement>('presenter');
+const updateForm = $<HTMLFormElement>('update-form');
+const updateSel = $<HTMLSelectElement>('update-build');
+const updateBtn = $<HTMLButtonElement>('update');
+const updateResult = $<HTMLOutputElement>('update-result');
+let allBuilds: BuildInfo[] = [];
 
 // ---- consoles ---------------------------------------------------------------
 const serialPane = new TerminalPane($('serial'), (data) => {
@@ -102,6 +107,12 @@ function renderStatus(s: Status): void {
   resetBtn.disabled = !c.reset;
   stopBtn.disabled = !c.stop;
   document.body.dataset.state = s.state;
+  // Live update: every other build of the running guest (upgrade and downgrade).
+  const targets = allBuilds.filter((b) => b.guest === s.guest && b.name !== s.build).map((b) => b.name);
+  if (targets.join() !== [...updateSel.options].map((o) => o.value).join()) {
+    updateSel.replaceChildren(...targets.map((t) => new Option(t, t)));
+  }
+  updateBtn.disabled = !(s.state === 'running' || s.state === 'paused') || targets.length === 0;
   if (s.error) showError(s.error);
   if (s.state !== 'loading' && s.state !== 'starting' && s.state !== 'booting') $('progress').hidden = true;
 }
@@ -141,12 +152,28 @@ resetBtn.addEventListener('click', () => {
   void playground.reset().catch(report);
 });
 stopBtn.addEventListener('click', () => void playground.stop().catch(report));
+updateForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  showError(null);
+  updateResult.textContent = `updating to ${updateSel.value}…`;
+  playground.liveUpdate(updateSel.value).catch((e: unknown) => {
+    updateResult.textContent = 'live update failed';
+    report(e);
+  });
+});
+// Also the updates typed into the monitor.
+playground.onLiveUpdate((r) => {
+  updateResult.textContent = liveUpdateText(r);
+  updateResult.dataset.pauseMs = String(r.pauseMs);
+});
 
 // Fill the build picker from the manifest (and learn early if it is missing).
 if (!isolation) {
   playground
     .builds()
     .then((builds) => {
+      allBuilds = builds;
+      renderStatus(playground.status());
       const versions = [...new Set(builds.map((b) => b.version))];
       for (const v of versions) buildSel.add(new Option(v, v));
     })

@@ -13,6 +13,8 @@ import {
   type BootOptions,
   type BuildInfo,
   type ErrorInfo,
+  type LiveUpdateOptions,
+  type LiveUpdateResult,
   type Progress,
   type QemuWorkerApi,
   type Status,
@@ -42,6 +44,11 @@ export interface PlaygroundApi {
   stop(): Promise<Status>;
   reset(): Promise<Status>;
   builds(): Promise<BuildInfo[]>;
+  /** Replaces the running QEMU by build `target` (`'v2'`, `'qemu-system-arm@v2'`,
+   * ...) while the guest keeps running; resolves with the guest's pause. */
+  liveUpdate(target: string, options?: LiveUpdateOptions): Promise<LiveUpdateResult>;
+  /** Every finished live update, also one typed into the monitor. */
+  onLiveUpdate(listener: (result: LiveUpdateResult) => void): Disposer;
   onSerial(listener: (bytes: Uint8Array) => void): Disposer;
   onMonitor(listener: (bytes: Uint8Array) => void): Disposer;
   onStatus(listener: (status: Status) => void): Disposer;
@@ -92,6 +99,7 @@ export class Playground implements PlaygroundApi {
   private readonly statusEvents = new Emitter<Status>();
   private readonly progressEvents = new Emitter<Progress>();
   private readonly logEvents = new Emitter<string>();
+  private readonly updateEvents = new Emitter<LiveUpdateResult>();
   private current: Status = { seq: 0, state: 'idle', guest: null, build: null, argv: [], ramMiB: null, error: null };
   private remote: Remote<QemuWorkerApi> | null = null;
   private worker: Worker | null = null;
@@ -158,6 +166,14 @@ export class Playground implements PlaygroundApi {
 
   builds(): Promise<BuildInfo[]> {
     return this.call((w) => w.builds());
+  }
+
+  liveUpdate(target: string, options: LiveUpdateOptions = {}): Promise<LiveUpdateResult> {
+    return this.call((w) => w.liveUpdate(target, options));
+  }
+
+  onLiveUpdate(l: (result: LiveUpdateResult) => void): Disposer {
+    return this.updateEvents.on(l);
   }
 
   onSerial(l: (bytes: Uint8Array) => void): Disposer {
@@ -239,6 +255,7 @@ export class Playground implements PlaygroundApi {
         monitor: (bytes) => mine() && this.monitorEvents.emit(bytes),
         status: (status) => mine() && this.setStatus(status),
         progress: (p) => mine() && this.progressEvents.emit(p),
+        liveUpdate: (result) => mine() && this.updateEvents.emit(result),
         log: (line) => {
           if (!mine()) return;
           this.lastLog = line;

@@ -46,6 +46,7 @@ export type RunState =
   | 'booting' // QEMU runs, the guest has not reached its shell yet
   | 'running' // guest ready
   | 'paused' // VM stopped from the monitor (`stop`); `cont` resumes
+  | 'updating' // live update in progress: the VM is paused while QEMU is replaced
   | 'stopping'
   | 'stopped' // QEMU ended (stop(), or the guest powered off)
   | 'error'; // QEMU could not start or ended on an error; see Status.error
@@ -90,6 +91,45 @@ export interface BuildInfo {
   version: string;
 }
 
+/** Options of `liveUpdate()`. */
+export interface LiveUpdateOptions {
+  /** `'cpr-exec'` [default]: QEMU's cpr-exec, guest RAM stays in place in
+   * the shared Memory. `'copy'`: the baseline for benchmarks: a normal
+   * migration to a file (RAM in the stream), then a fresh instance on a
+   * fresh Memory started with `-incoming` from that file. */
+  route?: LiveUpdateRoute;
+  /** Give up waiting for the VM to run on the new build after this. [120000] */
+  timeoutMs?: number;
+}
+
+export type LiveUpdateRoute = 'cpr-exec' | 'copy';
+
+/** Where the guest's pause went, in milliseconds. */
+export interface PausePhases {
+  /** `migrate` sent → QEMU exec'd (device state written; copy: RAM too). */
+  stateSaveMs: number;
+  /** The old instance and its threads ended. */
+  teardownMs: number;
+  /** The old heap cleared (cpr-exec) / a fresh Memory made (copy). */
+  clearMs: number;
+  /** The new build instantiated on the Memory, its runtime up. */
+  instantiateMs: number;
+  /** QEMU's main() until its monitor answers (machine created, RAM mapped). */
+  qemuInitMs: number;
+  /** The monitor answers → the VM runs (device state loaded). */
+  stateLoadMs: number;
+}
+
+export interface LiveUpdateResult {
+  /** Guest pause: `migrate` sent → VM running on the new build. */
+  pauseMs: number;
+  /** Build names, e.g. `qemu-system-arm@v1` → `qemu-system-arm@v2`. */
+  from: string;
+  to: string;
+  route: LiveUpdateRoute;
+  phases: PausePhases;
+}
+
 /** Callbacks the page hands to the worker (wrapped in Comlink.proxy()). */
 export interface WorkerListener {
   serial(bytes: Uint8Array): void;
@@ -98,6 +138,8 @@ export interface WorkerListener {
   progress(progress: Progress): void;
   /** QEMU's own stdout/stderr lines: where its error messages go. */
   log(line: string): void;
+  /** A live update finished (also one typed into the monitor). */
+  liveUpdate(result: LiveUpdateResult): void;
 }
 
 export interface WorkerConfig {
@@ -106,8 +148,7 @@ export interface WorkerConfig {
 }
 
 /** The worker's API over Comlink. Every method may reject with a
- * PlaygroundError. Room is kept for live update (issue 4):
- * `liveUpdate(target)` will join here and use the same build registry. */
+ * PlaygroundError. */
 export interface QemuWorkerApi {
   init(config: WorkerConfig, listener: WorkerListener): Promise<void>;
   /** Builds available from the artifacts manifest. */
@@ -126,6 +167,9 @@ export interface QemuWorkerApi {
   stop(): Promise<Status>;
   /** Resets the guest (HMP `system_reset`) and waits for its shell again. */
   reset(): Promise<Status>;
+  /** Replaces the running QEMU by build `target` (`v2`,
+   * `qemu-system-arm@v2`, ...) while the guest keeps running. */
+  liveUpdate(target: string, options?: LiveUpdateOptions): Promise<LiveUpdateResult>;
 }
 
 export type PlaygroundErrorCode =
@@ -137,6 +181,8 @@ export type PlaygroundErrorCode =
   | 'monitor-timeout' // an HMP command did not finish
   | 'timeout' // a wait (e.g. waitForSerial) ran out of time
   | 'qemu-exited' // QEMU ended on its own
+  | 'live-update-refused' // refused before the VM stopped; the guest ran on untouched
+  | 'live-update-failed' // failed after the VM stopped; the VM runs again on the old build
   | 'worker-crashed'; // the worker itself failed
 
 /** The one error type of the playground. Messages say what happened and

@@ -26,6 +26,7 @@ function makeHost(opts: { backend?: FakeBackend; fetch?: ReturnType<typeof fakeF
       status: (s) => states.push(s.state),
       progress: (p) => progress.push(p),
       log: () => undefined,
+      liveUpdate: () => undefined,
     },
   );
   return { host, backend, states, progress, serial: () => serial };

@@ -13,6 +13,8 @@ import {
   type BootOptions,
   type BuildInfo,
   type GuestName,
+  type LiveUpdateOptions,
+  type LiveUpdateResult,
   type Progress,
   type QemuWorkerApi,
   type Status,
@@ -21,15 +23,33 @@ import {
 } from './api';
 import { BuildRegistry, parseManifest, type ResolvedBuild } from './builds';
 import { checkWasmMagic, download, type FetchLike } from './download';
+import { buildLayoutProblem } from './qemu/memory';
+import {
+  DEFAULT_UPDATE_TIMEOUT_MS,
+  execName,
+  LiveUpdates,
+  wallClock,
+  type PreparedBuild,
+  type StartRequest,
+  type StartTimes,
+  type UpdateSession,
+} from './live-update';
 import { MonitorChannel } from './monitor';
 import { resolveBootOptions, type ResolvedBootOptions } from './options';
+import type { ExecRequest } from './qemu/instance';
+import type { OpenMemfd } from './qemu/memfd';
 
 /** What the host needs from one running QEMU (worker/qemu/instance.ts). */
 export interface QemuInstanceLike {
   writeSerial(bytes: Uint8Array): void;
   writeMonitor(bytes: Uint8Array): void;
-  readonly exited: Promise<{ status: number; message?: string }>;
+  /** heapTop: how far the instance's heap reached, when it can tell. */
+  readonly exited: Promise<{ status: number; message?: string; heapTop?: number }>;
   kill(): Promise<void>;
+  /** The top of the instance's heap (live-update builds). */
+  heapTop?(): Promise<number>;
+  /** A file of QEMU's file system, or null. */
+  readFile?(path: string): Promise<Uint8Array | null>;
 }
 
 export interface LaunchRequest {
@@ -40,6 +60,24 @@ export interface LaunchRequest {
   onSerial(bytes: Uint8Array): void;
   onMonitor(bytes: Uint8Array): void;
   onLog(line: string): void;
+  /** Live update: the compiled build, the shared Memory, QEMU's
+   * environment, the memfds to reopen, the names QEMU may exec. */
+  wasmModule?: WebAssembly.Module;
+  memory?: WebAssembly.Memory;
+  env?: Record<string, string>;
+  adopt?: OpenMemfd[];
+  execNames?: string[];
+  onExec?(request: ExecRequest): void;
+  onExecRefused?(argv: string[], reason: string): void;
+  onRuntimeReady?(at: number): void;
+  /** A pre-started instance for this build (backend.prewarm), if any. */
+  spare?: SpareLike;
+}
+
+/** An instance worker started ahead of a live update (opaque to the host). */
+export interface SpareLike {
+  readonly jsUrl: string;
+  dispose(): void;
 }
 
 export interface GuestPlan {
@@ -52,7 +90,14 @@ export interface GuestPlan {
 /** The low-level QEMU module, as the host uses it. */
 export interface QemuBackend {
   launch(request: LaunchRequest): Promise<QemuInstanceLike>;
-  plan(guest: GuestName, ramMiB: number): GuestPlan;
+  /** `liveUpdate`: the build can live-update, so guest RAM is shared. */
+  plan(guest: GuestName, ramMiB: number, liveUpdate: boolean): GuestPlan;
+  /** A fresh shared Memory with the live-update layout (worker/qemu/memory.ts). */
+  createMemory?(): WebAssembly.Memory;
+  /** Compiles a build's wasm (before any pause needs it). */
+  compile?(bytes: Uint8Array): Promise<WebAssembly.Module>;
+  /** Starts an instance worker for a build ahead of a live update. */
+  prewarm?(jsUrl: string): SpareLike;
 }
 
 /** The page's listener as seen through Comlink: calls may return promises. */
@@ -76,8 +121,9 @@ const CRASH = /worker sent an error!|Uncaught RuntimeError/;
 const LOAD_FAILURE = /CompileError|LinkError|failed to asynchronously prepare wasm|fetching of the wasm failed|WebAssembly\.(instantiate|compile)/;
 const SERIAL_FLUSH_MS = 8;
 
-/** Everything that belongs to one boot; replaced as a whole. */
-interface Session {
+/** Everything that belongs to one boot; replaced as a whole. A live
+ * update replaces its instance and build, not the session. */
+interface Session extends UpdateSession {
   id: number;
   instance: QemuInstanceLike | null;
   monitor: MonitorChannel;
@@ -96,6 +142,23 @@ interface Session {
   /** Rejects once QEMU has ended or crashed; waits race against it. */
   failure: Promise<never>;
   fail(e: PlaygroundError): void;
+  /** Wall clock ms of the current instance's first monitor output. */
+  monitorSeenAt: number | null;
+  /** The next instance, started ahead of a live update. */
+  spare: SpareLike | null;
+}
+
+/** "qemu-system-arm" for "qemu-system-arm@v2". */
+function programOf(name: string): string {
+  return name.replace(/@.*$/, '');
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
 }
 
 function failureSignal(): { failure: Promise<never>; fail(e: PlaygroundError): void } {
@@ -118,8 +181,71 @@ export class QemuHost implements QemuWorkerApi {
   private readonly logs: string[] = [];
   private serialOut: Uint8Array[] = [];
   private serialTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Builds downloaded and compiled, by full name. */
+  private readonly prepared = new Map<string, Promise<PreparedBuild>>();
+  private readonly updates: LiveUpdates<Session>;
 
-  constructor(private readonly env: HostEnvironment) {}
+  constructor(private readonly env: HostEnvironment) {
+    this.updates = new LiveUpdates<Session>({
+      start: (s, req) => this.startInstance(s, req),
+      instance: (s) => s.instance,
+      monitor: (s, command, timeoutMs) => s.monitor.command(command, timeoutMs),
+      prepare: (s, target) => this.prepareTarget(s, target),
+      prewarm: (s, prepared) => this.prewarm(s, prepared),
+      createMemory: () => this.createMemory(),
+      updating: (s) => {
+        if (s === this.session) this.setState({ state: 'updating' });
+      },
+      updated: (s, prepared, argv, result) => {
+        s.prepared = prepared;
+        s.build = prepared.build;
+        s.argv = argv;
+        if (s !== this.session) return;
+        this.setState({ state: 'running', build: prepared.build.name, argv: [programOf(prepared.build.name), ...argv], error: null });
+        this.call('liveUpdate', result);
+      },
+      restored: (s) => {
+        if (s === this.session) this.setState({ state: 'running' });
+      },
+      lost: (s, error) => {
+        if (s !== this.session) return;
+        void this.stopSession().then(() => this.fail(error));
+      },
+      log: (line) => this.onLog(line, null),
+      // To the page's log only, not into the 'QEMU said' of error messages.
+      trace: (line) => this.call('log', `[live-update] ${line}`),
+    });
+  }
+
+  /**
+   * Replaces the running QEMU by build `target` while the guest runs on:
+   * cpr-exec (guest RAM stays where it is) or, for benchmarks, 'copy'.
+   * Everything that can fail before the VM stops (unknown build, download,
+   * compile, a configuration QEMU will not live-update) is refused with the
+   * guest untouched; a failure after that restarts the old build.
+   */
+  async liveUpdate(target: string, options: LiveUpdateOptions = {}): Promise<LiveUpdateResult> {
+    const s = this.session;
+    if (!s || !s.instance || s.ended || !['running', 'paused'].includes(this.state.state)) {
+      throw new PlaygroundError('bad-state', `cannot live-update: the guest is ${this.state.state}; boot it first and wait until it runs`);
+    }
+    if (s.update) throw new PlaygroundError('bad-state', `a live update to ${s.update.target} is in progress`);
+    if (typeof target !== 'string' || target === '') throw new PlaygroundError('bad-options', 'liveUpdate(target): target must be a build name such as "v2"');
+    const route = options.route ?? 'cpr-exec';
+    if (route !== 'cpr-exec' && route !== 'copy') {
+      throw new PlaygroundError('bad-options', `unknown route ${JSON.stringify(route)}: use "cpr-exec" (default) or "copy"`);
+    }
+    const timeoutMs = options.timeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS;
+    const build = (await this.loadRegistry()).resolve(s.options.guest, target);
+    let prepared: PreparedBuild;
+    try {
+      prepared = await this.prepare(build);
+    } catch (e) {
+      throw new PlaygroundError('live-update-refused', `live update to ${build.name} refused: ${toErrorInfo(e).message}; the guest runs on ${s.build.name}, untouched`);
+    }
+    if (this.session !== s) throw new PlaygroundError('bad-state', 'QEMU was stopped while the build was prepared');
+    return route === 'copy' ? this.updates.viaCopy(s, prepared, timeoutMs) : this.updates.viaCprExec(s, prepared, timeoutMs);
+  }
 
   async init(config: WorkerConfig, listener: WorkerListener | ListenerLike): Promise<void> {
     if (!/\/$/.test(config.artifactsBase)) {
@@ -238,9 +364,11 @@ export class QemuHost implements QemuWorkerApi {
     this.progress({ phase: 'manifest', label: 'reading the artifacts manifest', loaded: 0, total: 0 });
     const registry = await this.loadRegistry();
     const build = registry.resolve(options.guest, options.build);
-    const plan = this.env.backend.plan(options.guest, options.ramMiB);
+    const glue = await this.glueSource(build);
+    const liveUpdatable = this.env.backend.createMemory !== undefined && buildLayoutProblem(build.name, glue) === undefined;
+    const plan = this.env.backend.plan(options.guest, options.ramMiB, liveUpdatable);
     const argv = [...plan.argv, ...options.extraArgs];
-    const program = build.name.replace(/@.*$/, '');
+    const program = programOf(build.name);
     this.setState({ build: build.name, argv: [program, ...argv] });
 
     // Download QEMU's wasm and the guest files, with one combined progress bar.
@@ -280,6 +408,14 @@ export class QemuHost implements QemuWorkerApi {
     this.setState({ state: 'starting' });
     this.progress({ phase: 'instantiate', label: `starting ${build.name}`, loaded: 0, total: 0 });
     const wasmUrl = this.env.wasmUrl(wasm);
+    const compile = this.env.backend.compile;
+    const module = compile ? await compile(wasm).catch((e: unknown) => {
+      wasmUrl.revoke();
+      throw new PlaygroundError('load-failed', `${build.name} failed to start: its wasm does not compile (${e instanceof Error ? e.message : String(e)}); run \`npm run artifacts\` and reload`);
+    }) : undefined;
+    this.checkCurrent(id);
+    const prepared: PreparedBuild = { build, wasmUrl: wasmUrl.url, module, layoutProblem: liveUpdatable ? undefined : buildLayoutProblem(build.name, glue) ?? 'no shared Memory' };
+    this.prepared.set(build.name, Promise.resolve(prepared));
     const session: Session = {
       id,
       instance: null,
@@ -293,9 +429,17 @@ export class QemuHost implements QemuWorkerApi {
       serialTail: '',
       serialDecoder: new TextDecoder(),
       onReady: null,
-      revokeWasm: wasmUrl.revoke,
+      revokeWasm: () => undefined, // kept for live updates back to this build
       ended: false,
       crashed: null,
+      memory: liveUpdatable ? this.createMemory() : null,
+      prepared,
+      baseArgv: argv,
+      guestFiles: files,
+      update: null,
+      migrateSeenAt: null,
+      monitorSeenAt: null,
+      spare: null,
       ...failureSignal(),
     };
     this.session = session;
@@ -303,16 +447,7 @@ export class QemuHost implements QemuWorkerApi {
     // One deadline from here to the shell: QEMU may also hang while
     // starting (a trap in a pthread leaves the module promise pending).
     const deadline = this.bootDeadline(session, options.bootTimeoutMs);
-    const launched = this.env.backend
-      .launch({
-        jsUrl: base + build.jsPath,
-        wasmUrl: wasmUrl.url,
-        argv,
-        files,
-        onSerial: (b) => this.onSerial(session, b),
-        onMonitor: (b) => this.onMonitorBytes(session, b),
-        onLog: (line) => this.onLog(line, session),
-      })
+    const launched = this.launch(session, { prepared, argv, memory: session.memory, files, timeoutMs: 0 })
       .catch((e: unknown) => {
         throw new PlaygroundError(
           'load-failed',
@@ -322,7 +457,6 @@ export class QemuHost implements QemuWorkerApi {
     try {
       const instance = await Promise.race([launched, session.failure, deadline.expired]);
       session.instance = instance;
-      void instance.exited.then((exit) => this.onExit(session, exit));
       if (this.activeBoot !== id) {
         await instance.kill();
         this.checkCurrent(id);
@@ -339,6 +473,158 @@ export class QemuHost implements QemuWorkerApi {
     }
     this.progress({ phase: 'done', label: 'guest ready', loaded: 0, total: 0 });
     return this.snapshot();
+  }
+
+  /** Launches an instance for the session with every callback wired. */
+  private launch(session: Session, req: StartRequest, onRuntimeReady?: (at: number) => void): Promise<QemuInstanceLike> {
+    const base = this.config!.artifactsBase;
+    session.monitorSeenAt = null;
+    const jsUrl = base + req.prepared.build.jsPath;
+    const spare = session.spare?.jsUrl === jsUrl ? session.spare : undefined;
+    if (spare) session.spare = null;
+    return this.env.backend
+      .launch({
+        jsUrl,
+        spare,
+        wasmUrl: req.prepared.wasmUrl,
+        wasmModule: req.prepared.module,
+        memory: req.memory ?? undefined,
+        argv: req.argv,
+        files: req.files,
+        env: req.env,
+        adopt: req.adopt,
+        execNames: this.execNames(session.options.guest),
+        onSerial: (b) => this.onSerial(session, b),
+        onMonitor: (b) => this.onMonitorBytes(session, b),
+        onLog: (line) => this.onLog(line, session),
+        onExec: (request) => {
+          if (session === this.session) void this.updates.onExec(session, request);
+        },
+        onExecRefused: (argv, reason) => {
+          this.onLog(`cpr-exec: ${reason}`, session);
+          this.updates.onExecRefused(session, argv, reason);
+        },
+        onRuntimeReady,
+      })
+      .then((instance) => {
+        // An instance replaced by a live update ends without ending the session.
+        void instance.exited.then((exit) => {
+          if (session.instance === instance && !session.update) this.onExit(session, exit);
+        });
+        return instance;
+      });
+  }
+
+  /** For live updates: start an instance and wait until the VM runs. */
+  private async startInstance(session: Session, req: StartRequest): Promise<StartTimes> {
+    const launchedAt = wallClock();
+    let runtimeReadyAt = 0;
+    session.monitor.reset();
+    const instance = await this.launch(session, req, (at) => {
+      runtimeReadyAt = at;
+      this.call('log', `[live-update] ${req.prepared.build.name}: runtime ready`);
+    });
+    session.instance = instance;
+    this.call('log', `[live-update] ${req.prepared.build.name}: launched, waiting for the VM to run`);
+    const ended = instance.exited.then((exit) => {
+      throw new Error(
+        `${req.prepared.build.name} exited with status ${exit.status}${exit.message ? ` (${exit.message})` : ''} before the VM ran${this.recentLogs()}`,
+      );
+    });
+    ended.catch(() => undefined);
+    let done = false;
+    const running = (async () => {
+      while (!done) {
+        let out: string;
+        try {
+          out = await session.monitor.command('info status', 3000);
+        } catch (e) {
+          if (toErrorInfo(e).code !== 'monitor-timeout') throw e;
+          // The prompt count can be off by one across the switch (a prompt
+          // of the old QEMU, or the new banner's, seen at the wrong moment):
+          // an empty line makes QEMU print a fresh prompt.
+          instance.writeMonitor(new TextEncoder().encode('\r'));
+          continue;
+        }
+        if (/VM status: running/.test(out)) return wallClock();
+        if (/paused \((postmigrate|prelaunch|restore-vm|shutdown|internal-error)\)|paused$/m.test(out) && !/inmigrate/.test(out)) {
+          // Loaded, but paused: the source was paused (copy route stops it first).
+          await session.monitor.command('cont');
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return 0;
+    })();
+    running.catch(() => undefined);
+    let runningAt: number;
+    try {
+      runningAt = await withDeadline(Promise.race([running, ended]), req.timeoutMs || DEFAULT_UPDATE_TIMEOUT_MS, `${req.prepared.build.name} did not run the VM`);
+    } finally {
+      done = true; // no more polling of a QEMU given up on
+    }
+    return { launchedAt, runtimeReadyAt: runtimeReadyAt || launchedAt, monitorAt: session.monitorSeenAt ?? runtimeReadyAt, runningAt };
+  }
+
+  /** Every name QEMU may exec for this guest: `v2`, `qemu-system-arm@v2`, `qemu-system-arm`. */
+  private execNames(guest: GuestName): string[] {
+    const builds = this.registry?.list().filter((b) => b.guest === guest) ?? [];
+    return [...new Set(builds.flatMap((b) => [b.name, b.version, programOf(b.name)]))];
+  }
+
+  /** Starts the instance worker for the next build ahead of the pause. */
+  private prewarm(session: Session, prepared: PreparedBuild): void {
+    const jsUrl = this.config!.artifactsBase + prepared.build.jsPath;
+    if (!this.env.backend.prewarm || session.spare?.jsUrl === jsUrl || session !== this.session) return;
+    session.spare?.dispose();
+    session.spare = this.env.backend.prewarm(jsUrl);
+  }
+
+  /** The build named in a cpr-exec-command, downloaded and compiled. */
+  private async prepareTarget(session: Session, name: string): Promise<PreparedBuild> {
+    const build = (await this.loadRegistry()).resolve(session.options.guest, execName(name));
+    return this.prepare(build);
+  }
+
+  /** Downloads and compiles a build once; later calls share the result. */
+  private prepare(build: ResolvedBuild): Promise<PreparedBuild> {
+    let p = this.prepared.get(build.name);
+    if (!p) {
+      p = (async () => {
+        const base = this.config!.artifactsBase;
+        const [wasm, glue] = await Promise.all([download(base + build.wasmPath, () => undefined, this.env.fetch), this.glueSource(build)]);
+        checkWasmMagic(base + build.wasmPath, wasm);
+        const compile = this.env.backend.compile;
+        let module: WebAssembly.Module | undefined;
+        try {
+          module = compile ? await compile(wasm) : undefined;
+        } catch (e) {
+          throw new PlaygroundError('load-failed', `${build.name}'s wasm does not compile: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        const url = this.env.wasmUrl(wasm);
+        return { build, wasmUrl: url.url, module, layoutProblem: buildLayoutProblem(build.name, glue) };
+      })();
+      this.prepared.set(build.name, p);
+      // A failed preparation is not cached: the next attempt tries again.
+      p.catch(() => this.prepared.delete(build.name));
+    }
+    return p;
+  }
+
+  /** The build's JS glue as text ('' if it cannot be read): it says
+   * whether the build speaks our memory layout. */
+  private async glueSource(build: ResolvedBuild): Promise<string> {
+    try {
+      const bytes = await download(this.config!.artifactsBase + build.jsPath, () => undefined, this.env.fetch);
+      return new TextDecoder().decode(bytes);
+    } catch {
+      return '';
+    }
+  }
+
+  private createMemory(): WebAssembly.Memory {
+    const create = this.env.backend.createMemory;
+    if (!create) throw new PlaygroundError('bad-state', 'this QEMU backend has no shared Memory');
+    return create();
   }
 
   /** Resolves when the ready line appears; rejects when QEMU ends first. */
@@ -401,6 +687,10 @@ export class QemuHost implements QemuWorkerApi {
 
   private onMonitorBytes(session: Session, bytes: Uint8Array): void {
     if (session !== this.session) return;
+    if (session.monitorSeenAt === null) {
+      session.monitorSeenAt = wallClock();
+      if (session.update) this.call('log', `[live-update] ${session.build.name}: monitor up`);
+    }
     session.monitor.feed(bytes);
     this.call('monitor', bytes);
   }
@@ -408,7 +698,17 @@ export class QemuHost implements QemuWorkerApi {
   /** Keeps `paused`/`running` in step with commands typed or sent to HMP. */
   private onMonitorCommand(session: Session, line: string): void {
     if (session !== this.session) return;
-    const cmd = line.split(/\s+/)[0] ?? '';
+    const words = line.split(/\s+/);
+    const cmd = words[0] ?? '';
+    // Typed cpr-exec: compile the target while the user is still typing,
+    // so no compile falls into the pause; time the pause from `migrate`.
+    if (cmd === 'migrate_set_parameter' && (words[1] === 'cpr-exec-command' || words[1] === 'cpr-exec-args') && words[2]) {
+      void this.prepareTarget(session, words[2].replace(/^['"]|['"]$/g, '')).then(
+        (prepared) => this.prewarm(session, prepared),
+        () => undefined,
+      );
+    }
+    if (cmd === 'migrate') session.migrateSeenAt = wallClock();
     if (cmd === 'stop' && this.state.state === 'running') this.setState({ state: 'paused' });
     else if ((cmd === 'cont' || cmd === 'c') && this.state.state === 'paused') this.setState({ state: 'running' });
     else if (cmd === 'system_reset' && this.state.state === 'running') {
@@ -418,13 +718,13 @@ export class QemuHost implements QemuWorkerApi {
     }
   }
 
-  private onLog(line: string, session: Session): void {
+  private onLog(line: string, session: Session | null): void {
     this.logs.push(line);
     if (this.logs.length > LOG_LINES) this.logs.shift();
     this.call('log', line);
     // A trap in one of QEMU's pthread workers is only logged by the glue;
     // QEMU then hangs. End it, so the page shows why instead of waiting.
-    if (CRASH.test(line) && session === this.session) this.crash(session, line);
+    if (session && CRASH.test(line) && session === this.session) this.crash(session, line);
   }
 
   /** QEMU trapped and will not end by itself: end it and report why. */
@@ -487,6 +787,8 @@ export class QemuHost implements QemuWorkerApi {
     this.session = null;
     s.onReady = null;
     s.ended = true;
+    s.spare?.dispose();
+    s.spare = null;
     const stopped = new PlaygroundError('bad-state', 'QEMU was stopped');
     s.fail(stopped);
     s.monitor.close(stopped);

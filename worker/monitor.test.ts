@@ -43,6 +43,22 @@ describe('MonitorChannel', () => {
     expect(lines).toEqual(['info version', 'stop', 'info status']);
   });
 
+  it('after reset (a new QEMU took over), waits for the new banner and does not resend a command in flight', async () => {
+    const written: string[] = [];
+    const ch: MonitorChannel = new MonitorChannel((b) => written.push(dec.decode(b)));
+    ch.feed(enc.encode('(qemu) '));
+    const migrate = ch.command('migrate -d file:vm.state');
+    ch.feed(enc.encode('migrate -d file:vm.state\r\n')); // the old QEMU exec'd before its prompt
+    ch.reset();
+    await expect(migrate).resolves.toBe('');
+    const status = ch.command('info status');
+    expect(written).toEqual(['migrate -d file:vm.state\r']);
+    ch.feed(enc.encode("QEMU 10.2.2 monitor - type 'help' for more information\r\n(qemu) "));
+    expect(written).toEqual(['migrate -d file:vm.state\r', 'info status\r']);
+    ch.feed(enc.encode('info status\r\nVM status: running\r\n(qemu) '));
+    await expect(status).resolves.toBe('VM status: running');
+  });
+
   it('keeps multi-line output intact', async () => {
     const { ch } = scripted({ 'info mtree': 'address-space: memory\r\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system\r\n' });
     ch.feed(enc.encode('(qemu) '));

@@ -78,6 +78,23 @@ export class MonitorChannel {
     });
   }
 
+  /**
+   * A new QEMU took over the chardev (live update): wait for its banner's
+   * prompt before sending more. A command in flight (e.g. the `migrate`
+   * whose prompt the old QEMU never printed) ends with what it printed:
+   * sending it again to the new QEMU would run it twice.
+   */
+  reset(): void {
+    this.tail = '';
+    this.atPrompt = false;
+    const p = this.current;
+    if (p) {
+      this.current = null;
+      clearTimeout(p.timer);
+      p.resolve(MonitorChannel.extractOutput(p.text, p.command));
+    }
+  }
+
   /** Fails every waiting command (QEMU ended). */
   close(reason: Error): void {
     if (this.closed) return; // the first reason is the real one

@@ -4,7 +4,7 @@
 // included, artifacts at /artifacts/) and Debian's Chromium through
 // playwright-core; each returns a close() that the caller must call.
 import { createServer as createNetServer } from 'node:net';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
@@ -36,7 +36,7 @@ export interface Server {
 }
 
 export async function startServer(): Promise<Server> {
-  if (!existsSync(`${REPO}wasm/out/manifest.json`)) {
+  if (!existsSync(`${process.env.CPR_ARTIFACTS ?? `${REPO}wasm/out`}/manifest.json`)) {
     throw new Error('wasm/out is missing: run `npm run artifacts` first (npm test does)');
   }
   const port = await freePort();
@@ -116,4 +116,20 @@ export async function waitForState(page: Page, state: string, timeoutMs: number)
   if (!s || s.state !== state) {
     throw new Error(`the page went to ${s?.state} instead of ${state}: ${s?.error?.code}: ${s?.error?.message}`);
   }
+}
+
+/** The artifacts tree the server serves. */
+export function artifactsDir(): string {
+  return process.env.CPR_ARTIFACTS ?? `${REPO}wasm/out`;
+}
+
+/** Why the live-update tests cannot run on these artifacts (they need
+ * v1 and v2 of qemu-system-arm with live-update support), or undefined. */
+export function liveUpdateUnavailable(): string | undefined {
+  for (const v of ['v1', 'v2']) {
+    const js = `${artifactsDir()}/qemu/${v}/qemu-system-arm.js`;
+    if (!existsSync(js)) return `${js} is missing: the artifacts have no ${v} build`;
+    if (!readFileSync(js, 'utf8').includes('"cpr-memory-layout/1"')) return `${js} has no live-update support (memory layout cpr-memory-layout/1)`;
+  }
+  return undefined;
 }

@@ -6,6 +6,7 @@
 export interface EmscriptenStream {
   readonly node: EmscriptenNode;
   flags: number;
+  fd?: number;
 }
 
 export interface EmscriptenNode {
@@ -29,6 +30,12 @@ export interface EmscriptenFS {
   registerDevice(dev: number, ops: DeviceOps): void;
   ErrnoError: new (errno: number) => Error;
   lookupPath(path: string): { node: EmscriptenNode };
+  create(path: string, mode?: number): EmscriptenNode;
+  open(path: string, flags: number, mode?: number): EmscriptenStream;
+  close(stream: EmscriptenStream): void;
+  dupStream(stream: EmscriptenStream, fd?: number): EmscriptenStream;
+  /** Open streams, indexed by fd. */
+  streams: (EmscriptenStream | null | undefined)[];
 }
 
 /** What the host passes to the factory (Emscripten's "Module" object). */
@@ -44,7 +51,18 @@ export interface ModuleOptions {
   onAbort(what: unknown): void;
   /** Called instead of the environment's own exit (process.exit in Node). */
   quit(status: number, toThrow: unknown): void;
+  /** The shared Memory to run on (the build links -sIMPORTED_MEMORY). */
   wasmMemory?: WebAssembly.Memory;
+  /** Instantiates from an already compiled module (no compile here). */
+  instantiateWasm?(
+    imports: WebAssembly.Imports,
+    receive: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void,
+  ): void;
+  onRuntimeInitialized?(): void;
+  /** cpr-exec (wasm/emscripten/cpr-exec.js): 0 = accepted, or -errno. */
+  onExec?(argv: string[], env: string[]): number;
+  /** memfd_create (wasm/emscripten/memfd.js): an fd; throws an FS error. */
+  cprMemfdCreate?(name: string, flags: number): number;
 }
 
 export interface QemuModule {
@@ -52,6 +70,10 @@ export interface QemuModule {
   ENV: Record<string, string>;
   /** Present once the runtime is up; ends the runtime and its pthreads. */
   PThread?: { terminateAllThreads(): void };
+  /** Live-update builds: the memory layout their JS library speaks. */
+  cprLayout?: string;
+  /** Live-update builds: this instance's sbrk top. */
+  cprHeapTop?(): number;
 }
 
 export type QemuFactory = (options: Partial<ModuleOptions>) => Promise<QemuModule>;

@@ -79,8 +79,23 @@ export interface GuestLaunch {
   files: Record<string, string>;
 }
 
-/** The QEMU command line and the files to provide for a guest. */
-export function guestArgv(guest: GuestName, ramMiB: number): GuestLaunch {
+/**
+ * Guest RAM that survives cpr-exec: main RAM in a shared memfd backend and
+ * every other RAM block (ROMs, arm virt's two 64 MiB pflash, ACPI tables)
+ * shared too (aux-ram-share), so all of it lives in memfd regions at the
+ * top of the shared Memory and the next QEMU maps it again.
+ */
+export function sharedRamArgv(ramMiB: number): string[] {
+  return [
+    '-machine', 'aux-ram-share=on',
+    '-object', `memory-backend-ram,id=ram0,size=${ramMiB}M,share=on`,
+    '-machine', 'memory-backend=ram0',
+  ];
+}
+
+/** The QEMU command line and the files to provide for a guest. With
+ * `liveUpdate` (builds with memfd support) guest RAM is shared. */
+export function guestArgv(guest: GuestName, ramMiB: number, opts: { liveUpdate?: boolean } = {}): GuestLaunch {
   const spec = GUESTS[guest];
   const problem = ramSizeProblem(ramMiB);
   if (problem) throw new RangeError(problem);
@@ -88,6 +103,7 @@ export function guestArgv(guest: GuestName, ramMiB: number): GuestLaunch {
     argv: [
       ...spec.machine,
       '-m', String(ramMiB),
+      ...(opts.liveUpdate ? sharedRamArgv(ramMiB) : []),
       '-nodefaults', '-nic', 'none', '-display', 'none',
       ...consoleArgv(),
       '-append', spec.kernelCmdline,

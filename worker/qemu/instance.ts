@@ -5,6 +5,33 @@
 import { JsCharDevice } from './chardev';
 import { MONITOR_DEVICE, SERIAL_DEVICE } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
+import { MemfdFs, type OpenMemfd } from './memfd';
+import { LAYOUT_TAG } from './memory';
+
+/** What QEMU's exec of cpr-exec-command hands to the host. */
+export interface ExecRequest {
+  argv: string[];
+  /** KEY=VALUE, QEMU's environ (QEMU_CPR_EXEC_STATE among them). */
+  env: string[];
+  /** memfds open at exec: the next instance reopens them. */
+  open: OpenMemfd[];
+  /** This instance's heap top: the next one clears up to here. */
+  heapTop: number;
+  /** Migration files named by `-incoming file:PATH` in argv, read out of
+   * this instance's FS (the device state). */
+  files: Record<string, Uint8Array>;
+  /** When QEMU called exec (wall clock, ms). */
+  at: number;
+}
+
+/** Paths of `-incoming file:PATH` (and `migrate ... file:PATH`) in argv. */
+export function incomingFiles(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  argv.forEach((a, i) => {
+    if (argv[i - 1] === '-incoming' && a.startsWith('file:')) out.push(a.slice(5).split(',')[0]!);
+  });
+  return out;
+}
 
 export interface QemuLaunchOptions {
   /** URL of qemu-system-<arch>.js, the Emscripten ES module (file: URL in Node). */
@@ -21,6 +48,20 @@ export interface QemuLaunchOptions {
   onMonitor(bytes: Uint8Array): void;
   /** QEMU's own stdout and stderr, a line at a time (its error messages). */
   onLog(line: string): void;
+  /** Run on this shared Memory (live-update builds); else the module
+   * makes its own. */
+  memory?: WebAssembly.Memory;
+  /** The build's wasm, compiled before (no compile on this path). */
+  wasmModule?: WebAssembly.Module;
+  /** Environment variables for QEMU (QEMU_CPR_EXEC_STATE after exec). */
+  env?: Record<string, string>;
+  /** memfds of the previous instance to reopen under the same fds. */
+  adopt?: OpenMemfd[];
+  /** QEMU exec'd (cpr-exec): return 0 to accept or -errno to refuse. Called
+   * synchronously on this thread; QEMU's thread waits for the answer. */
+  onExec?(request: ExecRequest): number;
+  /** The runtime is up and QEMU's main() is about to run. */
+  onRuntimeReady?(): void;
 }
 
 export interface QemuExit {
@@ -30,12 +71,18 @@ export interface QemuExit {
 }
 
 export interface QemuInstance {
+  /** The top of this instance's heap (0 when the build cannot tell). */
+  heapTop(): number;
+  /** A file of QEMU's FS (e.g. a migration file), or null. */
+  readFile(path: string): Uint8Array | null;
   writeSerial(bytes: Uint8Array): void;
   writeMonitor(bytes: Uint8Array): void;
   /** Settles once QEMU has exited, whatever the reason. */
   readonly exited: Promise<QemuExit>;
   /** Ends QEMU and all its pthread workers. */
   kill(): Promise<void>;
+  /** Terminates QEMU's pthread workers at once (before this thread ends). */
+  stopThreads(): void;
 }
 
 function isFactory(value: unknown): value is QemuFactory {
@@ -62,6 +109,8 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
   // The module object, known from preRun on (before the factory resolves,
   // which start-up errors can prevent).
   let loaded: QemuModule | undefined;
+  let memfds: MemfdFs | undefined;
+  const heapTop = (): number => loaded?.cprHeapTop?.() ?? 0;
   const options: Partial<ModuleOptions> = {
     // argv[0]: QEMU names itself in every error message.
     thisProgram: programName(opts.jsUrl),
@@ -72,6 +121,17 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
     preRun: [
       (module) => {
         loaded = module;
+        if (opts.memory) {
+          if (module.cprLayout !== LAYOUT_TAG) {
+            throw new Error(`${programName(opts.jsUrl)} speaks memory layout ${module.cprLayout ?? '(none)'}, not ${LAYOUT_TAG}`);
+          }
+          memfds = new MemfdFs(opts.memory, module.FS);
+          // Before FS.init opens fds 0-2: those are taken in the old
+          // instance too, so adopted fds never collide with them.
+          if (opts.adopt) memfds.adopt(opts.adopt);
+          memfds.installShm();
+        }
+        for (const [k, v] of Object.entries(opts.env ?? {})) module.ENV[k] = v;
         for (const [path, data] of Object.entries(opts.files)) {
           module.FS.mkdirTree(path.slice(0, path.lastIndexOf('/')) || '/');
           module.FS.writeFile(path, data);
@@ -87,11 +147,49 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
       end({ status });
     },
     onAbort: (what) => end({ status: 134, message: `QEMU aborted: ${String(what)}` }),
+    onRuntimeInitialized: () => opts.onRuntimeReady?.(),
   };
+  if (opts.memory) {
+    options.wasmMemory = opts.memory;
+    options.cprMemfdCreate = (name) => {
+      if (!memfds) throw new Error('memfd_create before the runtime started');
+      return memfds.create(name);
+    };
+  }
+  if (opts.wasmModule) {
+    const compiled = opts.wasmModule;
+    options.instantiateWasm = (imports, receive) => {
+      WebAssembly.instantiate(compiled, imports).then(
+        (instance) => receive(instance, compiled),
+        (e: unknown) => {
+          opts.onLog(`failed to instantiate the wasm: ${e instanceof Error ? e.message : String(e)}`);
+          end({ status: 134, message: `failed to instantiate: ${e instanceof Error ? e.message : String(e)}` });
+        },
+      );
+    };
+  }
+  const onExec = opts.onExec;
+  if (onExec) {
+    options.onExec = (argv, env) => {
+      const files: Record<string, Uint8Array> = {};
+      for (const path of incomingFiles(argv)) {
+        try {
+          files[path] = loaded!.FS.readFile(path);
+        } catch {
+          /* the next instance reports the missing file itself */
+        }
+      }
+      return onExec({ argv, env, open: memfds?.snapshot() ?? [], heapTop: heapTop(), files, at: performance.timeOrigin + performance.now() });
+    };
+  }
 
   let module: QemuModule;
   try {
-    module = await glue.default(options);
+    // A failed instantiation from a compiled module ends the instance
+    // while the factory waits for it forever.
+    const created = await Promise.race([glue.default(options), exited.then(() => null)]);
+    if (!created) return deadInstance(exited);
+    module = created;
   } catch (err) {
     // A failed instantiation, or an exit during start-up (bad arguments).
     if (ended) return deadInstance(exited);
@@ -99,9 +197,18 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
   }
 
   return {
+    heapTop,
+    readFile: (path) => {
+      try {
+        return module.FS.readFile(path);
+      } catch {
+        return null;
+      }
+    },
     writeSerial: (bytes) => serial.input(bytes),
     writeMonitor: (bytes) => monitor.input(bytes),
     exited,
+    stopThreads: () => module.PThread?.terminateAllThreads(),
     kill: async () => {
       module.PThread?.terminateAllThreads();
       end({ status: 137, message: 'killed' });
@@ -118,9 +225,12 @@ export function programName(jsUrl: string): string {
 
 function deadInstance(exited: Promise<QemuExit>): QemuInstance {
   return {
+    heapTop: () => 0,
+    readFile: () => null,
     writeSerial: () => undefined,
     writeMonitor: () => undefined,
     exited,
+    stopThreads: () => undefined,
     kill: async () => { await exited; },
   };
 }

@@ -1,0 +1,83 @@
+// Runs in Node: types a command into a guest's serial console in a page and
+// waits for its end marker. Shared by the drivers of our playground page and
+// of the v86 page, which each publish `serialOffset/serialText/sendSerial/
+// waitForSerial` with the same meaning (docs/api.md).
+import type { Page } from 'playwright-core';
+
+export interface ShellResult {
+  /** Serial text from just before the command was typed to its end marker. */
+  text: string;
+  /** Host wall time from typing the command to seeing its end marker. */
+  ms: number;
+  /** The command's exit status. */
+  status: number;
+}
+
+let seq = 0;
+
+/** The name of the page object that has the serial calls: our page's
+ * `playground`, or the v86 page's `benchV86`. */
+export type SerialHost = 'playground' | 'benchV86';
+
+export async function shell(page: Page, host: SerialHost, command: string, timeoutMs: number): Promise<ShellResult> {
+  const n = ++seq;
+  // '$?' stays literal in the echoed command line; only the output line
+  // has digits after the marker.
+  return page.evaluate(
+    async ({ host, line, marker, timeoutMs }) => {
+      const pg = (window as unknown as Record<string, import('./page-shell').SerialApi>)[host]!;
+      // Let the prompt settle: busybox asks the terminal for the cursor
+      // position (ESC[6n) after it, and input typed before the answer is
+      // lost (found by the live-update e2e tests).
+      for (let last = -1, i = 0; i < 200; i++) {
+        const tail = pg.serialText(Math.max(0, pg.serialOffset() - 64));
+        if (/# (\x1b\[6n)?$/.test(tail) && pg.serialOffset() === last) break;
+        last = pg.serialOffset();
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      const from = pg.serialOffset();
+      const t0 = performance.now();
+      await pg.sendSerial(line);
+      const m = await pg.waitForSerial(new RegExp(`${marker}(\\d+)`), timeoutMs, { from });
+      const ms = performance.now() - t0;
+      return { text: pg.serialText(from), ms, status: Number(/(\d+)$/.exec(m)?.[1] ?? -1) };
+    },
+    { host, line: `${command}; echo __BENCH_${n}_$?\n`, marker: `__BENCH_${n}_`, timeoutMs },
+  );
+}
+
+/** What both pages publish for the serial console. */
+export interface SerialApi {
+  serialOffset(): number;
+  serialText(from?: number): string;
+  sendSerial(text: string): Promise<void>;
+  waitForSerial(pattern: string | RegExp, timeoutMs?: number, options?: { from?: number }): Promise<string>;
+}
+
+/** busybox ash's `time` prints "real 0m 11.42s"; seconds, or null. */
+export function guestRealSeconds(text: string): number | null {
+  const m = /real\s+(\d+)m\s*([\d.]+)s/.exec(text);
+  return m ? Number(m[1]) * 60 + Number(m[2]) : null;
+}
+
+/** The shell commands both guests run, so the VMs do the same work. */
+export const GUEST_CMDS = {
+  /** The CPU workload: sha256 of 8 MiB of zeros, all in busybox. */
+  cpu: 'time sh -c "head -c 8388608 /dev/zero | sha256sum"',
+  /** A small file of random bytes whose checksum must survive every update. */
+  makeCanary: 'head -c 65536 /dev/urandom > /tmp/canary && sha256sum /tmp/canary',
+  checkCanary: 'sha256sum /tmp/canary',
+  /** Fill guest RAM with non-zero bytes (a tmpfs file): QEMU's migration and
+   * v86's save_state both skip zero pages, so empty RAM would flatter them.
+   * 64 KiB of random bytes, then doubled in place by dd (the kernel copies
+   * big blocks; `yes | head` took 229 s for 64 MiB in v86). `bytes` must be
+   * 64 KiB times a power of two. */
+  fill: (bytes: number) =>
+    'head -c 65536 /dev/urandom > /tmp/fill && s=1 && ' +
+    `while [ $((s*2*65536)) -le ${bytes} ]; do dd if=/tmp/fill of=/tmp/fill bs=65536 count=$s seek=$s conv=notrunc 2>/dev/null || break; s=$((s*2)); done; ` +
+    `[ $(wc -c < /tmp/fill) -eq ${bytes} ]`,
+} as const;
+
+export function sha256Of(text: string): string | null {
+  return /\b([0-9a-f]{64})\s+\/tmp\/canary/.exec(text)?.[1] ?? null;
+}

@@ -1,0 +1,251 @@
+// Runs in Node: turns docs/bench/results.json into docs/bench/README.md and
+// the SVG plots next to it. Pure formatting: every number comes from the
+// results file, and targets are reported as met or not, never enforced.
+import { writeFileSync } from 'node:fs';
+import type { BootSection, CpuRow, CpuSection, PauseRow, PauseSection, Results, RunInfo, SoakSection } from './results';
+import { ratio, summarize, type Summary } from './stats';
+import { barChart, lineChart, type Bar, type Series } from './svg';
+
+const COLORS: Record<string, string> = {
+  'ours-cpr-exec': '#1b7837',
+  'ours-copy': '#d6604d',
+  v86: '#4393c3',
+  'ours-wasm': '#1b7837',
+  'native-tcg': '#888888',
+  'native-tci': '#b8860b',
+};
+const LABEL: Record<string, string> = {
+  'ours-cpr-exec': 'our live update (cpr-exec)',
+  'ours-copy': 'copy route (migrate to file, fresh instance)',
+  v86: 'v86 save_state + restore_state',
+  'ours-wasm': 'our QEMU (TCI in wasm)',
+  'native-tcg': 'native QEMU, TCG',
+  'native-tci': 'native QEMU, TCI',
+};
+/** In the CPU table v86 is the emulator, not its save/restore. */
+const CPU_LABEL: Record<string, string> = { ...LABEL, v86: 'v86 (x86-to-wasm JIT)' };
+
+const ms = (v: number | null | undefined): string => (v == null || !Number.isFinite(v) ? '—' : v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(v < 10 ? 1 : 0)} ms`);
+const mib = (b: number | null | undefined): string => (b == null ? '—' : `${(b / 2 ** 20).toFixed(1)} MiB`);
+const x = (r: number | null): string => (r == null ? '—' : r >= 10 ? `${r.toFixed(0)}×` : `${r.toFixed(2)}×`);
+const cell = (s: Summary | null): string => (s ? `${ms(s.median)} (${ms(s.min)}–${ms(s.max)}, n=${s.n})` : '—');
+
+function runLine(name: string, r: RunInfo): string {
+  const loaded = r.loadStart[0]! > r.machine.cores * 0.5 || r.loadEnd[0]! > r.machine.cores * 0.5;
+  return (
+    `- **${name}**: ${r.date.slice(0, 16).replace('T', ' ')} UTC, ${r.seconds} s; load average ${r.loadStart.join(' / ')} at the start, ${r.loadEnd.join(' / ')} at the end` +
+    (loaded ? ` — **a loaded machine** (${r.machine.cores} cores shared with builds): absolute numbers are noisy, ratios from the same run count.` : '.')
+  );
+}
+
+function pauseRow(p: PauseSection, vm: PauseRow['vm'], ram: number): PauseRow | undefined {
+  return p.rows.find((r) => r.vm === vm && r.ramMiB === ram);
+}
+const med = (r: PauseRow | undefined): number | null => (r?.status === 'ok' ? (r.summary?.median ?? null) : null);
+const why = (r: PauseRow | undefined): string => (r ? (r.status === 'ok' ? cell(r.summary) : `${r.status}${r.note ? `: ${r.note}` : ''}`) : '—');
+
+function pauseMarkdown(p: PauseSection, figures: string[][]): string[] {
+  const sizes = [...new Set(p.rows.map((r) => r.ramMiB))].sort((a, b) => a - b);
+  const lines = [
+    '## Live-update pause vs guest RAM',
+    '',
+    `Our QEMU on the ${[...new Set(p.rows.filter((r) => r.vm !== 'v86').map((r) => r.guest))].join(' and ')} guest` +
+      `${p.rows.some((r) => r.vm !== 'v86' && r.guest === 'arm') ? ' (the i386 target had no v2 build for live update)' : ''}, v86 on the i386 guest (the same kernel as a bzImage, the same initramfs). ` +
+      `${p.runs} runs per cell (our routes alternate v1→v2 and v2→v1), median (min–max). ` +
+      (p.fillBytes
+        ? `Before the runs each guest writes ${p.fillBytes / 2 ** 20} MiB of non-zero bytes into its tmpfs (both QEMU's migration and v86's save_state skip zero pages). `
+        : 'The guests are idle: their RAM holds only what the kernel and the initramfs use, the rest is zero pages, which both QEMU\'s migration and ' +
+          'v86\'s save_state skip; a guest with more RAM in use costs the copy route and v86 more, and our live update nothing more (it copies no RAM). ' +
+          '(Filling RAM from inside the guest runs at ~0.2 MiB/s under TCI in wasm on this loaded machine: 16 MiB took 60-116 s, too slow for every size.) ') +
+      'Each guest also writes a 64 KiB random canary file whose sha256 is checked after the runs. The pause is what each reports: our `liveUpdate().pauseMs` (VM stopped → VM ' +
+      'running on the new build), and for v86 the time of `save_state()` plus `restore_state()`, during which its guest does not run.',
+    '',
+    '| guest RAM | our live update | copy route | v86 save+restore | v86 state | copy ÷ live | v86 ÷ live |',
+    '| ---: | --- | --- | --- | ---: | ---: | ---: |',
+  ];
+  for (const ram of sizes) {
+    const live = pauseRow(p, 'ours-cpr-exec', ram);
+    const copy = pauseRow(p, 'ours-copy', ram);
+    const v86 = pauseRow(p, 'v86', ram);
+    const state = v86?.stateBytes?.length ? summarize(v86.stateBytes)!.median : null;
+    lines.push(`| ${ram} MiB | ${why(live)} | ${why(copy)} | ${why(v86)} | ${mib(state)} | ${x(ratio(med(copy), med(live)))} | ${x(ratio(med(v86), med(live)))} |`);
+  }
+  const canary = p.rows.filter((r) => r.status === 'ok');
+  const bad = canary.filter((r) => r.canaryOk === false);
+  lines.push('', bad.length ? `Canary sha256 changed in: ${bad.map((r) => `${r.vm} ${r.ramMiB} MiB`).join(', ')}.` : `Canary sha256 unchanged after every row that ran (${canary.length}).`);
+  const withPhases = p.rows.filter((r) => r.vm === 'ours-cpr-exec' && r.phases?.length);
+  if (withPhases.length) {
+    const names = Object.keys(withPhases[0]!.phases![0]!);
+    lines.push('', 'Our live update by phase (median ms):', '', `| guest RAM | ${names.join(' | ')} |`, `| ---: | ${names.map(() => '---:').join(' | ')} |`);
+    for (const r of withPhases) lines.push(`| ${r.ramMiB} MiB | ${names.map((n) => ms(summarize(r.phases!.map((ph) => ph[n] ?? NaN).filter(Number.isFinite))?.median)).join(' | ')} |`);
+  }
+  lines.push('', '![pause vs RAM](pause.svg)', '');
+  const lo = med(pauseRow(p, 'ours-cpr-exec', 64));
+  const gib = med(pauseRow(p, 'ours-cpr-exec', 1024));
+  figures.push(['pause(1 GiB) ÷ pause(64 MiB), our live update', x(ratio(gib, lo)), '≤ 1.2', met(ratio(gib, lo), (v) => v <= 1.2)]);
+  const copyR = ratio(med(pauseRow(p, 'ours-copy', 1024)), gib);
+  figures.push(['copy route ÷ live update at 1 GiB', x(copyR), '≥ 20×', met(copyR, (v) => v >= 20)]);
+  const v86R = ratio(med(pauseRow(p, 'v86', 1024)), gib);
+  figures.push(['v86 save+restore ÷ live update at 1 GiB', x(v86R), '≥ 50×', met(v86R, (v) => v >= 50)]);
+  return lines;
+}
+
+function met(v: number | null, ok: (v: number) => boolean): string {
+  return v == null ? 'not measured' : ok(v) ? 'met' : 'not met';
+}
+
+function pauseSvg(p: PauseSection): string {
+  const sizes = [...new Set(p.rows.map((r) => r.ramMiB))].sort((a, b) => a - b);
+  const series: Series[] = (['ours-cpr-exec', 'ours-copy', 'v86'] as const).map((vm) => ({
+    name: LABEL[vm]!,
+    color: COLORS[vm]!,
+    points: p.rows.filter((r) => r.vm === vm && r.status === 'ok' && r.summary).map((r) => ({ x: r.ramMiB, y: r.summary!.median, lo: r.summary!.min, hi: r.summary!.max })),
+  }));
+  return lineChart('Guest pause vs guest RAM (median, min–max)', 'guest RAM, MiB', series, sizes);
+}
+
+function bootMarkdown(b: BootSection): string[] {
+  const lines = [
+    '## Boot to a shell prompt, downloads, memory',
+    '',
+    '128 MiB of guest RAM. **Cold**: a newly launched browser (new profile: empty HTTP cache, no compiled code). **Warm**: the same page loaded a second time in the same profile. ' +
+      '"From page load" starts before navigation; "guest" starts at `boot()` (ours) or `new V86()` (v86). Memory: PSS summed over all of the ' +
+      "browser's processes after the prompt (one tab); `measureUserAgentSpecificMemory()` where Chromium answered within 30 s.",
+    '',
+    '| VM | guest | mode | from page load | guest | browser PSS | measureUserAgentSpecificMemory |',
+    '| --- | --- | --- | ---: | ---: | ---: | --- |',
+  ];
+  for (const r of b.rows) {
+    const vm = r.vm === 'ours' ? 'our QEMU' : 'v86';
+    if (r.status !== 'ok') lines.push(`| ${vm} | ${r.guest} | ${r.mode} | ${r.status}: ${r.note ?? ''} | | | |`);
+    else lines.push(`| ${vm} | ${r.guest} | ${r.mode} | ${ms(r.promptMs)} | ${ms(r.guestMs)} | ${mib(r.pssBytes)} | ${r.uaBytes != null ? mib(r.uaBytes) : (r.uaError ?? '—')} |`);
+  }
+  lines.push('', 'Downloads of a cold load (bytes as served by the dev server, which does not compress; and the same files gzip -9, as `wasm/dist` stores them and a compressing server would send them):', '', '| VM | guest | requests | as served | gzip -9 | largest |', '| --- | --- | ---: | ---: | ---: | --- |');
+  for (const d of b.downloads) lines.push(`| ${d.vm === 'ours' ? 'our QEMU' : 'v86'} | ${d.guest} | ${d.requests} | ${mib(d.servedBytes)} | ${mib(d.gzipBytes)} | ${d.largest.slice(0, 3).map((l) => `${l.url.split('/').pop()} ${mib(l.bytes)}`).join(', ')} |`);
+  lines.push('', '![boot](boot.svg)', '');
+  return lines;
+}
+
+function bootSvg(b: BootSection): string {
+  const bars: Bar[] = b.rows.map((r) => ({ label: `${r.vm === 'ours' ? 'our QEMU' : 'v86'} ${r.guest} ${r.mode}`, value: r.promptMs ?? 0, color: r.vm === 'ours' ? COLORS['ours-wasm']! : COLORS.v86! }));
+  return barChart('Page load to shell prompt (128 MiB)', bars);
+}
+
+function cpuMarkdown(c: CpuSection): string[] {
+  const base = (vm: CpuRow['vm']): number | null => c.rows.find((r) => r.vm === vm && r.status === 'ok')?.summary?.median ?? null;
+  const tcg = base('native-tcg');
+  const tci = base('native-tci');
+  const lines = [
+    '## Guest CPU speed',
+    '',
+    `One workload in every VM: \`${c.workload}\` (busybox in our initramfs), timed on the host from typing the command to its end marker (the guest's own \`time\` is in the JSON). ` +
+      'Native QEMU is 10.2.2 with our patch series built on this machine for i386 (TCG: `wasm/native-check.sh`; TCI: `bench/native-qemu.sh`).',
+    '',
+    '| VM | guest | median (min–max) | ÷ native TCG | ÷ native TCI |',
+    '| --- | --- | --- | ---: | ---: |',
+  ];
+  for (const r of c.rows) {
+    if (r.status !== 'ok') lines.push(`| ${CPU_LABEL[r.vm]} | ${r.guest} | ${r.status}: ${r.note ?? ''} | | |`);
+    else lines.push(`| ${CPU_LABEL[r.vm]} | ${r.guest} | ${cell(r.summary)} | ${x(ratio(r.summary?.median, tcg))} | ${x(ratio(r.summary?.median, tci))} |`);
+  }
+  lines.push('', 'Native QEMU runs the i386 guest only (the native build is i386-softmmu), so the arm row\'s ratios compare different guest code: read them as sizes.');
+  lines.push('', '![cpu](cpu.svg)', '');
+  return lines;
+}
+
+function cpuSvg(c: CpuSection): string {
+  return barChart(
+    'sha256sum of 8 MiB in the guest (lower is faster)',
+    c.rows.map((r) => ({ label: `${CPU_LABEL[r.vm]} ${r.guest}`, value: r.summary?.median ?? 0, color: COLORS[r.vm] ?? '#666' })),
+  );
+}
+
+function soakMarkdown(s: SoakSection): string[] {
+  const lines = ['## Soak: consecutive live updates', ''];
+  if (s.status === 'not run') return [...lines, `Not run: ${s.note}`, ''];
+  const grow = s.pss.length > 1 ? s.pss.at(-1)![1] - s.pss[0]![1] : null;
+  lines.push(
+    `${s.guest} guest, ${s.ramMiB} MiB, ${s.pauses.length} of ${s.updates} live updates (alternating v1 and v2), a 64 KiB canary's sha256 checked after each: ` +
+      `${s.checksumFailures} failures. Pause p50 ${ms(s.summary ? summarize(s.pauses)!.median : null)}, p95 ${ms(s.summary?.p95)}, max ${ms(s.summary?.max)}. ` +
+      `Browser PSS from ${mib(s.pss[0]?.[1])} to ${mib(s.pss.at(-1)?.[1])} (${grow == null ? '—' : `${grow >= 0 ? '+' : ''}${mib(grow)}`}).`,
+  );
+  if (s.updateFailures?.length) lines.push('', `${s.updateFailures.length} update(s) failed; after each the page reported the guest running on the old build:`, '', ...s.updateFailures.map((f) => `- ${f}`));
+  if (s.status === 'failed') lines.push('', `Stopped early: ${s.note}`);
+  lines.push('', '![soak](soak.svg)', '');
+  return lines;
+}
+
+function soakSvg(s: SoakSection): string {
+  const series: Series[] = [{ name: 'pause', color: COLORS['ours-cpr-exec']!, points: s.pauses.map((p, i) => ({ x: i + 1, y: p, lo: p, hi: p })) }];
+  return lineChart(`Pause of each of ${s.pauses.length} consecutive live updates`, 'update # (log scale)', series, s.pauses.length ? [1, s.pauses.length] : [1, 2]);
+}
+
+export function writeReport(r: Results, dir: string): void {
+  const any = r.pause?.run ?? r.boot?.run ?? r.cpu?.run ?? r.soak?.run;
+  const figures: string[][] = [];
+  const body: string[] = [];
+  if (r.pause) body.push(...pauseMarkdown(r.pause, figures));
+  if (r.boot) body.push(...bootMarkdown(r.boot));
+  if (r.cpu) body.push(...cpuMarkdown(r.cpu));
+  if (r.soak) body.push(...soakMarkdown(r.soak));
+  const runs: string[] = [];
+  if (r.boot) runs.push(runLine('boot', r.boot.run));
+  if (r.cpu) runs.push(runLine('cpu', r.cpu.run));
+  if (r.pause) runs.push(runLine('pause', r.pause.run));
+  if (r.soak) runs.push(runLine('soak', r.soak.run));
+  const v = any?.versions;
+  const m = any?.machine;
+  const failed = [r.pause?.rows ?? [], r.boot?.rows ?? [], r.cpu?.rows ?? []]
+    .flat()
+    .filter((row) => row.status !== 'ok' || row.note?.includes('failed'))
+    .map((row) => `- ${'vm' in row ? row.vm : ''} ${'ramMiB' in row ? `${row.ramMiB} MiB` : ''}${'mode' in row ? `${row.guest} ${row.mode}` : ''}${'wallMs' in row ? ` ${row.guest} cpu` : ''}: ${row.status}${row.note ? ` — ${row.note}` : ''}`);
+  if (r.soak && r.soak.status !== 'ok') failed.push(`- soak: ${r.soak.status} — ${r.soak.note}`);
+  const md = [
+    '# Benchmarks',
+    '',
+    'Written by `npm run bench` (code in `bench/`) from `results.json` in this directory; do not edit by hand.',
+    'Everything ran on one machine in one run per section, in headless Chromium (the harness of the end-to-end tests: Vite with COOP/COEP, Debian\'s Chromium via playwright-core).',
+    'Targets are reported here, never asserted.',
+    '',
+    m && v
+      ? `Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, ${m.os}, Linux ${m.kernel}. Versions: QEMU ${v.qemu}, emcc ${v.emcc}, Chromium ${v.chromium}, Node ${v.node}, playwright-core ${v.playwrightCore}, v86 ${v.v86}; repository ${v.gitBranch} at ${v.gitCommit}${v.artifacts ? `; artifacts ${v.artifacts}` : ''}.`
+      : '',
+    '',
+    ...runs,
+    '',
+    '## Figures against the targets',
+    '',
+    '| figure | value | target | |',
+    '| --- | ---: | --- | --- |',
+    ...(figures.length ? figures.map((f) => `| ${f.join(' | ')} |`) : ['| (pause section not run) | | | |']),
+    '',
+    ...body,
+    '## Notes',
+    '',
+    ...(r.v86Assets
+      ? [
+          'v86 boots our own i386 guest: the bzImage that the guest step builds in the same make run as our PVH vmlinux (same tree, same .config), our initramfs, ' +
+            'our kernel command line, and Debian\'s SeaBIOS (bios-256k.bin as our i386 guest ships it, vgabios-stdvga.bin from the same seabios .deb). Files:',
+          '',
+          ...r.v86Assets.map((a) => `- ${a}`),
+          '',
+        ]
+      : []),
+    ...(r.ramMaxMiB
+      ? [
+          `The largest guest RAM measured is ${r.ramMaxMiB} MiB: \`boot()\` accepts no more (RAM_MAX_MIB). The wasm32 Memory is 2 GiB; with the live-update layout's 512 MiB heap limit ` +
+            'a little under 1.5 GiB could hold guest RAM, but the API refuses it, so that size was not tried.',
+          '',
+        ]
+      : []),
+    '## What did not work',
+    '',
+    ...(failed.length ? failed : ['Every row ran.']),
+    '',
+  ];
+  writeFileSync(`${dir}README.md`, md.join('\n'));
+  if (r.pause) writeFileSync(`${dir}pause.svg`, pauseSvg(r.pause));
+  if (r.boot) writeFileSync(`${dir}boot.svg`, bootSvg(r.boot));
+  if (r.cpu) writeFileSync(`${dir}cpu.svg`, cpuSvg(r.cpu));
+  if (r.soak && r.soak.pauses.length) writeFileSync(`${dir}soak.svg`, soakSvg(r.soak));
+}

@@ -1,0 +1,541 @@
+// Runs in Node: `npm run bench` (issue 5). Measures, in one run on this
+// machine and in headless Chromium: boot to a shell (cold and warm), what
+// the page downloads and the tab's memory, guest CPU speed (our wasm build,
+// v86, native QEMU with TCG and with TCI), and the pause of a live update
+// against the copy route and v86's save+restore, over guest RAM sizes.
+// `npm run bench -- --soak` runs the 100-update soak instead.
+// Writes docs/bench/results.json, README.md and SVG plots (bench/report.ts).
+// Nothing here asserts: targets are reported, not enforced.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import type { Browser, BrowserContext } from 'playwright-core';
+import { RAM_MAX_MIB, type GuestName } from '../worker/api';
+import { ARTIFACTS } from './paths';
+import { REPO, launchBrowser, startServer, type Server } from '../test/e2e/harness';
+import { v86Assets, type V86Assets } from './assets';
+import { load, machine, versions } from './env';
+import { browserPss, pageMemory } from './memory';
+import { nativeBuilds, nativeRun } from './native';
+import { OurPage, type LiveUpdateRoute } from './ours';
+import { GUEST_CMDS, guestRealSeconds, sha256Of } from './page-shell';
+import { writeReport } from './report';
+import type { BootRow, BootSection, CpuRow, CpuSection, DownloadRow, PauseRow, PauseSection, Results, RunInfo, SoakSection } from './results';
+import { summarize } from './stats';
+import { V86Page } from './v86';
+
+const FAST_CPU_RUNS = 3;
+const OUT_DIR = `${REPO}docs/bench/`;
+const RESULTS = `${OUT_DIR}results.json`;
+
+// --- options ---------------------------------------------------------------
+
+const SECTIONS = ['boot', 'cpu', 'pause'] as const;
+type Section = (typeof SECTIONS)[number] | 'soak';
+interface Options {
+  sections: Section[];
+  runs: number;
+  sizes: number[];
+  fillBytes: number;
+  /** Runs of the CPU workload in our wasm build (minutes each under TCI);
+   * v86 and native QEMU run it FAST_CPU_RUNS times. */
+  cpuRuns: number;
+  soakUpdates: number;
+  /** Which VMs to run; rows of the others are kept from the last results. */
+  vms: VmGroup[];
+  reportOnly: boolean;
+  verbose: boolean;
+}
+type VmGroup = 'ours' | 'v86' | 'native';
+const VM_GROUPS: readonly VmGroup[] = ['ours', 'v86', 'native'];
+/** The group a row's vm belongs to. */
+const groupOf = (vm: string): VmGroup => (vm.startsWith('ours') ? 'ours' : vm.startsWith('native') ? 'native' : 'v86');
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    sections: [...SECTIONS],
+    runs: 5,
+    sizes: [...new Set([64, 256, 512, 1024, RAM_MAX_MIB])],
+    fillBytes: 16 * 2 ** 20,
+    cpuRuns: 1,
+    soakUpdates: 100,
+    vms: [...VM_GROUPS],
+    reportOnly: false,
+    verbose: false,
+  };
+  for (const a of argv) {
+    const [k, v] = a.split('=', 2) as [string, string | undefined];
+    const num = (): number => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n <= 0) throw new Error(`${k} needs a positive whole number, e.g. ${k}=5`);
+      return n;
+    };
+    if (k === '--soak') o.sections = ['soak'];
+    else if (k === '--only') {
+      const list = (v ?? '').split(',').filter(Boolean) as Section[];
+      const bad = list.filter((s) => ![...SECTIONS, 'soak'].includes(s));
+      if (bad.length || !list.length) throw new Error(`--only takes a comma list of ${[...SECTIONS, 'soak'].join(', ')}`);
+      o.sections = list;
+    } else if (k === '--runs') o.runs = num();
+    else if (k === '--cpu-runs') o.cpuRuns = num();
+    else if (k === '--updates') o.soakUpdates = num();
+    else if (k === '--fill-mib') o.fillBytes = v === '0' ? 0 : num() * 2 ** 20;
+    else if (k === '--sizes') o.sizes = (v ?? '').split(',').map(Number);
+    else if (k === '--vms') {
+      o.vms = (v ?? '').split(',').filter(Boolean) as VmGroup[];
+      if (!o.vms.length || o.vms.some((g) => !VM_GROUPS.includes(g))) throw new Error(`--vms takes a comma list of ${VM_GROUPS.join(', ')}`);
+    } else if (k === '--report') o.reportOnly = true;
+    else if (k === '--verbose') o.verbose = true;
+    else throw new Error(`unknown argument ${a}; use --only=boot,cpu,pause | --soak | --runs=N | --cpu-runs=N | --sizes=64,256 | --updates=N | --fill-mib=N (a power of two, 0 = none) | --vms=ours,v86,native | --report | --verbose`);
+  }
+  return o;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const started = Date.now();
+const say = (line: string): void => console.log(`bench [${new Date().toISOString().slice(11, 19)} +${Math.round((Date.now() - started) / 1000)}s] ${line}`);
+const pageLog = (line: string): void => {
+  if (opts.verbose) console.log(`    ${line}`);
+};
+/** The first line of an error, without Playwright's "page.evaluate: " prefix. */
+const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.replace(/^page\.evaluate: /, '').slice(0, 300);
+
+async function runInfo(browser: Browser | null, t0: number, loadStart: number[]): Promise<RunInfo> {
+  const l = load();
+  return {
+    date: new Date().toISOString(),
+    machine: machine(),
+    versions: await versions(browser),
+    loadStart,
+    loadEnd: l.loadavg,
+    busiest: l.busiest,
+    seconds: Math.round((Date.now() - t0) / 1000),
+  };
+}
+
+// --- boot: cold and warm, downloads, memory ---------------------------------
+
+const gzipSizes = new Map<string, number>();
+function gzipSize(file: string): number {
+  let n = gzipSizes.get(file);
+  if (n === undefined) gzipSizes.set(file, (n = gzipSync(readFileSync(file), { level: 9 }).length));
+  return n;
+}
+
+/** Counts what a context downloads: bytes as served, and what the same
+ * artifacts weigh gzip -9 (as wasm/dist stores them). */
+function countDownloads(context: BrowserContext, vm: 'ours' | 'v86', guest: GuestName): () => DownloadRow {
+  const seen: { url: string; bytes: number; gzip: number | null }[] = [];
+  context.on('requestfinished', (request) => {
+    void (async () => {
+      const sizes = await request.sizes().catch(() => null);
+      if (!sizes) return;
+      const url = request.url();
+      const path = new URL(url).pathname;
+      let gzip: number | null = null;
+      const art = /\/artifacts\/(.*)$/.exec(path);
+      if (art && existsSync(`${ARTIFACTS}/${art[1]}`)) gzip = gzipSize(`${ARTIFACTS}/${art[1]}`);
+      else if (!art) {
+        const body = await (await request.response())?.body().catch(() => null);
+        if (body) gzip = gzipSync(body, { level: 9 }).length;
+      }
+      seen.push({ url: path, bytes: sizes.responseBodySize + sizes.responseHeadersSize, gzip });
+    })();
+  });
+  return () => ({
+    vm,
+    guest,
+    servedBytes: seen.reduce((s, r) => s + r.bytes, 0),
+    gzipBytes: seen.every((r) => r.gzip !== null) ? seen.reduce((s, r) => s + (r.gzip ?? 0), 0) : null,
+    requests: seen.length,
+    largest: [...seen].sort((a, b) => b.bytes - a.bytes).slice(0, 5).map((r) => ({ url: r.url, bytes: r.bytes })),
+  });
+}
+
+async function bootSection(server: Server, assets: V86Assets | string): Promise<BootSection> {
+  const t0 = Date.now();
+  const loadStart = load().loadavg;
+  const rows: BootRow[] = [];
+  const downloads: DownloadRow[] = [];
+  let lastBrowser: Browser | null = null;
+  for (const guest of opts.vms.includes('ours') ? (['arm', 'i386'] as const) : []) {
+    // Cold: a new browser, so a new profile: no HTTP cache, no code cache.
+    const browser = await launchBrowser();
+    lastBrowser = browser;
+    try {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const downloaded = countDownloads(context, 'ours', guest);
+      const page = await context.newPage();
+      page.on('console', (m) => pageLog(`[page ${m.type()}] ${m.text()}`));
+      for (const mode of ['cold', 'warm'] as const) {
+        say(`boot: ours ${guest} ${mode}`);
+        try {
+          const start = Date.now();
+          // warm: the same profile loads the page a second time.
+          const ours = await OurPage.openIn(page, server.url);
+          const bootStart = Date.now();
+          await ours.boot({ guest, ramMiB: 128 });
+          await ours.waitForPrompt();
+          const now = Date.now();
+          const mem = await pageMemory(page);
+          rows.push({ vm: 'ours', guest, mode, status: 'ok', promptMs: now - start, guestMs: now - bootStart, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError });
+          say(`  prompt after ${now - start} ms (guest ${now - bootStart} ms), browser PSS ${(mem.pssBytes / 2 ** 20).toFixed(0)} MiB`);
+          if (mode === 'cold') {
+            await new Promise((r) => setTimeout(r, 500));
+            downloads.push(downloaded());
+          }
+          await ours.stop();
+        } catch (e) {
+          rows.push({ vm: 'ours', guest, mode, status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
+          say(`  failed: ${errorText(e)}`);
+        }
+      }
+    } finally {
+      await browser.close();
+    }
+  }
+  if (!opts.vms.includes('v86')) {
+    // kept from the last results
+  } else if (typeof assets === 'string') {
+    rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'not run', note: assets, promptMs: null, guestMs: null });
+  } else {
+    say('boot: v86 i386 cold');
+    const browser = await launchBrowser();
+    try {
+      const v = await V86Page.open(browser, server.url, assets, pageLog);
+      const b = await v.boot(128);
+      const mem = await pageMemory(v.page);
+      rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'ok', promptMs: b.sinceNavigationMs, guestMs: b.promptMs, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError, note: 'v86 files answered by request routing from Node (no network); 128 MiB' });
+      say(`  prompt after ${Math.round(b.sinceNavigationMs)} ms (guest ${Math.round(b.promptMs)} ms)`);
+      const files = Object.values(assets.files).map((f) => readFileSync(f));
+      const lib = [readFileSync(`${REPO}node_modules/v86/build/libv86.mjs`), readFileSync(`${REPO}node_modules/v86/build/v86.wasm`)];
+      downloads.push({
+        vm: 'v86',
+        guest: 'i386',
+        servedBytes: [...files, ...lib].reduce((s, b) => s + b.length, 0),
+        gzipBytes: [...files, ...lib].reduce((s, b) => s + gzipSync(b, { level: 9 }).length, 0),
+        requests: files.length + lib.length,
+        largest: [],
+      });
+      await v.close();
+    } catch (e) {
+      rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
+      say(`  failed: ${errorText(e)}`);
+    } finally {
+      await browser.close();
+    }
+  }
+  return { run: await runInfo(lastBrowser, t0, loadStart), rows, downloads };
+}
+
+// --- cpu: one fixed workload everywhere ---------------------------------------
+
+async function cpuSection(browser: Browser, server: Server, assets: V86Assets | string): Promise<CpuSection> {
+  const t0 = Date.now();
+  const loadStart = load().loadavg;
+  const rows: CpuRow[] = [];
+  const row = (vm: CpuRow['vm'], guest: GuestName, wallMs: number[], guestS: (number | null)[]): CpuRow => ({ vm, guest, status: 'ok', wallMs, guestS, summary: summarize(wallMs) });
+  for (const guest of opts.vms.includes('ours') ? (['arm', 'i386'] as const) : []) {
+    say(`cpu: ours-wasm ${guest}`);
+    let ours: OurPage | null = null;
+    try {
+      ours = await OurPage.open(browser, server.url, pageLog);
+      await ours.boot({ guest, ramMiB: 128 });
+      await ours.waitForPrompt();
+      const wall: number[] = [];
+      const gs: (number | null)[] = [];
+      for (let i = 0; i < opts.cpuRuns; i++) {
+        const r = await ours.shell(GUEST_CMDS.cpu, 1_800_000);
+        wall.push(r.ms);
+        gs.push(guestRealSeconds(r.text));
+        say(`  ${Math.round(r.ms)} ms (guest says ${guestRealSeconds(r.text)} s)`);
+      }
+      rows.push(row('ours-wasm', guest, wall, gs));
+    } catch (e) {
+      rows.push({ vm: 'ours-wasm', guest, status: 'failed', note: errorText(e), wallMs: [], guestS: [], summary: null });
+      say(`  failed: ${errorText(e)}`);
+    } finally {
+      await ours?.close();
+    }
+  }
+  if (!opts.vms.includes('v86')) {
+    // kept from the last results
+  } else if (typeof assets === 'string') {
+    rows.push({ vm: 'v86', guest: 'i386', status: 'not run', note: assets, wallMs: [], guestS: [], summary: null });
+  } else {
+    say('cpu: v86 i386');
+    let v: V86Page | null = null;
+    try {
+      v = await V86Page.open(browser, server.url, assets, pageLog);
+      await v.boot(128);
+      const wall: number[] = [];
+      const gs: (number | null)[] = [];
+      for (let i = 0; i < FAST_CPU_RUNS; i++) {
+        const r = await v.shell(GUEST_CMDS.cpu);
+        wall.push(r.ms);
+        gs.push(guestRealSeconds(r.text));
+        say(`  ${Math.round(r.ms)} ms`);
+      }
+      rows.push(row('v86', 'i386', wall, gs));
+    } catch (e) {
+      rows.push({ vm: 'v86', guest: 'i386', status: 'failed', note: errorText(e), wallMs: [], guestS: [], summary: null });
+      say(`  failed: ${errorText(e)}`);
+    } finally {
+      await v?.close();
+    }
+  }
+  const native = opts.vms.includes('native') ? nativeBuilds() : { builds: [], missing: [] };
+  for (const m of native.missing) rows.push({ vm: m.startsWith('native-tcg') ? 'native-tcg' : 'native-tci', guest: 'i386', status: 'not run', note: m, wallMs: [], guestS: [], summary: null });
+  for (const b of native.builds) {
+    say(`cpu: ${b.name} i386 (${b.binary})`);
+    try {
+      const r = await nativeRun(b, FAST_CPU_RUNS);
+      rows.push({ ...row(b.name, 'i386', r.cpuWallMs, r.cpuGuestS), note: `${b.binary}; prompt after ${r.promptMs} ms` });
+      say(`  ${r.cpuWallMs.join(', ')} ms`);
+    } catch (e) {
+      rows.push({ vm: b.name, guest: 'i386', status: 'failed', note: errorText(e), wallMs: [], guestS: [], summary: null });
+      say(`  failed: ${errorText(e)}`);
+    }
+  }
+  return { run: await runInfo(browser, t0, loadStart), workload: GUEST_CMDS.cpu, rows };
+}
+
+// --- pause vs RAM --------------------------------------------------------------
+
+
+async function canaryOk(sum: string | null, check: () => Promise<string>): Promise<boolean> {
+  return sum !== null && sha256Of(await check()) === sum;
+}
+
+/** A failed update costs its whole timeout: keep it short, the pause itself
+ * is far below it (the copy route of 1 GiB included). */
+const UPDATE_TIMEOUT_MS = 60_000;
+
+async function oursPause(browser: Browser, server: Server, ramMiB: number): Promise<PauseRow[]> {
+  const empty = (vm: PauseRow['vm'], guest: GuestName, status: PauseRow['status'], note: string): PauseRow => ({ vm, guest, ramMiB, status, note, samples: [], summary: null });
+  let ours: OurPage | null = null;
+  let guest: GuestName = 'i386';
+  // Filled as the routes finish, so a later failure keeps what was measured.
+  const rows: PauseRow[] = [];
+  try {
+    ours = await OurPage.open(browser, server.url, pageLog);
+    const pick = await ours.liveUpdateGuest(['i386', 'arm']);
+    if ('missing' in pick) return [empty('ours-cpr-exec', guest, 'not run', pick.missing), empty('ours-copy', guest, 'not run', pick.missing)];
+    guest = pick.guest;
+    const page = ours;
+    // The guest as booted: v1, optionally filled, with a canary file.
+    let current = null as 'v1' | 'v2' | null;
+    let canary = null as string | null;
+    let updatesSinceBoot = 0;
+    const bootGuest = async (): Promise<void> => {
+      say(`pause: ours ${guest} ${ramMiB} MiB: boot`);
+      await page.boot({ guest, ramMiB, build: 'v1' });
+      await page.waitForPrompt();
+      if (opts.fillBytes) {
+        const fill = await page.shell(GUEST_CMDS.fill(opts.fillBytes), 1_800_000);
+        say(`  filled ${opts.fillBytes / 2 ** 20} MiB in ${Math.round(fill.ms)} ms (status ${fill.status})`);
+      }
+      canary = sha256Of((await page.shell(GUEST_CMDS.makeCanary)).text);
+      current = 'v1';
+      updatesSinceBoot = 0;
+    };
+    for (const route of ['cpr-exec', 'copy'] as LiveUpdateRoute[]) {
+      const vm = route === 'copy' ? 'ours-copy' : 'ours-cpr-exec';
+      const samples: number[] = [];
+      const phases: Record<string, number>[] = [];
+      const errors: string[] = [];
+      let canaryOk = true;
+      while (samples.length < opts.runs && errors.length < 3) {
+        if (current === null) await bootGuest();
+        const target: 'v1' | 'v2' = current === 'v1' ? 'v2' : 'v1';
+        try {
+          const r = await page.liveUpdate(target, route, UPDATE_TIMEOUT_MS);
+          samples.push(r.pauseMs);
+          phases.push({ ...r.phases });
+          current = target;
+          updatesSinceBoot++;
+          say(`  ${route} ${r.from} -> ${r.to}: pause ${Math.round(r.pauseMs)} ms`);
+        } catch (e) {
+          const what = `${route} ${current}→${target} as update #${updatesSinceBoot + 1} after boot: ${errorText(e)}`;
+          errors.push(what);
+          say(`  failed: ${what}`);
+          // A failed update should leave the guest running on the old build
+          // (issue 4), but the page may still think an update is in progress
+          // and refuse the next: boot afresh (a new worker) after a failure.
+          current = null;
+          say('  booting again');
+        }
+      }
+      if (current !== null) canaryOk &&= await checkCanary(page, canary);
+      const note = errors.length ? `${errors.length} update(s) failed (not in the samples): ${errors.join(' / ')}` : undefined;
+      rows.push({ vm, guest, ramMiB, fillBytes: opts.fillBytes, status: samples.length ? 'ok' : 'failed', ...(note ? { note } : {}), samples, summary: summarize(samples), phases, canaryOk });
+    }
+    return rows;
+  } catch (e) {
+    say(`  failed: ${errorText(e)}`);
+    for (const vm of ['ours-cpr-exec', 'ours-copy'] as const) if (!rows.some((r) => r.vm === vm)) rows.push(empty(vm, guest, 'failed', errorText(e)));
+    return rows;
+  } finally {
+    await ours?.close();
+  }
+}
+
+/** False also when the guest does not answer. */
+async function checkCanary(page: OurPage, sum: string | null): Promise<boolean> {
+  return canaryOk(sum, async () => (await page.shell(GUEST_CMDS.checkCanary, 30_000)).text).catch(() => false);
+}
+
+async function v86Pause(browser: Browser, server: Server, assets: V86Assets | string, ramMiB: number): Promise<PauseRow> {
+  if (typeof assets === 'string') return { vm: 'v86', guest: 'i386', ramMiB, status: 'not run', note: assets, samples: [], summary: null };
+  let v: V86Page | null = null;
+  const saveMs: number[] = [];
+  const restoreMs: number[] = [];
+  const stateBytes: number[] = [];
+  const samples: number[] = [];
+  try {
+    say(`pause: v86 i386 ${ramMiB} MiB: boot`);
+    v = await V86Page.open(browser, server.url, assets, pageLog);
+    await v.boot(ramMiB);
+    if (opts.fillBytes) {
+      const fill = await v.shell(GUEST_CMDS.fill(opts.fillBytes), 1_800_000);
+      say(`  filled ${opts.fillBytes / 2 ** 20} MiB in ${Math.round(fill.ms)} ms`);
+    }
+    const sum = sha256Of((await v.shell(GUEST_CMDS.makeCanary)).text);
+    for (let i = 0; i < opts.runs; i++) {
+      const r = await v.saveRestore();
+      saveMs.push(r.saveMs);
+      restoreMs.push(r.restoreMs);
+      stateBytes.push(r.bytes);
+      samples.push(r.saveMs + r.restoreMs);
+      say(`  save ${Math.round(r.saveMs)} + restore ${Math.round(r.restoreMs)} ms, state ${(r.bytes / 2 ** 20).toFixed(1)} MiB`);
+    }
+    const ok = await canaryOk(sum, async () => (await v!.shell(GUEST_CMDS.checkCanary)).text);
+    return { vm: 'v86', guest: 'i386', ramMiB, fillBytes: opts.fillBytes, status: 'ok', samples, summary: summarize(samples), saveMs, restoreMs, stateBytes, canaryOk: ok };
+  } catch (e) {
+    say(`  failed: ${errorText(e)}`);
+    // v86 puts the initrd at physical 64 MiB (facts.md): 64 MiB of RAM cannot hold it.
+    const hint = /offset is out of bounds/.test(errorText(e)) && ramMiB <= 64 ? 'v86 loads the initrd at physical 64 MiB, so it does not fit in 64 MiB of RAM: ' : '';
+    return { vm: 'v86', guest: 'i386', ramMiB, status: 'failed', note: hint + errorText(e), samples, summary: summarize(samples), saveMs, restoreMs, stateBytes };
+  } finally {
+    await v?.close();
+  }
+}
+
+async function pauseSection(browser: Browser, server: Server, assets: V86Assets | string): Promise<PauseSection> {
+  const t0 = Date.now();
+  const loadStart = load().loadavg;
+  const rows: PauseRow[] = [];
+  for (const ramMiB of opts.sizes) {
+    if (opts.vms.includes('ours')) rows.push(...(await oursPause(browser, server, ramMiB)));
+    if (opts.vms.includes('v86')) rows.push(await v86Pause(browser, server, assets, ramMiB));
+  }
+  return { run: await runInfo(browser, t0, loadStart), fillBytes: opts.fillBytes, runs: opts.runs, rows };
+}
+
+// --- soak ----------------------------------------------------------------------
+
+async function soakSection(browser: Browser, server: Server): Promise<SoakSection> {
+  const t0 = Date.now();
+  const loadStart = load().loadavg;
+  const base: { guest: GuestName; ramMiB: number; updates: number } = { guest: 'i386', ramMiB: 128, updates: opts.soakUpdates };
+  const pauses: number[] = [];
+  const pss: [number, number][] = [];
+  let checksumFailures = 0;
+  const updateFailures: string[] = [];
+  let ours: OurPage | null = null;
+  try {
+    ours = await OurPage.open(browser, server.url, pageLog);
+    const pick = await ours.liveUpdateGuest(['i386', 'arm']);
+    if ('missing' in pick) return { run: await runInfo(browser, t0, loadStart), status: 'not run', note: pick.missing, ...base, pauses, summary: null, checksumFailures, pss };
+    base.guest = pick.guest;
+    await ours.boot({ guest: pick.guest, ramMiB: 128, build: 'v1' });
+    await ours.waitForPrompt();
+    const sum = sha256Of((await ours.shell(GUEST_CMDS.makeCanary)).text);
+    pss.push([0, browserPss().bytes]);
+    let current = 'v1' as 'v1' | 'v2';
+    for (let i = 0; i < opts.soakUpdates; i++) {
+      const target: 'v1' | 'v2' = current === 'v1' ? 'v2' : 'v1';
+      try {
+        const r = await ours.liveUpdate(target, 'cpr-exec');
+        pauses.push(r.pauseMs);
+        current = target;
+      } catch (e) {
+        // A failed update falls back to the old build with the guest
+        // running (issue 4); go on unless the guest is gone.
+        updateFailures.push(`#${i + 1} ${current}→${target}: ${errorText(e)}`);
+        say(`soak: update ${i + 1} failed: ${errorText(e)}`);
+        const running = await ours.runningVersion().catch(() => null);
+        if (running !== 'v1' && running !== 'v2') throw new Error(`the guest no longer runs after update #${i + 1} failed: ${errorText(e)}`);
+        current = running;
+        if (updateFailures.length >= 5) throw new Error(`5 updates failed; the last: ${errorText(e)}`);
+      }
+      if (!(await canaryOk(sum, async () => (await ours!.shell(GUEST_CMDS.checkCanary, 120_000)).text))) checksumFailures++;
+      if ((i + 1) % 10 === 0) {
+        pss.push([i + 1, browserPss().bytes]);
+        say(`soak: ${i + 1} updates, last pause ${Math.round(pauses.at(-1) ?? NaN)} ms, PSS ${(pss.at(-1)![1] / 2 ** 20).toFixed(0)} MiB, checksum failures ${checksumFailures}, update failures ${updateFailures.length}`);
+      }
+    }
+    return { run: await runInfo(browser, t0, loadStart), status: 'ok', ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, pss };
+  } catch (e) {
+    say(`soak failed: ${errorText(e)}`);
+    return { run: await runInfo(browser, t0, loadStart), status: 'failed', note: `after ${pauses.length} updates: ${errorText(e)}`, ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, pss };
+  } finally {
+    await ours?.close();
+  }
+}
+
+// --- main ----------------------------------------------------------------------
+
+function readResults(): Results {
+  if (!existsSync(RESULTS)) return { format: 1 };
+  return JSON.parse(readFileSync(RESULTS, 'utf8')) as Results;
+}
+function save(results: Results): void {
+  mkdirSync(OUT_DIR, { recursive: true });
+  writeFileSync(RESULTS, `${JSON.stringify(results, null, 1)}\n`);
+  writeReport(results, OUT_DIR);
+}
+
+/** Rows of the VMs this run did not measure stay from the last results. */
+function keep<T extends { vm: string; ramMiB?: number }>(old: T[] | undefined, fresh: T[]): T[] {
+  const measured = (r: T): boolean => opts.vms.includes(groupOf(r.vm)) && (r.ramMiB === undefined || opts.sizes.includes(r.ramMiB));
+  return [...(old ?? []).filter((r) => !measured(r)), ...fresh];
+}
+
+const results = readResults();
+if (opts.reportOnly) {
+  save(results);
+  say(`report written from ${RESULTS}`);
+  process.exit(0);
+}
+say(`sections: ${opts.sections.join(', ')}; load average ${load().loadavg.join(' ')}`);
+const assets = v86Assets();
+if (typeof assets === 'string') say(`v86: ${assets}`);
+if (opts.vms.includes('v86')) results.v86Assets = typeof assets === 'string' ? [assets] : assets.sources;
+results.ramMaxMiB = RAM_MAX_MIB;
+const server = await startServer();
+let browser: Browser | null = null;
+try {
+  for (const s of opts.sections) {
+    if (s === 'boot') {
+      const b = await bootSection(server, assets);
+      results.boot = { ...b, rows: keep(results.boot?.rows, b.rows), downloads: keep(results.boot?.downloads, b.downloads) };
+    } else {
+      browser ??= await launchBrowser();
+      if (s === 'cpu') {
+        const c = await cpuSection(browser, server, assets);
+        results.cpu = { ...c, rows: keep(results.cpu?.rows, c.rows) };
+      }
+      if (s === 'pause') {
+        const p = await pauseSection(browser, server, assets);
+        results.pause = { ...p, rows: keep(results.pause?.rows, p.rows).sort((a, b) => a.ramMiB - b.ramMiB) };
+      }
+      if (s === 'soak') results.soak = await soakSection(browser, server);
+    }
+    save(results);
+    say(`${s}: written to ${RESULTS}`);
+  }
+} finally {
+  await browser?.close();
+  await server.close();
+}
+say('done');

@@ -1,0 +1,193 @@
+// Runs in Node (node:test): live update (cpr-exec) end to end in Debian's
+// Chromium, with the real QEMU builds and the real guest. The guest must
+// not notice the update beyond the pause: the same processes, the same
+// tmpfs bytes, the same uptime clock, the same shell session.
+// Needs live-update builds (v1 and v2 of qemu-system-arm) in the artifacts.
+// Nothing here asserts on timing: pause figures are logged, the benchmarks
+// (bench/) measure them.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { BOOT_TIMEOUT_MS, launchBrowser, liveUpdateUnavailable, openPage, startServer, waitForState, waitForTerminal, within, type Server } from './harness';
+
+let server: Server;
+let browser: Browser;
+const verbose = process.env.E2E_VERBOSE === '1';
+const log = (line: string): void => {
+  if (verbose) console.log(line);
+};
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+async function bootArm(extraArgs: string[] = [], ramMiB = 128): Promise<Page> {
+  const page = await openPage(browser, server.url, log);
+  await page.evaluate(({ extraArgs, ramMiB }) => window.playground.boot({ guest: 'arm', ramMiB, build: 'v1', extraArgs }), { extraArgs, ramMiB });
+  await waitForState(page, 'running', BOOT_TIMEOUT_MS);
+  await shell(page, 'echo up-$((1+1))', /^up-2$/m);
+  return page;
+}
+
+/** Runs a shell command in the guest; resolves with the first match of `expect` in its output. */
+async function shell(page: Page, command: string, expect: RegExp, timeoutMs = 120_000): Promise<string> {
+  return within(
+    timeoutMs + 10_000,
+    `guest command ${command}`,
+    page.evaluate(
+      async ({ command, source, flags, timeoutMs }) => {
+        const pg = window.playground;
+        // Wait for the shell's prompt to settle: busybox asks the terminal
+        // for the cursor position (ESC[6n) after it, and input typed before
+        // the answer is lost.
+        for (let last = -1, i = 0; i < 400; i++) {
+          const t = pg.serialText(Math.max(0, pg.serialOffset() - 64));
+          if (/# (\x1b\[6n)?$/.test(t) && pg.serialOffset() === last) break;
+          last = pg.serialOffset();
+          await new Promise((r) => setTimeout(r, 150));
+        }
+        const from = pg.serialOffset();
+        await pg.sendSerial(`${command}\n`);
+        return pg.waitForSerial(new RegExp(source, flags), timeoutMs, { from });
+      },
+      { command, source: expect.source, flags: expect.flags, timeoutMs },
+    ),
+  );
+}
+
+interface GuestFacts {
+  pid: number;
+  count: number;
+  sha: string;
+  uptime: number;
+}
+
+/** Starts what must survive: a counter process, random bytes in tmpfs. */
+async function plant(page: Page): Promise<GuestFacts> {
+  const pidLine = await shell(page, 'counter /tmp/counter >/dev/null 2>&1 & echo PID=$!', /^PID=\d+$/m);
+  await shell(page, 'head -c 1048576 /dev/urandom > /tmp/random; echo planted', /^planted$/m);
+  await page.waitForTimeout(2000);
+  return { pid: Number(pidLine.slice(4)), ...(await facts(page, Number(pidLine.slice(4)))) };
+}
+
+async function facts(page: Page, pid: number): Promise<Omit<GuestFacts, 'pid'>> {
+  const alive = await shell(page, `kill -0 ${pid} && echo ALIVE-${pid} || echo DEAD-${pid}`, new RegExp(`^(ALIVE|DEAD)-${pid}$`, 'm'));
+  assert.equal(alive, `ALIVE-${pid}`, `the counter process ${pid} must still run`);
+  const count = Number((await shell(page, 'echo COUNT=$(tail -n 1 /tmp/counter)', /^COUNT=\d+$/m)).slice(6));
+  const sha = (await shell(page, 'sha256sum /tmp/random', /^[0-9a-f]{64}(?=\s)/m)).trim();
+  const uptime = Number((await shell(page, 'echo UP=$(cut -d" " -f1 /proc/uptime)', /^UP=[\d.]+$/m)).slice(3));
+  return { count, sha, uptime };
+}
+
+/** The counter file has 1..n without gap or repeat. */
+async function counterContinuous(page: Page): Promise<void> {
+  const out = await shell(page, 'awk \'$1!=NR{bad=NR} END{print "GAPS=" (bad?bad:0) " N=" NR}\' /tmp/counter', /^GAPS=\d+ N=\d+$/m);
+  assert.match(out, /^GAPS=0 /, `the counter must count on without a gap or a restart: ${out}`);
+}
+
+async function assertContinuity(page: Page, before: GuestFacts, serialFrom: number): Promise<GuestFacts> {
+  const now = { pid: before.pid, ...(await facts(page, before.pid)) };
+  assert.ok(now.count > before.count, `the counter went on (${before.count} → ${now.count})`);
+  assert.equal(now.sha, before.sha, 'the random bytes in tmpfs are unchanged');
+  assert.ok(now.uptime > before.uptime, `uptime continued (${before.uptime} → ${now.uptime})`);
+  await counterContinuous(page);
+  const text = await page.evaluate((from) => window.playground.serialText(from), serialFrom);
+  assert.doesNotMatch(text, /Booting Linux|cpr-playground guest ready|Linux version/, 'the guest did not reboot');
+  return now;
+}
+
+async function monitorType(page: Page, line: string): Promise<void> {
+  await page.click('#monitor');
+  await within(60_000, `typing ${line}`, page.keyboard.type(line));
+  await within(60_000, 'pressing Enter', page.keyboard.press('Enter'));
+}
+
+describe('live update', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }, () => {
+  it('cpr-exec typed into the monitor console: same guest, new build', { timeout: BOOT_TIMEOUT_MS + 600_000 }, async () => {
+    const page = await bootArm();
+    const planted = await plant(page);
+    // A command to find again in the shell's history after the update.
+    await shell(page, 'echo history-$((40+2))', /^history-42$/m);
+    const serialFrom = await page.evaluate(() => window.playground.serialOffset());
+    const argv = await page.evaluate(() => window.playground.status().argv.slice(1));
+    const quoted = argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ');
+
+    const updated = page.evaluate(
+      () => new Promise<{ pauseMs: number; to: string }>((resolve, reject) => {
+        const off = window.playground.onLiveUpdate((r) => {
+          off();
+          resolve(r);
+        });
+        window.playground.onStatus((s) => {
+          if (s.state === 'error') reject(new Error(`${s.error?.code}: ${s.error?.message}`));
+        });
+      }),
+    );
+    await page.click('#tab-monitor');
+    await waitForTerminal(page, 'monitor', (l) => l.startsWith('(qemu)'), 30_000);
+    await monitorType(page, 'migrate_set_parameter mode cpr-exec');
+    await monitorType(page, `migrate_set_parameter cpr-exec-command qemu-system-arm@v2 ${quoted} -incoming file:vm.state`);
+    await monitorType(page, 'migrate -d file:vm.state');
+    const result = await within(300_000, 'the live update', updated);
+    log(`typed live update: ${JSON.stringify(result)}`);
+    assert.equal(result.to, 'qemu-system-arm@v2');
+
+    await monitorType(page, 'info status');
+    await waitForTerminal(page, 'monitor', (l) => l.includes('VM status: running'), 60_000);
+    assert.match(await page.evaluate(() => window.playground.monitor('info status')), /VM status: running/);
+    const version = await page.evaluate(() => window.playground.monitor('info version'));
+    log(`info version after: ${version}`);
+    assert.match(version, /10\.2\.2/);
+    assert.equal(await page.evaluate(() => window.playground.status().build), 'qemu-system-arm@v2');
+    assert.match((await page.locator('#update-result').textContent()) ?? '', /qemu-system-arm@v1 → qemu-system-arm@v2: guest paused \d+ ms/);
+
+    // The same shell session: its line-editing history still has the last
+    // command typed before the update; Up and Enter run it again.
+    await page.click('#tab-serial');
+    const from = await page.evaluate(() => window.playground.serialOffset());
+    await page.click('#serial');
+    await within(60_000, 'pressing Up', page.keyboard.press('ArrowUp'));
+    await within(60_000, 'pressing Enter', page.keyboard.press('Enter'));
+    await within(130_000, 'the command from history', page.evaluate((f) => window.playground.waitForSerial(/^history-42$/m, 120_000, { from: f }), from));
+    await assertContinuity(page, planted, serialFrom);
+  });
+
+  it('liveUpdate() back and forth 10 times, the guest counting on', { timeout: BOOT_TIMEOUT_MS + 1_800_000 }, async () => {
+    const page = await bootArm();
+    let last = await plant(page);
+    const serialFrom = await page.evaluate(() => window.playground.serialOffset());
+    const pauses: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const target = i % 2 === 0 ? 'v2' : 'v1';
+      const r = await within(300_000, `live update ${i + 1}`, page.evaluate((t) => window.playground.liveUpdate(t), target));
+      log(`update ${i + 1}: ${JSON.stringify(r)}`);
+      assert.equal(r.route, 'cpr-exec');
+      assert.equal(r.to, `qemu-system-arm@${target}`);
+      assert.ok(r.pauseMs > 0 && Object.values(r.phases).every((ms) => ms >= 0));
+      pauses.push(r.pauseMs);
+      assert.equal(await page.evaluate(() => window.playground.status().state), 'running');
+      assert.equal(await page.evaluate(() => window.playground.status().build), `qemu-system-arm@${target}`);
+      last = await assertContinuity(page, last, serialFrom);
+    }
+    log(`pauses: ${pauses.join(' ')} ms`);
+  });
+
+  it('the page control updates to the picked build and shows the pause', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async () => {
+    const page = await bootArm();
+    const options = await page.locator('#update-build option').allTextContents();
+    assert.deepEqual(options, ['qemu-system-arm@v2']);
+    await page.click('#update');
+    await page.waitForFunction(() => /guest paused \d+ ms/.test(document.querySelector('#update-result')?.textContent ?? ''), null, { timeout: 300_000 });
+    assert.equal(await page.evaluate(() => window.playground.status().build), 'qemu-system-arm@v2');
+    // Downgrade: the picker now offers v1.
+    assert.deepEqual(await page.locator('#update-build option').allTextContents(), ['qemu-system-arm@v1']);
+    await page.click('#update');
+    await page.waitForFunction(() => /@v2 → qemu-system-arm@v1: guest paused/.test(document.querySelector('#update-result')?.textContent ?? ''), null, { timeout: 300_000 });
+    await shell(page, 'echo still-$((3*3))', /^still-9$/m);
+  });
+});

@@ -1,0 +1,23 @@
+// Runs in Node (vitest): the pure parts of the live-update flow.
+import { describe, expect, it } from 'vitest';
+import { absolute, cprExecCommand, execName, hmpError, parseEnv } from './live-update';
+
+describe('live update helpers', () => {
+  it('builds cpr-exec-command with shell quoting for g_shell_parse_argv', () => {
+    expect(cprExecCommand('qemu-system-arm@v2', ['-m', '128', '-append', "console=ttyAMA0 it's"])).toBe(
+      "qemu-system-arm@v2 -m 128 -append 'console=ttyAMA0 it'\\''s' -incoming file:/vm.state",
+    );
+  });
+
+  it('finds QEMU errors in HMP output', () => {
+    expect(hmpError('')).toBeUndefined();
+    expect(hmpError('Error: cpr-exec requires all RAM to be shared')).toBe('cpr-exec requires all RAM to be shared');
+    expect(hmpError("Error: Invalid parameter 'cpr-exec-args'")).toBe("Invalid parameter 'cpr-exec-args'");
+  });
+
+  it('parses QEMU environ and build names', () => {
+    expect(parseEnv(['QEMU_CPR_EXEC_STATE=21', 'A=b=c', 'junk'])).toEqual({ QEMU_CPR_EXEC_STATE: '21', A: 'b=c' });
+    expect(execName('/usr/bin/qemu-system-arm@v2')).toBe('qemu-system-arm@v2');
+    expect(absolute('vm.state')).toBe('/vm.state');
+  });
+});

@@ -1,0 +1,177 @@
+// Runs in the QEMU host worker: starts one QEMU instance in its own
+// instance worker (instance.worker.ts) and speaks to it by messages.
+// Ending the instance is terminating that worker: its runtime and every
+// pthread worker of QEMU go with it.
+import type { ExecRequest, QemuExit } from './instance';
+import type { FromInstance, ToInstance } from './instance-protocol';
+import type { OpenMemfd } from './memfd';
+
+export interface InstanceLaunch {
+  jsUrl: string;
+  wasmUrl: string;
+  wasmModule?: WebAssembly.Module;
+  memory?: WebAssembly.Memory;
+  argv: string[];
+  files: Record<string, Uint8Array>;
+  env?: Record<string, string>;
+  adopt?: OpenMemfd[];
+  execNames?: string[];
+  onSerial(bytes: Uint8Array): void;
+  onMonitor(bytes: Uint8Array): void;
+  onLog(line: string): void;
+  onExec?(request: ExecRequest): void;
+  onExecRefused?(argv: string[], reason: string): void;
+  /** The runtime is up (wall clock ms); QEMU's main() runs next. */
+  onRuntimeReady?(at: number): void;
+}
+
+export interface InstanceHandle {
+  writeSerial(bytes: Uint8Array): void;
+  writeMonitor(bytes: Uint8Array): void;
+  readonly exited: Promise<QemuExit & { heapTop?: number }>;
+  kill(): Promise<void>;
+  /** Ends the worker at once (no wait): the exec path's teardown. */
+  terminate(): void;
+  heapTop(): Promise<number>;
+  readFile(path: string): Promise<Uint8Array | null>;
+}
+
+/** After terminating a worker, before its memory may be reused. */
+const KILL_GRACE_MS = 20;
+
+/** QEMU's pthread pool size (the glue's PTHREAD_POOL_SIZE). */
+const PTHREAD_POOL = 4;
+
+/** An instance worker started ahead of a live update, its build's glue
+ * loaded and pthread workers running: only instantiation is left for the
+ * pause. Dispose it if it is not used. */
+export interface SpareInstance {
+  jsUrl: string;
+  worker: Worker;
+  dispose(): void;
+}
+
+function newInstanceWorker(): Worker {
+  return new Worker(new URL('./instance.worker.ts', import.meta.url), { type: 'module', name: 'qemu-instance' });
+}
+
+export function prewarmInstance(jsUrl: string): SpareInstance {
+  const worker = newInstanceWorker();
+  const m: ToInstance = { type: 'prewarm', jsUrl, threads: PTHREAD_POOL };
+  worker.postMessage(m);
+  return { jsUrl, worker, dispose: () => worker.terminate() };
+}
+
+export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Promise<InstanceHandle> {
+  const worker = spare && spare.jsUrl === opts.jsUrl ? spare.worker : newInstanceWorker();
+  if (spare && spare.worker !== worker) spare.dispose();
+  const post = (m: ToInstance): void => worker.postMessage(m);
+  let settle!: (exit: QemuExit & { heapTop?: number }) => void;
+  const exited = new Promise<QemuExit & { heapTop?: number }>((r) => (settle = r));
+  let ended = false;
+  const end = (exit: QemuExit & { heapTop?: number }): void => {
+    if (ended) return;
+    ended = true;
+    settle(exit);
+  };
+  let nextId = 1;
+  const replies = new Map<number, (v: Uint8Array | number | null) => void>();
+  const ask = <T extends Uint8Array | number | null>(m: (id: number) => ToInstance, dead: T): Promise<T> =>
+    ended
+      ? Promise.resolve(dead)
+      : new Promise<T>((resolve) => {
+          const id = nextId++;
+          replies.set(id, (v) => resolve(v as T));
+          void exited.then(() => replies.get(id)?.(dead));
+          post(m(id));
+        });
+  const terminate = (): void => {
+    worker.terminate();
+    end({ status: 137, message: 'killed' });
+  };
+  const handle: InstanceHandle = {
+    writeSerial: (bytes) => post({ type: 'serial', bytes }),
+    writeMonitor: (bytes) => post({ type: 'monitor', bytes }),
+    exited,
+    terminate,
+    kill: async () => {
+      // QEMU's pthread workers are nested in the instance worker; ending
+      // that worker ends them only as it is torn down. Have it terminate
+      // them first, then give them a moment to stop: a thread of the old
+      // QEMU that still ran would write into the Memory the next one uses.
+      if (!ended) {
+        const top = await Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), 200))]);
+        worker.terminate();
+        end({ status: 137, message: 'killed', heapTop: top || undefined });
+        await new Promise((r) => setTimeout(r, KILL_GRACE_MS));
+      }
+      await exited;
+    },
+    heapTop: () => ask((id) => ({ type: 'heap-top', id }), 0),
+    readFile: (path) => ask<Uint8Array | null>((id) => ({ type: 'read-file', id, path }), null),
+  };
+  return new Promise<InstanceHandle>((resolve, reject) => {
+    worker.onerror = (ev) => {
+      const message = ev.message || 'the instance worker failed';
+      // An uncaught error here is QEMU's (a trap in its runtime): log it
+      // like the glue does, so the host reports it as QEMU's crash.
+      opts.onLog(`Uncaught RuntimeError: ${message}`);
+      ev.preventDefault();
+      reject(new Error(message));
+    };
+    worker.onmessage = (ev: MessageEvent<FromInstance>) => {
+      const m = ev.data;
+      switch (m.type) {
+        case 'launched':
+          resolve(handle);
+          break;
+        case 'launch-failed':
+          worker.terminate();
+          end({ status: 134, message: m.message });
+          reject(new Error(m.message));
+          break;
+        case 'runtime-ready':
+          opts.onRuntimeReady?.(m.at);
+          break;
+        case 'serial':
+          opts.onSerial(m.bytes);
+          break;
+        case 'monitor':
+          opts.onMonitor(m.bytes);
+          break;
+        case 'log':
+          opts.onLog(m.line);
+          break;
+        case 'exit':
+          worker.terminate();
+          end({ status: m.status, message: m.message, heapTop: m.heapTop });
+          // An exit during start-up: the launch resolves with a dead instance.
+          resolve(handle);
+          break;
+        case 'exec':
+          opts.onExec?.(m.request);
+          break;
+        case 'exec-refused':
+          opts.onExecRefused?.(m.argv, m.reason);
+          break;
+        case 'reply':
+          replies.get(m.id)?.(m.value);
+          replies.delete(m.id);
+          break;
+      }
+    };
+    const launch: ToInstance = {
+      type: 'launch',
+      jsUrl: opts.jsUrl,
+      wasmUrl: opts.wasmUrl,
+      wasmModule: opts.wasmModule,
+      memory: opts.memory,
+      argv: opts.argv,
+      files: opts.files,
+      env: opts.env,
+      adopt: opts.adopt,
+      execNames: opts.execNames,
+    };
+    post(launch);
+  });
+}

@@ -1,0 +1,48 @@
+// Messages between the QEMU host worker and one instance worker
+// (instance.worker.ts). Shared by both threads; plain data only.
+import type { ExecRequest } from './instance';
+import type { OpenMemfd } from './memfd';
+
+/** Host → instance worker. */
+export type ToInstance =
+  | {
+      type: 'launch';
+      jsUrl: string;
+      wasmUrl: string;
+      wasmModule?: WebAssembly.Module;
+      memory?: WebAssembly.Memory;
+      argv: string[];
+      files: Record<string, Uint8Array>;
+      env?: Record<string, string>;
+      adopt?: OpenMemfd[];
+      /** Names QEMU may exec (argv[0] of cpr-exec-command); others get ENOENT. */
+      execNames?: string[];
+    }
+  /** Before a live update's pause: load the build's glue and start its
+   * pthread workers, so that the launch only instantiates. */
+  | { type: 'prewarm'; jsUrl: string; threads: number }
+  | { type: 'serial'; bytes: Uint8Array }
+  | { type: 'monitor'; bytes: Uint8Array }
+  | { type: 'read-file'; id: number; path: string }
+  /** End QEMU's pthread workers now, then answer: the host terminates
+   * this worker after the answer. */
+  | { type: 'kill'; id: number }
+  | { type: 'heap-top'; id: number };
+
+/** Instance worker → host. Times are wall clock (performance.timeOrigin +
+ * performance.now()), comparable across workers. */
+export type FromInstance =
+  | { type: 'launched' }
+  | { type: 'launch-failed'; message: string }
+  | { type: 'runtime-ready'; at: number }
+  | { type: 'serial'; bytes: Uint8Array }
+  | { type: 'monitor'; bytes: Uint8Array }
+  | { type: 'log'; line: string }
+  | { type: 'exit'; status: number; message?: string; heapTop: number }
+  | { type: 'exec'; request: ExecRequest }
+  | { type: 'exec-refused'; argv: string[]; reason: string }
+  | { type: 'reply'; id: number; value: Uint8Array | number | null };
+
+export function wallClock(): number {
+  return performance.timeOrigin + performance.now();
+}

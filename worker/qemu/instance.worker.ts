@@ -1,0 +1,143 @@
+// Runs in an instance worker: a dedicated Worker that the QEMU host
+// worker creates for one QEMU instance and terminates when it ends, on a
+// stop or on cpr-exec. Terminating it ends the module's runtime and all
+// QEMU's pthread workers (nested in this one) at once, so no old runtime
+// stays behind to serve the next instance's proxied calls.
+import { incomingFiles, launchQemu, type QemuInstance } from './instance';
+import { wallClock, type FromInstance, type ToInstance } from './instance-protocol';
+
+// Emscripten's errno values (not Linux's).
+const ENOENT = 44;
+const EIO = 29;
+/** QEMU's migration stream starts with "QEVM". */
+const QEVM = [0x51, 0x45, 0x56, 0x4d];
+const scope = self as unknown as DedicatedWorkerGlobalScope;
+const post = (m: FromInstance, transfer: Transferable[] = []): void => scope.postMessage(m, transfer);
+
+/** Batches a byte stream: QEMU's UART writes a byte at a time. */
+function batcher(type: 'serial' | 'monitor'): (bytes: Uint8Array) => void {
+  let chunks: Uint8Array[] = [];
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const flush = (): void => {
+    timer = null;
+    const size = chunks.reduce((n, c) => n + c.length, 0);
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    chunks = [];
+    post({ type, bytes: out }, [out.buffer]);
+  };
+  return (bytes) => {
+    chunks.push(bytes.slice());
+    timer ??= setTimeout(flush, 4);
+  };
+}
+
+let instance: QemuInstance | null = null;
+const early: ToInstance[] = [];
+
+// Pthread workers started ahead (prewarm): the glue's `new Worker(...)`
+// for a pthread gets one of these, already past loading the glue script.
+const spare: { url: string; worker: Worker }[] = [];
+const NativeWorker = globalThis.Worker;
+function PooledWorker(url: string | URL, options?: WorkerOptions): Worker {
+  const href = String(url);
+  const i = options?.name === 'em-pthread' ? spare.findIndex((s) => s.url === href) : -1;
+  if (i >= 0) return spare.splice(i, 1)[0]!.worker;
+  return new NativeWorker(url, options);
+}
+PooledWorker.prototype = NativeWorker.prototype;
+(globalThis as { Worker: unknown }).Worker = PooledWorker;
+
+function prewarm(jsUrl: string, threads: number): void {
+  // The URL the glue computes for its pthreads: itself.
+  const url = new URL(jsUrl).href;
+  for (let i = 0; i < threads; i++) spare.push({ url, worker: new NativeWorker(url, { type: 'module', name: 'em-pthread' }) });
+  void import(/* @vite-ignore */ jsUrl).catch(() => undefined);
+}
+
+scope.onmessage = (ev: MessageEvent<ToInstance>) => {
+  const m = ev.data;
+  if (m.type === 'launch') {
+    void launch(m);
+    return;
+  }
+  if (m.type === 'prewarm') {
+    prewarm(m.jsUrl, m.threads);
+    return;
+  }
+  if (!instance) {
+    early.push(m);
+    return;
+  }
+  handle(instance, m);
+};
+
+function handle(inst: QemuInstance, m: ToInstance): void {
+  if (m.type === 'serial') inst.writeSerial(m.bytes);
+  else if (m.type === 'monitor') inst.writeMonitor(m.bytes);
+  else if (m.type === 'heap-top') post({ type: 'reply', id: m.id, value: inst.heapTop() });
+  else if (m.type === 'read-file') post({ type: 'reply', id: m.id, value: inst.readFile(m.path) });
+  else if (m.type === 'kill') {
+    inst.stopThreads();
+    // The heap top now, with QEMU's threads stopped: they may have grown
+    // the heap after exec.
+    post({ type: 'reply', id: m.id, value: inst.heapTop() });
+  }
+}
+
+async function launch(m: Extract<ToInstance, { type: 'launch' }>): Promise<void> {
+  const names = new Set(m.execNames ?? []);
+  try {
+    const inst = await launchQemu({
+      jsUrl: m.jsUrl,
+      wasmUrl: m.wasmUrl,
+      wasmModule: m.wasmModule,
+      memory: m.memory,
+      argv: m.argv,
+      files: m.files,
+      env: m.env,
+      adopt: m.adopt,
+      onSerial: batcher('serial'),
+      onMonitor: batcher('monitor'),
+      onLog: (line) => post({ type: 'log', line }),
+      onRuntimeReady: () => post({ type: 'runtime-ready', at: wallClock() }),
+      onExec: (request) => {
+        const name = (request.argv[0] ?? '').split('/').pop() ?? '';
+        if (!names.has(name)) {
+          post({
+            type: 'exec-refused',
+            argv: request.argv,
+            reason: `no QEMU build named "${name}"; builds: ${[...names].filter((n) => n.startsWith('qemu-')).join(', ')}`,
+          });
+          return -ENOENT; // QEMU reports it and restarts the VM
+        }
+        // The device state must be complete before this instance ends: it
+        // is written and closed before QEMU exec's; check its magic.
+        const states = incomingFiles(request.argv);
+        const bad = states.find((p) => !QEVM.every((b, i) => request.files[p]?.[i] === b));
+        if (states.length === 0 || bad !== undefined) {
+          post({
+            type: 'exec-refused',
+            argv: request.argv,
+            reason: states.length === 0
+              ? 'cpr-exec-command has no "-incoming file:PATH": the new QEMU would not find the device state'
+              : `the device state ${bad} is missing or not a QEMU migration stream`,
+          });
+          return -EIO;
+        }
+        post({ type: 'exec', request });
+        return 0;
+      },
+    });
+    instance = inst;
+    void inst.exited.then((exit) => post({ type: 'exit', status: exit.status, message: exit.message, heapTop: inst.heapTop() }));
+    post({ type: 'launched' });
+    for (const e of early.splice(0)) handle(inst, e);
+  } catch (e) {
+    post({ type: 'launch-failed', message: e instanceof Error ? e.message : String(e) });
+  }
+}

@@ -1,0 +1,242 @@
+// memfds over regions of the shared Memory: the file system side of
+// QEMU's memfd_create() on Emscripten. Runs on the main thread of one QEMU
+// instance (its instance worker, or Node's main thread), where the
+// module's FS lives; QEMU's threads reach it through the JS library
+// wasm/emscripten/memfd.js (Module.cprMemfdCreate) and FS syscalls.
+//
+// A memfd is a MEMFS file under /dev/memfd whose node and stream ops are
+// replaced: its bytes live in a region of the reserved top of the Memory
+// (memory.ts), recorded in the header's region table, so the next
+// instance on the same Memory finds them. ftruncate reserves the region,
+// read/write copy, and mmap returns the region itself (allocated: false,
+// so munmap frees nothing); msync is a no-op because the mapping is the
+// file. The same ops back files created in /dev/shm (memory-backend-file
+// with mem-path=/dev/shm/..., share=on).
+import type { EmscriptenFS, EmscriptenNode, EmscriptenStream } from './emscripten';
+import { RegionTable } from './memory';
+
+// Linux/musl values (Emscripten uses them).
+const ENOMEM = 48;
+const EINVAL = 28;
+const EBUSY = 10;
+const O_RDWR = 2;
+const O_CREAT = 0o100;
+const MAP_PRIVATE = 2;
+const SEEK_CUR = 1;
+const SEEK_END = 2;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+
+export const MEMFD_DIR = '/dev/memfd';
+export const SHM_DIR = '/dev/shm';
+
+/** An fd open on a memfd when QEMU exec'd: the next instance reopens it. */
+export interface OpenMemfd {
+  fd: number;
+  /** Index in the region table. */
+  file: number;
+  /** Where the file lives in the FS (a memfd path or /dev/shm/...). */
+  path: string;
+}
+
+interface MemfdNode extends EmscriptenNode {
+  cprFile?: number;
+  /** Carried over from the previous instance: its size is the guest's. */
+  cprAdopted?: boolean;
+  cprMapped?: number;
+  cprOpen?: number;
+  mode: number;
+  node_ops: Record<string, unknown>;
+  stream_ops: Record<string, unknown>;
+}
+
+type Stream = EmscriptenStream & { node: MemfdNode; fd: number; position: number; path: string };
+
+export class MemfdFs {
+  readonly table: RegionTable;
+  private readonly bytes: Uint8Array;
+  readonly log: string[] = [];
+
+  constructor(
+    memory: WebAssembly.Memory,
+    private readonly fs: EmscriptenFS,
+  ) {
+    this.table = new RegionTable(memory);
+    this.bytes = new Uint8Array(memory.buffer);
+  }
+
+  /** memfd_create(): a new file in /dev/memfd, open read-write. */
+  create(name: string): number {
+    const fs = this.fs;
+    fs.mkdirTree(MEMFD_DIR);
+    let index: number;
+    try {
+      index = this.table.add(name);
+    } catch {
+      throw new fs.ErrnoError(ENOMEM);
+    }
+    // Names may contain "/" (QOM paths) and need not be unique.
+    const path = `${MEMFD_DIR}/${index}-${name.replaceAll('/', '_')}`;
+    this.attach(fs.create(path, 0o600) as MemfdNode, index);
+    const stream = fs.open(path, O_RDWR) as Stream;
+    // The path is only a handle: memfds have no name in the file system.
+    this.log.push(`memfd_create ${name} -> fd ${stream.fd} (file ${index})`);
+    return stream.fd;
+  }
+
+  /** Files created in /dev/shm are memfds too (memory-backend-file). */
+  installShm(): void {
+    const fs = this.fs;
+    fs.mkdirTree(SHM_DIR);
+    const dir = fs.lookupPath(SHM_DIR).node as MemfdNode;
+    const ops = dir.node_ops as { mknod(parent: EmscriptenNode, name: string, mode: number, dev: number): MemfdNode };
+    const mknod = ops.mknod.bind(ops);
+    dir.node_ops = {
+      ...dir.node_ops,
+      mknod: (parent: EmscriptenNode, name: string, mode: number, dev: number): MemfdNode => {
+        const node = mknod(parent, name, mode, dev);
+        if ((mode & S_IFMT) === S_IFREG) {
+          let index: number;
+          try {
+            index = this.table.add(`shm:${name}`);
+          } catch {
+            throw new fs.ErrnoError(ENOMEM);
+          }
+          this.attach(node, index);
+          this.log.push(`shm ${name} (file ${index})`);
+        }
+        return node;
+      },
+    };
+  }
+
+  /** The fds open on memfds now, for the next instance (at exec). */
+  snapshot(): OpenMemfd[] {
+    const open: OpenMemfd[] = [];
+    for (const s of this.fs.streams as (Stream | null)[]) {
+      if (s && s.node.cprFile !== undefined) open.push({ fd: s.fd, file: s.node.cprFile, path: s.path });
+    }
+    return open;
+  }
+
+  /**
+   * In a new instance, before QEMU's main(): reopen every memfd of the
+   * previous instance under the same fd number and path. Files no fd
+   * refers to any more are freed: only the old instance mapped them.
+   */
+  adopt(open: readonly OpenMemfd[]): void {
+    const fs = this.fs;
+    fs.mkdirTree(MEMFD_DIR);
+    const kept = new Set(open.map((o) => o.file));
+    for (const e of this.table.entries()) if (e.inUse && !kept.has(e.index)) this.table.release(e.index);
+    const nodes = new Map<number, string>();
+    for (const o of open) {
+      if (!nodes.has(o.file)) {
+        fs.mkdirTree(o.path.slice(0, o.path.lastIndexOf('/')));
+        const node = fs.create(o.path, 0o600) as MemfdNode;
+        this.attach(node, o.file);
+        node.cprAdopted = true;
+        nodes.set(o.file, o.path);
+      }
+      const stream = fs.open(nodes.get(o.file)!, O_RDWR) as Stream;
+      if (stream.fd !== o.fd) {
+        fs.dupStream(stream, o.fd);
+        fs.close(stream);
+      }
+      const e = this.table.entry(o.file);
+      this.log.push(`adopt fd ${o.fd} ${o.path} at 0x${e.base.toString(16)} size 0x${e.size.toString(16)}`);
+    }
+  }
+
+  private attach(node: MemfdNode, index: number): void {
+    const fs = this.fs;
+    const table = this.table;
+    const bytes = this.bytes;
+    node.cprFile = index;
+    node.cprMapped = 0;
+    node.cprOpen = 0;
+    const baseNode = node.node_ops as { getattr(n: MemfdNode): { size: number }; setattr(n: MemfdNode, a: { size?: number }): void };
+    const baseStream = node.stream_ops;
+    const reserve = (n: MemfdNode, size: number): void => {
+      const e = table.entry(n.cprFile!);
+      if (size <= e.cap) return;
+      // A mapping is a pointer into the region: it cannot move. Nor can
+      // guest RAM carried over from the previous QEMU: a new QEMU that
+      // wants it bigger has a different configuration and must fail
+      // rather than move (and so lose) the guest's memory.
+      if (n.cprMapped || n.cprAdopted) throw new fs.ErrnoError(EBUSY);
+      if (!table.reserve(n.cprFile!, size)) throw new fs.ErrnoError(ENOMEM);
+    };
+    const released = (n: MemfdNode): void => {
+      // memfd semantics: the file lives while an fd or a mapping does.
+      if (n.cprOpen === 0 && !n.cprMapped && n.cprFile !== undefined && table.entry(n.cprFile).inUse) {
+        table.release(n.cprFile);
+      }
+    };
+    node.node_ops = {
+      ...node.node_ops,
+      getattr(n: MemfdNode) {
+        const attr = baseNode.getattr(n);
+        attr.size = table.entry(n.cprFile!).size;
+        return attr;
+      },
+      setattr(n: MemfdNode, attr: { size?: number }) {
+        if (attr.size !== undefined) {
+          const e = table.entry(n.cprFile!);
+          reserve(n, attr.size);
+          const now = table.entry(n.cprFile!);
+          if (attr.size < e.size) bytes.fill(0, now.base + attr.size, now.base + e.size);
+          table.setSize(n.cprFile!, attr.size);
+          attr = { ...attr };
+          delete attr.size;
+        }
+        baseNode.setattr(n, attr);
+      },
+    };
+    node.stream_ops = {
+      ...baseStream,
+      open(s: Stream) {
+        s.node.cprOpen = (s.node.cprOpen ?? 0) + 1;
+      },
+      dup(s: Stream) {
+        s.node.cprOpen = (s.node.cprOpen ?? 0) + 1;
+      },
+      close(s: Stream) {
+        s.node.cprOpen = Math.max(0, (s.node.cprOpen ?? 1) - 1);
+        released(s.node);
+      },
+      read(s: Stream, buffer: Uint8Array, offset: number, length: number, position: number) {
+        const e = table.entry(s.node.cprFile!);
+        const n = Math.max(0, Math.min(length, e.size - position));
+        buffer.set(bytes.subarray(e.base + position, e.base + position + n), offset);
+        return n;
+      },
+      write(s: Stream, buffer: Uint8Array, offset: number, length: number, position: number) {
+        reserve(s.node, position + length);
+        const e = table.entry(s.node.cprFile!);
+        bytes.set(buffer.subarray(offset, offset + length), e.base + position);
+        if (position + length > e.size) table.setSize(s.node.cprFile!, position + length);
+        return length;
+      },
+      llseek(s: Stream, offset: number, whence: number) {
+        let position = offset;
+        if (whence === SEEK_CUR) position += s.position;
+        else if (whence === SEEK_END) position += table.entry(s.node.cprFile!).size;
+        if (position < 0) throw new fs.ErrnoError(EINVAL);
+        return position;
+      },
+      mmap(s: Stream, length: number, position: number, _prot: number, flags: number) {
+        const e = table.entry(s.node.cprFile!);
+        // A private mapping would need a copy; QEMU maps guest RAM shared.
+        if (flags & MAP_PRIVATE || position + length > e.cap) throw new fs.ErrnoError(EINVAL);
+        s.node.cprMapped = (s.node.cprMapped ?? 0) + 1;
+        return { ptr: e.base + position, allocated: false };
+      },
+      msync() {
+        return 0; // the mapping is the file
+      },
+    };
+  }
+}
+
+export { O_CREAT };

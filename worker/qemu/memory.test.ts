@@ -1,0 +1,84 @@
+// Runs in Node (vitest): the memory layout and its region table.
+import { describe, expect, it } from 'vitest';
+import {
+  buildLayoutProblem,
+  clearBelow,
+  createSharedMemory,
+  HEADER_BYTES,
+  HEAP_LIMIT,
+  headerBase,
+  layoutProblem,
+  MEMORY_BYTES,
+  REGION_ALIGN,
+  RegionTable,
+} from './memory';
+
+const memory = createSharedMemory();
+
+describe('the shared Memory layout', () => {
+  it('has a valid header at the top', () => {
+    expect(memory.buffer.byteLength).toBe(MEMORY_BYTES);
+    expect(layoutProblem(memory)).toBeUndefined();
+    expect(headerBase(memory)).toBe(MEMORY_BYTES - HEADER_BYTES);
+    expect(new RegionTable(memory).heapLimit).toBe(HEAP_LIMIT);
+  });
+
+  it('refuses a Memory without the header', () => {
+    const other = new WebAssembly.Memory({ initial: MEMORY_BYTES / 65536, maximum: MEMORY_BYTES / 65536, shared: true });
+    expect(layoutProblem(other)).toMatch(/no cpr-memory-layout\/1 header/);
+    expect(() => new RegionTable(other)).toThrow(/header/);
+  });
+
+  it('knows which builds speak the layout', () => {
+    expect(buildLayoutProblem('a', 'var CPR_LAYOUT_TAG="cpr-memory-layout/1";')).toBeUndefined();
+    expect(buildLayoutProblem('a', '"cpr-memory-layout/2"')).toMatch(/speaks memory layout "cpr-memory-layout\/2"/);
+    expect(buildLayoutProblem('a', 'var x=1')).toMatch(/no live-update support/);
+  });
+});
+
+describe('RegionTable', () => {
+  it('allocates aligned regions downwards from the header, and reuses freed ones', () => {
+    const t = new RegionTable(memory);
+    const a = t.add('ram0');
+    expect(t.reserve(a, 128 * 1024 ** 2)).toBe(true);
+    const ea = t.entry(a);
+    expect(ea).toMatchObject({ name: 'ram0', inUse: true, cap: 128 * 1024 ** 2 });
+    expect(ea.base % REGION_ALIGN).toBe(0);
+    expect(ea.base + ea.cap).toBeLessThanOrEqual(headerBase(memory));
+    const b = t.add('/rom@etc/acpi/tables');
+    expect(t.reserve(b, 1000)).toBe(true);
+    expect(t.entry(b).cap).toBe(REGION_ALIGN);
+    expect(t.entry(b).base).toBe(ea.base - REGION_ALIGN);
+    // A file that grows moves (while unmapped) and keeps its bytes.
+    new Uint8Array(memory.buffer)[t.entry(b).base] = 42;
+    t.setSize(b, 1);
+    expect(t.reserve(b, 3 * REGION_ALIGN)).toBe(true);
+    expect(new Uint8Array(memory.buffer)[t.entry(b).base]).toBe(42);
+    // Freed regions are handed out again, zeroed.
+    const base = t.entry(b).base;
+    t.release(b);
+    const c = t.add('again');
+    expect(t.reserve(c, 2 * REGION_ALIGN)).toBe(true);
+    expect(t.entry(c).base).toBe(base);
+    expect(new Uint8Array(memory.buffer)[base]).toBe(0);
+  });
+
+  it('never reaches below the heap limit', () => {
+    const t = new RegionTable(memory);
+    const big = t.add('too-big');
+    expect(t.reserve(big, MEMORY_BYTES - HEAP_LIMIT)).toBe(false);
+    expect(t.regionsBottom).toBeGreaterThanOrEqual(HEAP_LIMIT);
+  });
+});
+
+describe('clearBelow', () => {
+  it('zeroes up to the old heap top and never above the heap limit', () => {
+    const u8 = new Uint8Array(memory.buffer);
+    u8[100] = 1;
+    u8[HEAP_LIMIT + 5] = 7;
+    expect(clearBelow(memory, 4096)).toBe(4096);
+    expect(u8[100]).toBe(0);
+    expect(clearBelow(memory, MEMORY_BYTES)).toBe(HEAP_LIMIT);
+    expect(u8[HEAP_LIMIT + 5]).toBe(7);
+  });
+});
