@@ -5,6 +5,7 @@
 import type { ExecRequest, QemuExit } from './instance';
 import type { FromInstance, ToInstance } from './instance-protocol';
 import type { OpenMemfd } from './memfd';
+import { wakeParked } from './parked';
 
 export interface InstanceLaunch {
   jsUrl: string;
@@ -66,6 +67,7 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
   const worker = spare && spare.jsUrl === opts.jsUrl ? spare.worker : newInstanceWorker();
   if (spare && spare.worker !== worker) spare.dispose();
   const post = (m: ToInstance): void => worker.postMessage(m);
+  let parked: number[] = [];
   let settle!: (exit: QemuExit & { heapTop?: number }) => void;
   const exited = new Promise<QemuExit & { heapTop?: number }>((r) => (settle = r));
   let ended = false;
@@ -104,6 +106,12 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
         worker.terminate();
         end({ status: 137, message: 'killed', heapTop: top || undefined });
         await new Promise((r) => setTimeout(r, KILL_GRACE_MS));
+        // The ended threads' waits can outlive them in the engine's waiter
+        // list; the next QEMU on this Memory waits on the same words (same
+        // static data, same stacks), and a wake of one waiter would go to
+        // the dead one. Wake them all now, while nothing else waits.
+        const woken = opts.memory ? wakeParked(opts.memory, parked) : 0;
+        if (woken > 0) opts.onLog(`[live-update] woke ${woken} waiter(s) left by the ended QEMU's threads`);
       }
       await exited;
     },
@@ -153,6 +161,9 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
           break;
         case 'exec-refused':
           opts.onExecRefused?.(m.argv, m.reason);
+          break;
+        case 'parked':
+          parked = m.addresses;
           break;
         case 'reply':
           replies.get(m.id)?.(m.value);
