@@ -69,7 +69,7 @@ export interface QemuModule {
   FS: EmscriptenFS;
   ENV: Record<string, string>;
   /** Present once the runtime is up; ends the runtime and its pthreads. */
-  PThread?: { terminateAllThreads(): void };
+  PThread?: { terminateAllThreads(): void; /** Running threads, by pthread_t. */ pthreads: Record<string, unknown> };
   /** Live-update builds: the memory layout their JS library speaks. */
   cprLayout?: string;
   /** Live-update builds: this instance's sbrk top. */

@@ -5,6 +5,7 @@
 import type { ExecRequest, QemuExit } from './instance';
 import type { FromInstance, ToInstance } from './instance-protocol';
 import type { OpenMemfd } from './memfd';
+import { wakeParked } from './parked';
 
 export interface InstanceLaunch {
   jsUrl: string;
@@ -39,6 +40,9 @@ export interface InstanceHandle {
 /** After terminating a worker, before its memory may be reused. */
 const KILL_GRACE_MS = 20;
 
+/** At most this many rounds of waking the ended threads' waiters. */
+const WAKE_ROUNDS = 150;
+
 /** QEMU's pthread pool size (the glue's PTHREAD_POOL_SIZE). */
 const PTHREAD_POOL = 4;
 
@@ -66,6 +70,18 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
   const worker = spare && spare.jsUrl === opts.jsUrl ? spare.worker : newInstanceWorker();
   if (spare && spare.worker !== worker) spare.dispose();
   const post = (m: ToInstance): void => worker.postMessage(m);
+  let parked: number[] = [];
+  /** Wakes the parked words every KILL_GRACE_MS until none is woken. */
+  const wakeUntilGone = async (): Promise<number[]> => {
+    const rounds: number[] = [];
+    for (let i = 0; opts.memory && parked.length > 0 && i < WAKE_ROUNDS; i++) {
+      const woken = wakeParked(opts.memory, parked);
+      rounds.push(woken);
+      if (woken === 0) break;
+      await new Promise((r) => setTimeout(r, KILL_GRACE_MS));
+    }
+    return rounds;
+  };
   let settle!: (exit: QemuExit & { heapTop?: number }) => void;
   const exited = new Promise<QemuExit & { heapTop?: number }>((r) => (settle = r));
   let ended = false;
@@ -101,9 +117,20 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
       // QEMU that still ran would write into the Memory the next one uses.
       if (!ended) {
         const top = await Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), 200))]);
+        // The instance worker has terminated QEMU's pthread workers, but
+        // that is asynchronous, and a thread parked in a futex wait stays
+        // alive (and listed as a waiter) until it wakes. Wake the words
+        // they were parked on until nothing waits there any more, with
+        // their parent still alive to finish terminating them: a thread
+        // of the old QEMU left waiting on a word the next QEMU uses would
+        // take the one wake-up meant for the new thread (seen as a new
+        // QEMU that never runs the VM, or a main loop that stops).
+        const before = await wakeUntilGone();
         worker.terminate();
         end({ status: 137, message: 'killed', heapTop: top || undefined });
         await new Promise((r) => setTimeout(r, KILL_GRACE_MS));
+        const after = await wakeUntilGone();
+        if ([...before, ...after].some((n) => n > 0)) opts.onLog(`[live-update] woke the ended QEMU's parked threads: ${before.join(', ')} / after: ${after.join(', ')}`);
       }
       await exited;
     },
@@ -153,6 +180,9 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
           break;
         case 'exec-refused':
           opts.onExecRefused?.(m.argv, m.reason);
+          break;
+        case 'parked':
+          parked = m.addresses;
           break;
         case 'reply':
           replies.get(m.id)?.(m.value);

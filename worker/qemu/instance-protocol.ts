@@ -41,6 +41,9 @@ export type FromInstance =
   | { type: 'exit'; status: number; message?: string; heapTop: number }
   | { type: 'exec'; request: ExecRequest }
   | { type: 'exec-refused'; argv: string[]; reason: string }
+  /** Before the reply to 'kill': the futex words QEMU's threads were
+   * parked on when they were terminated (parked.ts). */
+  | { type: 'parked'; addresses: number[] }
   | { type: 'reply'; id: number; value: Uint8Array | number | null };
 
 export function wallClock(): number {

@@ -7,6 +7,7 @@ import { MONITOR_DEVICE, SERIAL_DEVICE } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
 import { MemfdFs, type OpenMemfd } from './memfd';
 import { LAYOUT_TAG } from './memory';
+import { parkedAddresses } from './parked';
 
 /** What QEMU's exec of cpr-exec-command hands to the host. */
 export interface ExecRequest {
@@ -81,8 +82,9 @@ export interface QemuInstance {
   readonly exited: Promise<QemuExit>;
   /** Ends QEMU and all its pthread workers. */
   kill(): Promise<void>;
-  /** Terminates QEMU's pthread workers at once (before this thread ends). */
-  stopThreads(): void;
+  /** Terminates QEMU's pthread workers at once (before this thread ends);
+   * returns the futex words its threads were parked on (parked.ts). */
+  stopThreads(): number[];
 }
 
 function isFactory(value: unknown): value is QemuFactory {
@@ -208,7 +210,11 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
     writeSerial: (bytes) => serial.input(bytes),
     writeMonitor: (bytes) => monitor.input(bytes),
     exited,
-    stopThreads: () => module.PThread?.terminateAllThreads(),
+    stopThreads: () => {
+      const threads = Object.keys(module.PThread?.pthreads ?? {}).map(Number);
+      module.PThread?.terminateAllThreads();
+      return opts.memory ? parkedAddresses(opts.memory, threads) : [];
+    },
     kill: async () => {
       module.PThread?.terminateAllThreads();
       end({ status: 137, message: 'killed' });
@@ -230,7 +236,7 @@ function deadInstance(exited: Promise<QemuExit>): QemuInstance {
     writeSerial: () => undefined,
     writeMonitor: () => undefined,
     exited,
-    stopThreads: () => undefined,
+    stopThreads: () => [],
     kill: async () => { await exited; },
   };
 }

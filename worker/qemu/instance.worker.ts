@@ -82,7 +82,7 @@ function handle(inst: QemuInstance, m: ToInstance): void {
   else if (m.type === 'heap-top') post({ type: 'reply', id: m.id, value: inst.heapTop() });
   else if (m.type === 'read-file') post({ type: 'reply', id: m.id, value: inst.readFile(m.path) });
   else if (m.type === 'kill') {
-    inst.stopThreads();
+    post({ type: 'parked', addresses: inst.stopThreads() });
     // The heap top now, with QEMU's threads stopped: they may have grown
     // the heap after exec.
     post({ type: 'reply', id: m.id, value: inst.heapTop() });

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { parkedAddresses, wakeParked } from './parked';
+
+// A fake thread list in a small shared Memory: struct pthread words at
+// self (0), prev (2), next (3), wait_addr (29).
+function threadAt(words: Uint32Array, t: number, prev: number, next: number, waitAddr: number): void {
+  words[t / 4] = t;
+  words[t / 4 + 2] = prev;
+  words[t / 4 + 3] = next;
+  words[t / 4 + 29] = waitAddr;
+}
+
+describe('parkedAddresses', () => {
+  it('collects every thread of the list (main thread too) and the words they wait on', () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const words = new Uint32Array(memory.buffer);
+    const main = 0x100;
+    const a = 0x400;
+    const b = 0x800;
+    threadAt(words, main, b, a, 1); // notify bit only: not waiting
+    threadAt(words, a, main, b, 0x2000);
+    threadAt(words, b, a, main, 0x3005); // waiting, notify bit set
+    expect(parkedAddresses(memory, [a]).sort((x, y) => x - y)).toEqual([main, a, b, 0x2000, 0x3004]);
+  });
+
+  it('ignores pointers that are not thread structs', () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const words = new Uint32Array(memory.buffer);
+    threadAt(words, 0x400, 0x10, 0xfffffff0, 0);
+    expect(parkedAddresses(memory, [0x400, 0x401, 0x800])).toEqual([0x400]);
+  });
+});
+
+describe('wakeParked', () => {
+  it('returns 0 when nothing waits', () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    expect(wakeParked(memory, [0x100, 0x200])).toBe(0);
+  });
+});

@@ -1,0 +1,63 @@
+// Futex words that a terminated QEMU instance's threads were waiting on,
+// and waking whatever still waits there. Runs in the instance worker
+// (collect) and in the host worker (wake); plain reads of the shared Memory.
+//
+// Why: every QEMU thread blocks in Emscripten's emscripten_futex_wait()
+// (memory.atomic.wait32). When an instance is ended at cpr-exec, threads
+// parked in such a wait are terminated, but their entries can stay in the
+// engine's waiter list for a while. The next instance is the same build or
+// a near-identical one on the same Memory: its threads wait on the same
+// words (a mutex in static data, a condition variable's node at the same
+// stack address). musl wakes one waiter per unlock or signal
+// (memory.atomic.notify with count 1), and the engine wakes the oldest
+// waiter first: the dead one. The live thread then sleeps forever; seen as
+// a new QEMU that prints its banner and never runs the VM, or a running
+// QEMU whose main loop stops (monitor and serial input dead). Waking every
+// waiter on those words once the old workers are gone empties the list;
+// spurious wake-ups are harmless (every futex user re-checks and waits
+// again).
+
+/** Word offsets in Emscripten 6's `struct pthread` (wasm32; musl
+ * src/internal/pthread_impl.h with Emscripten's fields at the end):
+ * `self` is the first word, `wait_addr` (the futex word the thread waits
+ * on in emscripten_futex_wait, low bit = notify pending) the 30th. */
+const SELF = 0;
+const PREV = 2;
+const NEXT = 3;
+const WAIT_ADDR = 29;
+/** More threads than QEMU ever runs; bounds a walk of a corrupt list. */
+const MAX_THREADS = 256;
+
+/**
+ * The futex words the given threads (and the rest of their thread list,
+ * which includes the runtime's main thread) wait on now, plus each thread's
+ * own struct (its mailbox's Atomics.waitAsync). Call after terminating
+ * them: a terminated thread no longer changes its `wait_addr`.
+ */
+export function parkedAddresses(memory: WebAssembly.Memory, threads: readonly number[]): number[] {
+  const words = new Uint32Array(memory.buffer);
+  const valid = (p: number): boolean => p > 0 && p % 4 === 0 && p + (WAIT_ADDR + 1) * 4 <= memory.buffer.byteLength && words[p / 4 + SELF] === p;
+  const seen = new Set<number>();
+  const queue = threads.filter(valid);
+  while (queue.length > 0 && seen.size < MAX_THREADS) {
+    const t = queue.pop()!;
+    if (seen.has(t)) continue;
+    seen.add(t);
+    for (const link of [words[t / 4 + PREV]!, words[t / 4 + NEXT]!]) if (valid(link) && !seen.has(link)) queue.push(link);
+  }
+  const out = new Set<number>();
+  for (const t of seen) {
+    out.add(t);
+    const at = words[t / 4 + WAIT_ADDR]! & ~3;
+    if (at > 0 && at < memory.buffer.byteLength) out.add(at);
+  }
+  return [...out];
+}
+
+/** Wakes every waiter on each address; returns how many were woken. */
+export function wakeParked(memory: WebAssembly.Memory, addresses: readonly number[]): number {
+  const i32 = new Int32Array(memory.buffer);
+  let woken = 0;
+  for (const at of addresses) woken += Atomics.notify(i32, at / 4);
+  return woken;
+}
