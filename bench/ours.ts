@@ -1,30 +1,14 @@
 // Runs in Node: drives our playground page (window.playground, docs/api.md)
 // for the benchmarks: boot, guest commands, live update, memory.
 import type { Browser, Page } from 'playwright-core';
-import type { BootOptions, GuestName } from '../worker/api';
+import type { BootOptions, GuestName, LiveUpdateOptions, LiveUpdateResult, LiveUpdateRoute } from '../worker/api';
 import { BOOT_TIMEOUT_MS, openPage } from '../test/e2e/harness';
 import { shell, type ShellResult } from './page-shell';
 
-/** The result of `playground.liveUpdate()` as the brief's contract has it
- * (issue 4); declared here so the benchmark builds before the API lands. */
-export interface LiveUpdateResult {
-  pauseMs: number;
-  from: string;
-  to: string;
-  route: 'cpr-exec' | 'copy';
-  phases: {
-    stateSaveMs: number;
-    teardownMs: number;
-    clearMs: number;
-    instantiateMs: number;
-    qemuInitMs: number;
-    stateLoadMs: number;
-  };
-}
-export type LiveUpdateRoute = LiveUpdateResult['route'];
+export type { LiveUpdateRoute };
 
 interface WithLiveUpdate {
-  liveUpdate?: (target: string, options?: { route?: LiveUpdateRoute; timeoutMs?: number }) => Promise<LiveUpdateResult>;
+  liveUpdate?: (target: string, options?: LiveUpdateOptions) => Promise<LiveUpdateResult>;
 }
 
 export interface BootTiming {

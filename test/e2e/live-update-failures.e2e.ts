@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { BOOT_TIMEOUT_MS, launchBrowser, liveUpdateUnavailable, openPage, startServer, waitForState, within, type Server } from './harness';
+import { BOOT_TIMEOUT_MS, launchBrowser, liveUpdateUnavailable, openPage, startServer, waitForState, within, guestShell as shell, type Server } from './harness';
 
 let server: Server;
 let browser: Browser;
@@ -29,31 +29,6 @@ async function bootArm(extraArgs: string[] = []): Promise<Page> {
   await page.evaluate((extraArgs) => window.playground.boot({ guest: 'arm', ramMiB: 128, build: 'v1', extraArgs }), extraArgs);
   await waitForState(page, 'running', BOOT_TIMEOUT_MS);
   return page;
-}
-
-async function shell(page: Page, command: string, expect: RegExp, timeoutMs = 120_000): Promise<string> {
-  return within(
-    timeoutMs + 10_000,
-    `guest command ${command}`,
-    page.evaluate(
-      async ({ command, source, flags, timeoutMs }) => {
-        const pg = window.playground;
-        // Wait for the shell's prompt to settle: busybox asks the terminal
-        // for the cursor position (ESC[6n) after it, and input typed before
-        // the answer is lost.
-        for (let last = -1, i = 0; i < 400; i++) {
-          const t = pg.serialText(Math.max(0, pg.serialOffset() - 64));
-          if (/# (\x1b\[6n)?$/.test(t) && pg.serialOffset() === last) break;
-          last = pg.serialOffset();
-          await new Promise((r) => setTimeout(r, 150));
-        }
-        const from = pg.serialOffset();
-        await pg.sendSerial(`${command}\n`);
-        return pg.waitForSerial(new RegExp(source, flags), timeoutMs, { from });
-      },
-      { command, source: expect.source, flags: expect.flags, timeoutMs },
-    ),
-  );
 }
 
 /** liveUpdate() that must fail: its error code and message. */

@@ -4,19 +4,10 @@
 // pthread worker of QEMU go with it.
 import type { ExecRequest, QemuExit } from './instance';
 import type { FromInstance, ToInstance } from './instance-protocol';
-import type { OpenMemfd } from './memfd';
 import { wakeParked } from './parked';
 
-export interface InstanceLaunch {
-  jsUrl: string;
-  wasmUrl: string;
-  wasmModule?: WebAssembly.Module;
-  memory?: WebAssembly.Memory;
-  argv: string[];
-  files: Record<string, Uint8Array>;
-  env?: Record<string, string>;
-  adopt?: OpenMemfd[];
-  execNames?: string[];
+/** The launch message's fields, plus the host's callbacks. */
+export interface InstanceLaunch extends Omit<Extract<ToInstance, { type: 'launch' }>, 'type'> {
   onSerial(bytes: Uint8Array): void;
   onMonitor(bytes: Uint8Array): void;
   onLog(line: string): void;
