@@ -22,6 +22,7 @@
 //
 // QEMU builds are read from $QEMU_OUT/<build>/ (default /work/hA-work/out/),
 // guests from wasm/out/ (npm run artifacts).
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { JsCharDevice } from '../../worker/qemu/chardev';
@@ -299,7 +300,18 @@ async function caseOnly(): Promise<void> {
     { what: 'unknown mode', argv: argsFor(MEMFD_RAM, ['-only-migratable-modes', 'cpr-exce']), reason: /unknown migration mode 'cpr-exce'/ },
     { what: 'a configuration that can live-update', argv: argsFor(MEMFD_RAM, ['-only-migratable-modes', 'cpr-exec', '-S']) },
   ];
-  for (const c of cases) {
+  // One process per start: an instance that exited leaves its runtime
+  // behind on this thread and the Memory uncleared.
+  const only = process.argv[3];
+  if (only === undefined) {
+    for (let i = 0; i < cases.length; i++) {
+      const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), 'only', String(i)],
+        { stdio: 'inherit', env: process.env });
+      if (child.status !== 0) failures.push(`only ${i}`);
+    }
+    return;
+  }
+  for (const c of cases.slice(Number(only), Number(only) + 1)) {
     console.log(`[host] --- ${c.what}`);
     const r = start('qemu-system-arm@v1', c.argv);
     if (c.reason) {
