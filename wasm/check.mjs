@@ -58,9 +58,30 @@ for (const f of walk('wasm/dist')) {
   if (!listed.has(rel)) problems.push(`wasm/dist/${rel} is not in the manifest`);
 }
 
+// 3. Every QEMU build the recipe names (QEMU_BUILDS in wasm/steps/qemu.sh)
+// is there, for every target, and the manifest lists the same builds.
+const qemuSh = readFileSync(join(repo, 'wasm/steps/qemu.sh'), 'utf8');
+const recipeBuilds = (qemuSh.match(/^QEMU_BUILDS="([^"]*)"/m)?.[1] ?? '').split(/\s+/).filter(Boolean);
+const targets = (qemuSh.match(/^QEMU_TARGETS="([^"]*)"/m)?.[1] ?? '').split(/\s+/).filter(Boolean)
+  .map((t) => `qemu-system-${t.replace(/-softmmu$/, '')}`);
+const manifestBuilds = manifest.qemu?.builds ?? [];
+if (recipeBuilds.join(' ') !== manifestBuilds.join(' ')) {
+  problems.push(`wasm/steps/qemu.sh builds "${recipeBuilds.join(' ')}" but the manifest lists "${manifestBuilds.join(' ')}": ` +
+    'run `npm run build:wasm` (as root) and commit wasm/dist');
+}
+const paths = new Set(manifest.artifacts.map((a) => a.path));
+for (const b of recipeBuilds) {
+  for (const t of targets) {
+    for (const ext of ['js', 'wasm']) {
+      if (!paths.has(`qemu/${b}/${t}.${ext}.gz`)) problems.push(`the manifest has no qemu/${b}/${t}.${ext}.gz (build ${b})`);
+    }
+  }
+}
+
 if (problems.length > 0) {
   for (const p of problems) console.error(`check:wasm: ${p}`);
   process.exit(1);
 }
-console.log(`check:wasm: ok — ${manifest.artifacts.length} artifacts match recipe ${recipeHash.slice(0, 12)} ` +
+console.log(`check:wasm: ok — ${manifest.artifacts.length} artifacts (QEMU builds ${recipeBuilds.join(', ')}) ` +
+  `match recipe ${recipeHash.slice(0, 12)} ` +
   `(emcc ${manifest.toolchain.emcc}, patch series ${manifest.patchSeries.sha256.slice(0, 12)})`);

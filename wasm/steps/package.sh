@@ -28,9 +28,13 @@ step_package() {
     local out=$WORK/out
     rm -rf "$DIST.new"
     mkdir -p "$DIST.new"
-    local f
-    for f in "$out"/qemu-system-*.js "$out"/qemu-system-*.wasm; do
-        pack "$f" "$DIST.new/qemu/$QEMU_BUILD_NAME/$(basename "$f").gz"
+    local f name
+    for name in $QEMU_BUILDS; do
+        ls "$out/$name"/qemu-system-*.wasm >/dev/null 2>&1 ||
+            die "QEMU build $name is missing in $out/$name: run wasm/build.sh qemu"
+        for f in "$out/$name"/qemu-system-*.js "$out/$name"/qemu-system-*.wasm; do
+            pack "$f" "$DIST.new/qemu/$name/$(basename "$f").gz"
+        done
     done
     for f in $GUEST_ARTIFACTS; do
         [ -f "$WORK/guest/$f" ] || die "guest artifact $f is missing: run wasm/build.sh guest"
@@ -78,9 +82,10 @@ NOTICE
 write_manifest() {
     local emcc
     emcc=$(sed -E 's/.* ([0-9]+\.[0-9]+\.[0-9]+).*/\1/' "$WORK/emcc-version")
-    python3 - "$REPO_DIR" "$DIST.new" "$emcc" "$QEMU_BUILD_NAME" <<'PY'
+    python3 - "$REPO_DIR" "$DIST.new" "$emcc" $QEMU_BUILDS <<'PY'
 import hashlib, json, os, subprocess, sys
-repo, dist, emcc, build = sys.argv[1:5]
+repo, dist, emcc = sys.argv[1:4]
+builds = sys.argv[4:]
 def sha(path):
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -117,7 +122,7 @@ for root, _, files in os.walk(dist):
 artifacts.sort(key=lambda a: a['path'])
 print(json.dumps({
     'format': 1,
-    'qemu': {'version': '10.2.2', 'debianSource': 'qemu 1:10.2.2+ds-1', 'builds': [build]},
+    'qemu': {'version': '10.2.2', 'debianSource': 'qemu 1:10.2.2+ds-1', 'builds': builds},
     'toolchain': {'emcc': emcc, 'root': 'Debian sid (debootstrap --variant=minbase), package emscripten'},
     'recipe': {'sha256': recipe_hash, 'files': recipe_files},
     'patchSeries': {'sha256': series_hash, 'patches': [os.path.basename(p) for p in patches]},

@@ -4,8 +4,12 @@
 
 QEMU_SPEC=qemu=1:10.2.2+ds-1
 QEMU_TARGETS="arm-softmmu i386-softmmu"
-# The build's name, shown by `info version` as "10.2.2 (cpr-playground v1)".
-QEMU_BUILD_NAME=v1
+# The builds: the same tree configured twice, differing in the name that
+# `info version` shows ("10.2.2 (cpr-playground v2)"), so that a live
+# update from one to the other is visible. The first is the default.
+# Each has its own build dir and output dir ($WORK/out/<name>/) and is
+# packaged as wasm/dist/qemu/<name>/.
+QEMU_BUILDS="v1 v2"
 
 # Added after the flags configure sets for Emscripten. MODULARIZE lets the
 # worker create an instance with its own I/O and arguments, and a second
@@ -15,6 +19,8 @@ QEMU_BUILD_NAME=v1
 # QEMU's own thread; without it exit() still reports its status (onExit).
 QEMU_LDFLAGS="-L/build/sysroot/lib -O2 -sMODULARIZE=1 -sEXPORT_NAME=createQemu
  --js-library=/build/emscripten/exit.js
+ --js-library=/build/emscripten/memfd.js
+ --js-library=/build/emscripten/cpr-exec.js -sIMPORTED_MEMORY=1
  -sEXPORTED_RUNTIME_METHODS=FS,ENV,PThread,addFunction,removeFunction
  -sENVIRONMENT=web,worker,node"
 
@@ -42,48 +48,72 @@ qemu_prepare_tree() {
     rm -rf "$stage"
 }
 
+# The build dir of build $1, inside the root. v1 keeps the name it always
+# had, so an existing build dir is reused.
+qemu_build_dir() {
+    if [ "$1" = v1 ]; then echo /build/qemu-build; else echo "/build/qemu-build-$1"; fi
+}
+
+# qemu_configure NAME: configure build NAME in its build dir.
 qemu_configure() {
-    local ld
+    local ld dir
     ld=$(echo $QEMU_LDFLAGS)
-    in_cross "mkdir -p /build/qemu-build && cd /build/qemu-build
+    dir=$(qemu_build_dir "$1")
+    in_cross "mkdir -p $dir && cd $dir
         emconfigure ../qemu-src/configure --static --disable-tools --disable-docs \
             --enable-tcg-interpreter --disable-install-blobs --disable-download \
             --enable-fdt=internal --disable-sdl --disable-gtk --disable-vnc \
             --extra-cflags=-I/build/sysroot/include \
-            --with-pkgversion='cpr-playground $QEMU_BUILD_NAME' \
+            --with-pkgversion='cpr-playground $1' \
             --target-list='${QEMU_TARGETS// /,}' --extra-ldflags='$ld' \
             > configure.log 2>&1 || { tail -40 configure.log; exit 1; }" ||
-        die "QEMU configure failed, see $ROOT/build/qemu-build/configure.log"
+        die "QEMU configure of $1 failed, see $ROOT$dir/configure.log"
+}
+
+# qemu_build NAME: (re)configure if needed, build, copy to $WORK/out/NAME/.
+qemu_build() {
+    local name=$1 dir cfg_hash t t0
+    dir=$(qemu_build_dir "$name")
+    t0=$(date +%s)
+    # Reconfigure when the configure inputs (this file, configure) changed.
+    cfg_hash=$( (echo "$QEMU_TARGETS $QEMU_LDFLAGS $name"
+                 cat "$ROOT/build/qemu-src/configure") | sha256sum | cut -c1-16)
+    if [ "$(cat "$ROOT$dir/.cpr-config" 2>/dev/null)" != "$cfg_hash" ]; then
+        # In place: ninja then recompiles only what the new flags change.
+        qemu_configure "$name"
+        echo "$cfg_hash" > "$ROOT$dir/.cpr-config"
+    fi
+    # The JS libraries are link inputs ninja does not know of: relink always
+    # (the step runs only when an input changed).
+    rm -f "$ROOT$dir"/qemu-system-*.js
+    # ccache (Debian's emscripten pulls it into the root) under emcc's clang:
+    # a reconfigure otherwise recompiles all of QEMU (~10 min), even for a
+    # link flag. The builds differ only in qemu-version.h, so a second
+    # build dir compiles from the cache too; NOHASHDIR because with -g
+    # ccache would otherwise key every object on its build dir.
+    in_cross "cd $dir
+        if command -v ccache >/dev/null; then
+            export EM_COMPILER_WRAPPER=ccache CCACHE_DIR=/build/ccache CCACHE_BASEDIR=/build CCACHE_NOHASHDIR=true
+        fi
+        ninja -j2 > build.log 2>&1 || { grep -B2 -A12 -m3 'error' build.log; exit 1; }" ||
+        die "QEMU build $name failed, see $ROOT$dir/build.log"
+    mkdir -p "$WORK/out/$name"
+    for t in $QEMU_TARGETS; do
+        t=qemu-system-${t%-softmmu}
+        cp "$ROOT$dir/$t.js" "$ROOT$dir/$t.wasm" "$WORK/out/$name/"
+        log "  $name/$t.wasm: $(stat -c %s "$WORK/out/$name/$t.wasm") bytes"
+    done
+    log "  build $name done in $(( $(date +%s) - t0 )) s"
 }
 
 step_qemu() {
     qemu_prepare_tree
     rm -rf "$ROOT/build/emscripten"
     cp -a "$WASM_DIR/emscripten" "$ROOT/build/emscripten"
-    # Reconfigure when the configure inputs (this file, configure) changed.
-    local cfg_hash
-    cfg_hash=$( (echo "$QEMU_TARGETS $QEMU_LDFLAGS $QEMU_BUILD_NAME"
-                 cat "$ROOT/build/qemu-src/configure") | sha256sum | cut -c1-16)
-    if [ "$(cat "$ROOT/build/qemu-build/.cpr-config" 2>/dev/null)" != "$cfg_hash" ]; then
-        # In place: ninja then recompiles only what the new flags change.
-        qemu_configure
-        echo "$cfg_hash" > "$ROOT/build/qemu-build/.cpr-config"
-    fi
-    # The JS libraries are link inputs ninja does not know of: relink always
-    # (the step runs only when an input changed).
-    rm -f "$ROOT"/build/qemu-build/qemu-system-*.js
-    # ccache (Debian's emscripten pulls it into the root) under emcc's clang:
-    # a reconfigure otherwise recompiles all of QEMU (~10 min), even for a
-    # link flag.
-    in_cross "cd /build/qemu-build
-        if command -v ccache >/dev/null; then export EM_COMPILER_WRAPPER=ccache CCACHE_DIR=/build/ccache CCACHE_BASEDIR=/build; fi
-        ninja -j2 > build.log 2>&1 || { grep -B2 -A12 -m3 'error' build.log; exit 1; }" ||
-        die "QEMU build failed, see $ROOT/build/qemu-build/build.log"
-    mkdir -p "$WORK/out"
-    local t
-    for t in $QEMU_TARGETS; do
-        t=qemu-system-${t%-softmmu}
-        cp "$ROOT/build/qemu-build/$t.js" "$ROOT/build/qemu-build/$t.wasm" "$WORK/out/"
-        log "  $t.wasm: $(stat -c %s "$WORK/out/$t.wasm") bytes"
+    # Outputs of the layout before there were several builds.
+    rm -f "$WORK"/out/qemu-system-*
+    local name
+    for name in $QEMU_BUILDS; do
+        qemu_build "$name"
     done
 }

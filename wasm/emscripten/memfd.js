@@ -1,0 +1,49 @@
+// Emscripten JS library linked into QEMU (--js-library): the C side of
+// memfds over the shared WebAssembly.Memory, for cpr-exec in the browser.
+// A thin trampoline: the memfd file system itself is TypeScript in the
+// worker (worker/qemu/memfd.ts), reached through Module.cprMemfdCreate,
+// so that it can change without relinking QEMU.
+//
+// qemu_wasm_memfd_create is proxied to the module's main thread, where
+// Emscripten's FS lives (every FS syscall is proxied there in this build).
+// qemu_wasm_heap_limit runs on any of QEMU's threads: it only reads the
+// layout header that the host writes at the top of the Memory
+// (worker/qemu/memory.ts, "cpr-memory-layout/1"):
+//   [end - 64 KiB]  u32 magic 0x4d525043 ("CPRM"), u32 version 1,
+//                   u32 heap limit, ...
+// Without a header (a Memory the host did not prepare) the heap is not
+// capped and memfds are refused: QEMU then behaves as upstream on wasm.
+addToLibrary({
+  $CPR_LAYOUT_TAG: '"cpr-memory-layout/1"',
+  $CPR_LAYOUT_TAG__postset: 'Module["cprLayout"] = CPR_LAYOUT_TAG;',
+
+  qemu_wasm_heap_limit__deps: ['$CPR_LAYOUT_TAG'],
+  qemu_wasm_heap_limit__sig: 'p',
+  qemu_wasm_heap_limit: () => {
+    var h = (HEAPU8.length - 0x10000) >> 2;
+    if (HEAPU32[h] === 0x4d525043 && HEAPU32[h + 1] === 1) {
+      return HEAPU32[h + 2];
+    }
+    return 0;
+  },
+
+  // memfd_create() of util/memfd.c on Emscripten: an fd or -errno (a JS
+  // function proxied to the main thread cannot set the caller's errno).
+  qemu_wasm_memfd_create__proxy: 'sync',
+  qemu_wasm_memfd_create__sig: 'ipi',
+  qemu_wasm_memfd_create: (name, flags) => {
+    var create = Module['cprMemfdCreate'];
+    if (!create) {
+      return -{{{ cDefs.ENOSYS }}};
+    }
+    try {
+      return create(UTF8ToString(name), flags) | 0;
+    } catch (e) {
+      if (typeof e?.errno === 'number') {
+        return -e.errno;
+      }
+      err(`memfd_create: ${e}`);
+      return -{{{ cDefs.EIO }}};
+    }
+  },
+});
