@@ -46,12 +46,15 @@ step() {
     local name=$1 fn=$2; shift 2
     local hash stamp=$STAMPS/$name t0
     mkdir -p "$STAMPS"
+    # Inputs are named relative to the clone and the work dir, so that a
+    # clone moved elsewhere or another clone sharing the work dir does not
+    # rebuild everything.
     hash=$(for i in "$@"; do
                if [ -e "$i" ]; then
                    if [ -d "$i" ]; then find "$i" -type f -print0 | sort -z | xargs -0 sha256sum
                    else sha256sum "$i"; fi
                else echo "$i"; fi
-           done | sha256sum | cut -c1-16)
+           done | sed -e "s|  $REPO_DIR/|  |" -e "s|  $WORK/|  work:|" | sha256sum | cut -c1-16)
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ]; then
         log "[$name] up to date"
         return 0

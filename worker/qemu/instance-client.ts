@@ -4,6 +4,7 @@
 // pthread worker of QEMU go with it.
 import type { ExecRequest, QemuExit } from './instance';
 import type { FromInstance, ToInstance } from './instance-protocol';
+import type { StoppedThreads } from './parked';
 import { wakeParked } from './parked';
 
 /** The launch message's fields, plus the host's callbacks. */
@@ -30,6 +31,10 @@ export interface InstanceHandle {
 
 /** After terminating a worker, before its memory may be reused. */
 const KILL_GRACE_MS = 20;
+
+/** How long the instance worker gets to end QEMU's threads (it waits up to
+ * 300 ms for cancelled threads) and reply to 'kill'. */
+const KILL_REPLY_MS = 1000;
 
 /** At most this many rounds of waking the ended threads' waiters. */
 const WAKE_ROUNDS = 150;
@@ -61,12 +66,12 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
   const worker = spare && spare.jsUrl === opts.jsUrl ? spare.worker : newInstanceWorker();
   if (spare && spare.worker !== worker) spare.dispose();
   const post = (m: ToInstance): void => worker.postMessage(m);
-  let parked: number[] = [];
-  /** Wakes the parked words every KILL_GRACE_MS until none is woken. */
-  const wakeUntilGone = async (): Promise<number[]> => {
+  let stopped: StoppedThreads | undefined;
+  /** Wakes the words every KILL_GRACE_MS until none is woken. */
+  const wakeUntilGone = async (words: readonly number[]): Promise<number[]> => {
     const rounds: number[] = [];
-    for (let i = 0; opts.memory && parked.length > 0 && i < WAKE_ROUNDS; i++) {
-      const woken = wakeParked(opts.memory, parked);
+    for (let i = 0; opts.memory && words.length > 0 && i < WAKE_ROUNDS; i++) {
+      const woken = wakeParked(opts.memory, words);
       rounds.push(woken);
       if (woken === 0) break;
       await new Promise((r) => setTimeout(r, KILL_GRACE_MS));
@@ -107,21 +112,23 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
       // them first, then give them a moment to stop: a thread of the old
       // QEMU that still ran would write into the Memory the next one uses.
       if (!ended) {
-        const top = await Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), 200))]);
-        // The instance worker has terminated QEMU's pthread workers, but
-        // that is asynchronous, and a thread parked in a futex wait stays
-        // alive (and listed as a waiter) until it wakes. Wake the words
-        // they were parked on until nothing waits there any more, with
-        // their parent still alive to finish terminating them: a thread
-        // of the old QEMU left waiting on a word the next QEMU uses would
-        // take the one wake-up meant for the new thread (seen as a new
-        // QEMU that never runs the VM, or a main loop that stops).
-        const before = await wakeUntilGone();
+        const top = await Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), KILL_REPLY_MS))]);
+        // The instance worker has cancelled QEMU's threads and terminated
+        // their workers. A thread that did not end (busy in wasm, or in a
+        // wait that is no cancellation point) is ended by the browser only
+        // later, and only while its parent lives; until then it stays
+        // listed as a waiter. Wake the words they were parked on until
+        // nothing waits there any more: a thread of the old QEMU left
+        // waiting on a word the next QEMU uses would take the one wake-up
+        // meant for the new thread (seen as a new QEMU that never runs
+        // the VM, or a main loop that stops).
+        const parked = stopped ?? { threads: [], runtime: [], cancelled: 0, left: 0 };
+        const before = await wakeUntilGone(parked.threads);
         worker.terminate();
         end({ status: 137, message: 'killed', heapTop: top || undefined });
         await new Promise((r) => setTimeout(r, KILL_GRACE_MS));
-        const after = await wakeUntilGone();
-        if ([...before, ...after].some((n) => n > 0)) opts.onLog(`[live-update] woke the ended QEMU's parked threads: ${before.join(', ')} / after: ${after.join(', ')}`);
+        const after = await wakeUntilGone([...parked.threads, ...parked.runtime]);
+        opts.onLog(`[live-update] ended the old QEMU's threads: ${parked.cancelled} cancelled, ${parked.left} still running; woke parked waiters ${before.join(', ') || '-'} / after: ${after.join(', ') || '-'}`);
       }
       await exited;
     },
@@ -173,7 +180,7 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
           opts.onExecRefused?.(m.argv, m.reason);
           break;
         case 'parked':
-          parked = m.addresses;
+          stopped = m.stopped;
           break;
         case 'reply':
           replies.get(m.id)?.(m.value);

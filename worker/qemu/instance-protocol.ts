@@ -2,6 +2,7 @@
 // (instance.worker.ts). Shared by both threads; plain data only.
 import type { ExecRequest } from './instance';
 import type { OpenMemfd } from './memfd';
+import type { StoppedThreads } from './parked';
 
 /** Host → instance worker. */
 export type ToInstance =
@@ -41,9 +42,9 @@ export type FromInstance =
   | { type: 'exit'; status: number; message?: string; heapTop: number }
   | { type: 'exec'; request: ExecRequest }
   | { type: 'exec-refused'; argv: string[]; reason: string }
-  /** Before the reply to 'kill': the futex words QEMU's threads were
-   * parked on when they were terminated (parked.ts). */
-  | { type: 'parked'; addresses: number[] }
+  /** Before the reply to 'kill': how QEMU's threads ended and the futex
+   * words they were parked on (parked.ts). */
+  | { type: 'parked'; stopped: StoppedThreads }
   | { type: 'reply'; id: number; value: Uint8Array | number | null };
 
 export function wallClock(): number {

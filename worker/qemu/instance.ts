@@ -7,7 +7,11 @@ import { MONITOR_DEVICE, SERIAL_DEVICE } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
 import { MemfdFs, type OpenMemfd } from './memfd';
 import { LAYOUT_TAG } from './memory';
-import { parkedAddresses } from './parked';
+import { cancelThreads, parkedAddresses, type StoppedThreads } from './parked';
+
+/** How long cancelled QEMU threads get to end before their workers are
+ * terminated anyway (then by force, ~2 s later in Chromium). */
+const CANCEL_WAIT_MS = 300;
 
 /** What QEMU's exec of cpr-exec-command hands to the host. */
 export interface ExecRequest {
@@ -82,9 +86,9 @@ export interface QemuInstance {
   readonly exited: Promise<QemuExit>;
   /** Ends QEMU and all its pthread workers. */
   kill(): Promise<void>;
-  /** Terminates QEMU's pthread workers at once (before this thread ends);
-   * returns the futex words its threads were parked on (parked.ts). */
-  stopThreads(): number[];
+  /** Ends QEMU's pthreads (cancelled, then their workers terminated)
+   * before this thread ends; returns the words to wake (parked.ts). */
+  stopThreads(): Promise<StoppedThreads>;
 }
 
 function isFactory(value: unknown): value is QemuFactory {
@@ -210,10 +214,21 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
     writeSerial: (bytes) => serial.input(bytes),
     writeMonitor: (bytes) => monitor.input(bytes),
     exited,
-    stopThreads: () => {
-      const threads = Object.keys(module.PThread?.pthreads ?? {}).map(Number);
+    stopThreads: async () => {
+      const running = (): number[] => Object.keys(module.PThread?.pthreads ?? {}).map(Number);
+      const threads = running();
+      // Cancelled threads end through pthread_exit and the runtime takes
+      // their workers back (this thread's event loop): wait for that, so
+      // that terminating the workers next ends idle ones, at once.
+      if (opts.memory) {
+        cancelThreads(opts.memory, threads);
+        const deadline = performance.now() + CANCEL_WAIT_MS;
+        while (running().length > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+      }
+      const left = running().length;
       module.PThread?.terminateAllThreads();
-      return opts.memory ? parkedAddresses(opts.memory, threads) : [];
+      const parked = opts.memory ? parkedAddresses(opts.memory, threads) : { threads: [], runtime: [] };
+      return { ...parked, cancelled: threads.length, left };
     },
     kill: async () => {
       module.PThread?.terminateAllThreads();
@@ -236,7 +251,7 @@ function deadInstance(exited: Promise<QemuExit>): QemuInstance {
     writeSerial: () => undefined,
     writeMonitor: () => undefined,
     exited,
-    stopThreads: () => [],
+    stopThreads: async () => ({ threads: [], runtime: [], cancelled: 0, left: 0 }),
     kill: async () => { await exited; },
   };
 }

@@ -82,10 +82,12 @@ function handle(inst: QemuInstance, m: ToInstance): void {
   else if (m.type === 'heap-top') post({ type: 'reply', id: m.id, value: inst.heapTop() });
   else if (m.type === 'read-file') post({ type: 'reply', id: m.id, value: inst.readFile(m.path) });
   else if (m.type === 'kill') {
-    post({ type: 'parked', addresses: inst.stopThreads() });
-    // The heap top now, with QEMU's threads stopped: they may have grown
-    // the heap after exec.
-    post({ type: 'reply', id: m.id, value: inst.heapTop() });
+    void inst.stopThreads().then((stopped) => {
+      post({ type: 'parked', stopped });
+      // The heap top now, with QEMU's threads stopped: they may have
+      // grown the heap after exec.
+      post({ type: 'reply', id: m.id, value: inst.heapTop() });
+    });
   }
 }
 

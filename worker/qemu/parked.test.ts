@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parkedAddresses, wakeParked } from './parked';
+import { cancelThreads, parkedAddresses, wakeParked } from './parked';
 
 // A fake thread list in a small shared Memory: struct pthread words at
 // self (0), prev (2), next (3), wait_addr (29).
@@ -11,7 +11,7 @@ function threadAt(words: Uint32Array, t: number, prev: number, next: number, wai
 }
 
 describe('parkedAddresses', () => {
-  it('collects every thread of the list (main thread too) and the words they wait on', () => {
+  it('collects the words every thread of the list waits on; the runtime thread\'s own struct apart', () => {
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
     const words = new Uint32Array(memory.buffer);
     const main = 0x100;
@@ -20,14 +20,16 @@ describe('parkedAddresses', () => {
     threadAt(words, main, b, a, 1); // notify bit only: not waiting
     threadAt(words, a, main, b, 0x2000);
     threadAt(words, b, a, main, 0x3005); // waiting, notify bit set
-    expect(parkedAddresses(memory, [a]).sort((x, y) => x - y)).toEqual([main, a, b, 0x2000, 0x3004]);
+    const parked = parkedAddresses(memory, [a, b]);
+    expect(parked.threads.sort((x, y) => x - y)).toEqual([a, b, 0x2000, 0x3004]);
+    expect(parked.runtime).toEqual([main]);
   });
 
   it('ignores pointers that are not thread structs', () => {
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
     const words = new Uint32Array(memory.buffer);
     threadAt(words, 0x400, 0x10, 0xfffffff0, 0);
-    expect(parkedAddresses(memory, [0x400, 0x401, 0x800])).toEqual([0x400]);
+    expect(parkedAddresses(memory, [0x400, 0x401, 0x800])).toEqual({ threads: [0x400], runtime: [] });
   });
 });
 
@@ -35,5 +37,18 @@ describe('wakeParked', () => {
   it('returns 0 when nothing waits', () => {
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
     expect(wakeParked(memory, [0x100, 0x200])).toBe(0);
+  });
+});
+
+describe('cancelThreads', () => {
+  it('sets the cancel word of each thread struct and leaves other memory alone', () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const words = new Uint32Array(memory.buffer);
+    threadAt(words, 0x400, 0x400, 0x400, 0x2000);
+    words[0x800 / 4 + 8] = 7; // not a thread struct (no self pointer)
+    cancelThreads(memory, [0x400, 0x800]);
+    expect(words[0x400 / 4 + 8]).toBe(1);
+    expect(words[0x800 / 4 + 8]).toBe(7);
+    expect(words[0x2000 / 4]).toBe(0);
   });
 });

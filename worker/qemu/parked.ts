@@ -19,14 +19,52 @@
 
 /** Word offsets in Emscripten 6's `struct pthread` (wasm32; musl
  * src/internal/pthread_impl.h with Emscripten's fields at the end):
- * `self` is the first word, `wait_addr` (the futex word the thread waits
- * on in emscripten_futex_wait, low bit = notify pending) the 30th. */
+ * `self` is the first word, `cancel` the 9th, `wait_addr` (the futex word
+ * the thread waits on in emscripten_futex_wait, low bit = notify pending)
+ * the 30th. */
 const SELF = 0;
 const PREV = 2;
 const NEXT = 3;
+const CANCEL = 8;
 const WAIT_ADDR = 29;
 /** More threads than QEMU ever runs; bounds a walk of a corrupt list. */
 const MAX_THREADS = 256;
+
+/** The words to wake after an instance's threads were ended. */
+export interface Parked {
+  /** Where QEMU's threads wait: their futex words and their own structs
+   * (a pthread worker's mailbox is an Atomics.waitAsync there). Nothing
+   * should wait here once those workers are gone. */
+  threads: number[];
+  /** The runtime main thread's struct: the instance worker's own mailbox
+   * wait, there until the instance worker itself is terminated. */
+  runtime: number[];
+}
+
+function isThread(words: Uint32Array, p: number): boolean {
+  return p > 0 && p % 4 === 0 && p + (WAIT_ADDR + 1) * 4 <= words.byteLength && words[p / 4 + SELF] === p;
+}
+
+/**
+ * Cancels the given threads as pthread_cancel() would (deferred): sets
+ * `cancel` and wakes the word each waits on. A thread in a cancellable
+ * wait (a condition wait, a sleep: where QEMU's threads idle) then ends at
+ * once through pthread_exit and its worker returns to its event loop, so
+ * that terminate() ends it right away; a worker busy in wasm is ended by
+ * the browser only by force, ~2 s later (Chromium). A thread in a mutex
+ * wait (not a cancellation point) ends when it gets the mutex and next
+ * reaches one: QEMU's exec hook gives up the BQL for that.
+ */
+export function cancelThreads(memory: WebAssembly.Memory, threads: readonly number[]): void {
+  const words = new Uint32Array(memory.buffer);
+  const i32 = new Int32Array(memory.buffer);
+  for (const t of threads) {
+    if (!isThread(words, t)) continue;
+    Atomics.store(i32, t / 4 + CANCEL, 1);
+    const at = Atomics.load(words, t / 4 + WAIT_ADDR) & ~3;
+    if (at > 0 && at < memory.buffer.byteLength) Atomics.notify(i32, at / 4);
+  }
+}
 
 /**
  * The futex words the given threads (and the rest of their thread list,
@@ -34,24 +72,33 @@ const MAX_THREADS = 256;
  * own struct (its mailbox's Atomics.waitAsync). Call after terminating
  * them: a terminated thread no longer changes its `wait_addr`.
  */
-export function parkedAddresses(memory: WebAssembly.Memory, threads: readonly number[]): number[] {
+export function parkedAddresses(memory: WebAssembly.Memory, threads: readonly number[]): Parked {
   const words = new Uint32Array(memory.buffer);
-  const valid = (p: number): boolean => p > 0 && p % 4 === 0 && p + (WAIT_ADDR + 1) * 4 <= memory.buffer.byteLength && words[p / 4 + SELF] === p;
   const seen = new Set<number>();
-  const queue = threads.filter(valid);
+  const queue = threads.filter((t) => isThread(words, t));
   while (queue.length > 0 && seen.size < MAX_THREADS) {
     const t = queue.pop()!;
     if (seen.has(t)) continue;
     seen.add(t);
-    for (const link of [words[t / 4 + PREV]!, words[t / 4 + NEXT]!]) if (valid(link) && !seen.has(link)) queue.push(link);
+    for (const link of [words[t / 4 + PREV]!, words[t / 4 + NEXT]!]) if (isThread(words, link) && !seen.has(link)) queue.push(link);
   }
-  const out = new Set<number>();
+  const ours = new Set(threads);
+  const parked = new Set<number>();
+  const runtime = new Set<number>();
   for (const t of seen) {
-    out.add(t);
+    (ours.has(t) ? parked : runtime).add(t);
     const at = words[t / 4 + WAIT_ADDR]! & ~3;
-    if (at > 0 && at < memory.buffer.byteLength) out.add(at);
+    if (at > 0 && at < memory.buffer.byteLength) parked.add(at);
   }
-  return [...out];
+  return { threads: [...parked], runtime: [...runtime].filter((t) => !parked.has(t)) };
+}
+
+/** What ending an instance's threads left behind. */
+export interface StoppedThreads extends Parked {
+  /** QEMU threads cancelled, and those still running when their workers
+   * were terminated (ended by force later). */
+  cancelled: number;
+  left: number;
 }
 
 /** Wakes every waiter on each address; returns how many were woken. */
