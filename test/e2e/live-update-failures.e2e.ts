@@ -150,19 +150,21 @@ describe('live update failures keep the guest', { timeout: 60 * 60_000, skip: li
     await stillRunsOnV1(page, sha);
   });
 
-  it('a configuration that cannot live-update (RAM not shared): refused before the VM stops, with QEMU\'s reason', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async (t) => {
+  it('a configuration that cannot live-update (RAM not shared): refused before the VM stops, with QEMU\'s reason', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async () => {
     const page = await bootArm(['-machine', 'aux-ram-share=off']);
-    // Builds with the cpr-exec blocker for private RAM also have the
-    // proposal-era aliases (helper A's series); older builds have neither.
-    const probe = await page.evaluate(() => window.playground.monitor('migrate_set_parameter cpr-exec-args qemu-system-arm'));
-    if (/Invalid|not found|unknown|Error/i.test(probe)) {
-      t.skip(`this build has no cpr-exec blocker for private RAM yet (${probe.trim()})`);
-      return;
-    }
     const refused = await failingUpdate(page, 'v2');
-    log(`blocker: ${JSON.stringify(refused)}`);
+    log(`private RAM: ${JSON.stringify(refused)}`);
     assert.equal(refused.code, 'live-update-refused');
-    assert.match(refused.message, /QEMU says: .+/);
+    assert.match(refused.message, /QEMU says: .*not compatible with CPR/);
+    await stillRunsOnV1(page);
+  });
+
+  it('a device with a migration blocker (virtio-crypto): refused before the VM stops, with QEMU\'s reason', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async () => {
+    const page = await bootArm(['-object', 'cryptodev-backend-builtin,id=cr0', '-device', 'virtio-crypto-device,cryptodev=cr0']);
+    const refused = await failingUpdate(page, 'v2');
+    log(`device blocker: ${JSON.stringify(refused)}`);
+    assert.equal(refused.code, 'live-update-refused');
+    assert.match(refused.message, /QEMU says: .*virtio-crypto/);
     await stillRunsOnV1(page);
   });
 });

@@ -90,7 +90,7 @@ async function bootGuest(guest: GuestName): Promise<void> {
     await Promise.race([serial.waitFor('answer=42', 60_000, mark), exitedEarly]);
     const mmark = monitor.text.length;
     qemu.writeMonitor(encoder.encode('info version\n'));
-    await Promise.race([monitor.waitFor(/10\.2\.2 ?\(?cpr-playground v1/, 30_000, mmark), exitedEarly]);
+    await Promise.race([monitor.waitFor(/10\.2\.2 \(cpr-playground v1\)/, 30_000, mmark), exitedEarly]);
     console.log(`     ${guest}: ready line after ${(readyMs / 1000).toFixed(1)} s, shell prompt after ` +
       `${(promptMs / 1000).toFixed(1)} s (Node ${process.version}, QEMU ${build})`);
     qemu.writeMonitor(encoder.encode('quit\n'));
