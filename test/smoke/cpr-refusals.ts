@@ -31,7 +31,8 @@ const BUILD = 'v1';
 const RAM_MIB = 128;
 const BOOT_TIMEOUT_MS = 300_000;
 const STEP_TIMEOUT_MS = 60_000;
-// Emscripten's errno value (not Linux's 2): QEMU prints strerror() of it.
+// Emscripten's errno value, not Linux's 2 (which Emscripten's strerror()
+// calls "Permission denied"); QEMU prints strerror() of it.
 const ENOENT = 44;
 
 const encoder = new TextEncoder();
@@ -215,7 +216,7 @@ async function caseRefuse(): Promise<void> {
   await check('refuse: guest RAM without share=on: migrate in mode cpr-exec is refused, the guest runs on', (seen) =>
     refusedBeforeStop(UNSHARED_RAM, /Memory region ram0 is not compatible with CPR\. share=on is required for memory-backend objects/, seen));
   await check('refuse: a non-migratable device (virtio-crypto): migrate in mode cpr-exec is refused, the guest runs on', (seen) =>
-    refusedBeforeStop([...MEMFD_RAM, ...UNMIGRATABLE_DEVICE], /non-migratable device 'virtio-crypto'/, seen));
+    refusedBeforeStop([...MEMFD_RAM, ...UNMIGRATABLE_DEVICE], /State blocked by non-migratable device '[^']*virtio-crypto'/, seen));
 }
 
 /** QEMU must exit at start with status 1 and print `reason`. */
@@ -266,12 +267,25 @@ async function caseProposal(): Promise<void> {
       expect(set === '', `migrate_set_parameter cpr-exec-args said: ${set}`);
       const params = await hmp(r, 'info migrate_parameters');
       expect(/^cpr-exec-command: qemu-system-arm@v9 -M virt /m.test(params), `cpr-exec-args did not set cpr-exec-command: ${params}`);
-      const mark = r.log.text.length;
+      const logMark = r.log.text.length;
       const out = await hmp(r, 'migrate -d file:/vm.state');
       expect(out === '', `migrate -d said: ${out}`);
+      // The exec runs in a bottom half, where no monitor is current: QEMU
+      // reports the failure on stderr. The monitor is watched too, should
+      // that change.
       const failedExec = /execvp qemu-system-arm@v9 failed: No such file or directory/;
-      const at = await Promise.race([r.log.waitFor(failedExec, STEP_TIMEOUT_MS, mark), untilExit(r)]);
-      seen(`QEMU logged: ${r.log.text.slice(at).split('\n')[0]}`);
+      const monitorMark = r.monitor.text.length;
+      const line = await Promise.race([
+        Promise.any([
+          r.log.waitFor(failedExec, STEP_TIMEOUT_MS, logMark).then((at) => r.log.text.slice(at)),
+          r.monitor.waitFor(failedExec, STEP_TIMEOUT_MS, monitorMark).then((at) => r.monitor.text.slice(at)),
+        ]).catch(() => {
+          throw new Error(`QEMU did not report the failed exec with ${String(failedExec)}; ` +
+            `log: ${r.log.text.slice(logMark).trim() || '(nothing)'}`);
+        }),
+        untilExit(r),
+      ]);
+      seen(`QEMU reported: ${line.split('\n')[0]?.trim()}`);
       const request = r.execs[0];
       expect(r.execs.length === 1 && request?.argv[0] === 'qemu-system-arm@v9', `exec requests: ${JSON.stringify(r.execs.map((e) => e.argv[0]))}`);
       expect(request.open.some((o) => o.path === '/dev/shm/ram0'), `guest RAM /dev/shm/ram0 is not among the fds passed on: ${JSON.stringify(request.open)}`);
