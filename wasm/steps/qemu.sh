@@ -17,10 +17,14 @@ QEMU_BUILDS="v1 v2"
 # No EXIT_RUNTIME: with PROXY_TO_PTHREAD it would run QEMU's atexit
 # handlers on the module's main thread, where they deadlock waiting for
 # QEMU's own thread; without it exit() still reports its status (onExit).
+# pthread_cancel: at cpr-exec the host cancels QEMU's threads, so that
+# their workers end at once (QEMU never calls it, and without it linked
+# no wait in the build is a cancellation point).
 QEMU_LDFLAGS="-L/build/sysroot/lib -O2 -sMODULARIZE=1 -sEXPORT_NAME=createQemu
  --js-library=/build/emscripten/exit.js
  --js-library=/build/emscripten/memfd.js
  --js-library=/build/emscripten/cpr-exec.js -sIMPORTED_MEMORY=1
+ -sEXPORTED_FUNCTIONS=_main,_pthread_cancel
  -sEXPORTED_RUNTIME_METHODS=FS,ENV,PThread,addFunction,removeFunction
  -sENVIRONMENT=web,worker,node"
 

@@ -74,6 +74,9 @@ export interface QemuModule {
   cprLayout?: string;
   /** Live-update builds: this instance's sbrk top. */
   cprHeapTop?(): number;
+  /** Live-update builds export it (wasm/steps/qemu.sh): the host ends
+   * QEMU's threads with it when QEMU exec's. */
+  _pthread_cancel?(thread: number): number;
 }
 
 export type QemuFactory = (options: Partial<ModuleOptions>) => Promise<QemuModule>;

@@ -7,7 +7,7 @@ import { MONITOR_DEVICE, SERIAL_DEVICE } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
 import { MemfdFs, type OpenMemfd } from './memfd';
 import { LAYOUT_TAG } from './memory';
-import { cancelThreads, parkedAddresses, type StoppedThreads } from './parked';
+import { parkedAddresses, type StoppedThreads } from './parked';
 
 /** How long cancelled QEMU threads get to end before their workers are
  * terminated anyway (then by force, ~2 s later in Chromium). */
@@ -217,18 +217,21 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
     stopThreads: async () => {
       const running = (): number[] => Object.keys(module.PThread?.pthreads ?? {}).map(Number);
       const threads = running();
-      // Cancelled threads end through pthread_exit and the runtime takes
-      // their workers back (this thread's event loop): wait for that, so
-      // that terminating the workers next ends idle ones, at once.
-      if (opts.memory) {
-        cancelThreads(opts.memory, threads);
+      // Cancel them (QEMU idles in cancellation points: condition waits,
+      // sleeps; its exec hook gave up the BQL): each ends through
+      // pthread_exit and its worker returns to its event loop, where
+      // terminate() ends it at once. A worker still busy in wasm is ended
+      // by the browser only by force, ~2 s later (Chromium). Wait for the
+      // runtime (this thread's event loop) to take the ended ones back.
+      if (opts.memory && module._pthread_cancel) {
+        for (const t of threads) module._pthread_cancel(t);
         const deadline = performance.now() + CANCEL_WAIT_MS;
         while (running().length > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2));
       }
       const left = running().length;
       module.PThread?.terminateAllThreads();
       const parked = opts.memory ? parkedAddresses(opts.memory, threads) : { threads: [], runtime: [] };
-      return { ...parked, cancelled: threads.length, left };
+      return { ...parked, cancelled: opts.memory && module._pthread_cancel ? threads.length : 0, left };
     },
     kill: async () => {
       module.PThread?.terminateAllThreads();

@@ -59,6 +59,9 @@ function prewarm(jsUrl: string, threads: number): void {
   void import(/* @vite-ignore */ jsUrl).catch(() => undefined);
 }
 
+/** The host is ending this instance ('kill'). */
+let killing = false;
+
 scope.onmessage = (ev: MessageEvent<ToInstance>) => {
   const m = ev.data;
   if (m.type === 'launch') {
@@ -82,6 +85,7 @@ function handle(inst: QemuInstance, m: ToInstance): void {
   else if (m.type === 'heap-top') post({ type: 'reply', id: m.id, value: inst.heapTop() });
   else if (m.type === 'read-file') post({ type: 'reply', id: m.id, value: inst.readFile(m.path) });
   else if (m.type === 'kill') {
+    killing = true;
     void inst.stopThreads().then((stopped) => {
       post({ type: 'parked', stopped });
       // The heap top now, with QEMU's threads stopped: they may have
@@ -136,7 +140,11 @@ async function launch(m: Extract<ToInstance, { type: 'launch' }>): Promise<void>
       },
     });
     instance = inst;
-    void inst.exited.then((exit) => post({ type: 'exit', status: exit.status, message: exit.message, heapTop: inst.heapTop() }));
+    // An exit while the host ends the instance (a cancelled thread may take
+    // the runtime down) is not QEMU's: the host reads the kill's reply.
+    void inst.exited.then((exit) => {
+      if (!killing) post({ type: 'exit', status: exit.status, message: exit.message, heapTop: inst.heapTop() });
+    });
     post({ type: 'launched' });
     for (const e of early.splice(0)) handle(inst, e);
   } catch (e) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cancelThreads, parkedAddresses, wakeParked } from './parked';
+import { parkedAddresses, wakeParked } from './parked';
 
 // A fake thread list in a small shared Memory: struct pthread words at
 // self (0), prev (2), next (3), wait_addr (29).
@@ -40,15 +40,3 @@ describe('wakeParked', () => {
   });
 });
 
-describe('cancelThreads', () => {
-  it('sets the cancel word of each thread struct and leaves other memory alone', () => {
-    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-    const words = new Uint32Array(memory.buffer);
-    threadAt(words, 0x400, 0x400, 0x400, 0x2000);
-    words[0x800 / 4 + 8] = 7; // not a thread struct (no self pointer)
-    cancelThreads(memory, [0x400, 0x800]);
-    expect(words[0x400 / 4 + 8]).toBe(1);
-    expect(words[0x800 / 4 + 8]).toBe(7);
-    expect(words[0x2000 / 4]).toBe(0);
-  });
-});

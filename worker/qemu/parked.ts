@@ -19,13 +19,11 @@
 
 /** Word offsets in Emscripten 6's `struct pthread` (wasm32; musl
  * src/internal/pthread_impl.h with Emscripten's fields at the end):
- * `self` is the first word, `cancel` the 9th, `wait_addr` (the futex word
- * the thread waits on in emscripten_futex_wait, low bit = notify pending)
- * the 30th. */
+ * `self` is the first word, `wait_addr` (the futex word the thread waits
+ * on in emscripten_futex_wait, low bit = notify pending) the 30th. */
 const SELF = 0;
 const PREV = 2;
 const NEXT = 3;
-const CANCEL = 8;
 const WAIT_ADDR = 29;
 /** More threads than QEMU ever runs; bounds a walk of a corrupt list. */
 const MAX_THREADS = 256;
@@ -43,27 +41,6 @@ export interface Parked {
 
 function isThread(words: Uint32Array, p: number): boolean {
   return p > 0 && p % 4 === 0 && p + (WAIT_ADDR + 1) * 4 <= words.byteLength && words[p / 4 + SELF] === p;
-}
-
-/**
- * Cancels the given threads as pthread_cancel() would (deferred): sets
- * `cancel` and wakes the word each waits on. A thread in a cancellable
- * wait (a condition wait, a sleep: where QEMU's threads idle) then ends at
- * once through pthread_exit and its worker returns to its event loop, so
- * that terminate() ends it right away; a worker busy in wasm is ended by
- * the browser only by force, ~2 s later (Chromium). A thread in a mutex
- * wait (not a cancellation point) ends when it gets the mutex and next
- * reaches one: QEMU's exec hook gives up the BQL for that.
- */
-export function cancelThreads(memory: WebAssembly.Memory, threads: readonly number[]): void {
-  const words = new Uint32Array(memory.buffer);
-  const i32 = new Int32Array(memory.buffer);
-  for (const t of threads) {
-    if (!isThread(words, t)) continue;
-    Atomics.store(i32, t / 4 + CANCEL, 1);
-    const at = Atomics.load(words, t / 4 + WAIT_ADDR) & ~3;
-    if (at > 0 && at < memory.buffer.byteLength) Atomics.notify(i32, at / 4);
-  }
 }
 
 /**
