@@ -81,6 +81,31 @@ async function monitorType(page: Page, line: string): Promise<void> {
   await within(60_000, 'pressing Enter', page.keyboard.press('Enter'));
 }
 
+/** Types QEMU's cpr-exec commands into the monitor tab, naming the new
+ * build's command line with `param` (cpr-exec-command, or the first
+ * proposal's cpr-exec-args); resolves when the page reports the update. */
+async function typeCprExec(page: Page, param: 'cpr-exec-command' | 'cpr-exec-args'): Promise<{ pauseMs: number; to: string }> {
+  const argv = await page.evaluate(() => window.playground.status().argv.slice(1));
+  const quoted = argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ');
+  const updated = page.evaluate(
+    () => new Promise<{ pauseMs: number; to: string }>((resolve, reject) => {
+      const off = window.playground.onLiveUpdate((r) => {
+        off();
+        resolve(r);
+      });
+      window.playground.onStatus((s) => {
+        if (s.state === 'error') reject(new Error(`${s.error?.code}: ${s.error?.message}`));
+      });
+    }),
+  );
+  await page.click('#tab-monitor');
+  await waitForTerminal(page, 'monitor', (l) => l.startsWith('(qemu)'), 30_000);
+  await monitorType(page, 'migrate_set_parameter mode cpr-exec');
+  await monitorType(page, `migrate_set_parameter ${param} qemu-system-arm@v2 ${quoted} -incoming file:vm.state`);
+  await monitorType(page, 'migrate -d file:vm.state');
+  return within(300_000, 'the live update', updated);
+}
+
 describe('live update', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }, () => {
   it('cpr-exec typed into the monitor console: same guest, new build', { timeout: BOOT_TIMEOUT_MS + 600_000 }, async () => {
     const page = await bootArm();
@@ -89,26 +114,7 @@ describe('live update', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() },
     // A command to find again in the shell's history after the update.
     await shell(page, 'echo history-$((40+2))', /^history-42$/m);
     const serialFrom = await page.evaluate(() => window.playground.serialOffset());
-    const argv = await page.evaluate(() => window.playground.status().argv.slice(1));
-    const quoted = argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ');
-
-    const updated = page.evaluate(
-      () => new Promise<{ pauseMs: number; to: string }>((resolve, reject) => {
-        const off = window.playground.onLiveUpdate((r) => {
-          off();
-          resolve(r);
-        });
-        window.playground.onStatus((s) => {
-          if (s.state === 'error') reject(new Error(`${s.error?.code}: ${s.error?.message}`));
-        });
-      }),
-    );
-    await page.click('#tab-monitor');
-    await waitForTerminal(page, 'monitor', (l) => l.startsWith('(qemu)'), 30_000);
-    await monitorType(page, 'migrate_set_parameter mode cpr-exec');
-    await monitorType(page, `migrate_set_parameter cpr-exec-command qemu-system-arm@v2 ${quoted} -incoming file:vm.state`);
-    await monitorType(page, 'migrate -d file:vm.state');
-    const result = await within(300_000, 'the live update', updated);
+    const result = await typeCprExec(page, 'cpr-exec-command');
     log(`typed live update: ${JSON.stringify(result)}`);
     assert.equal(result.to, 'qemu-system-arm@v2');
 
@@ -131,6 +137,24 @@ describe('live update', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() },
     await within(60_000, 'pressing Up', page.keyboard.press('ArrowUp'));
     await within(60_000, 'pressing Enter', page.keyboard.press('Enter'));
     await within(130_000, 'the command from history', page.evaluate((f) => window.playground.waitForSerial(/^history-42$/m, 120_000, { from: f }), from));
+    await assertContinuity(page, planted, serialFrom);
+  });
+
+  it('the first proposal\'s example, typed: RAM in a /dev/shm file, memfd-alloc=on, cpr-exec-args', { timeout: BOOT_TIMEOUT_MS + 600_000 }, async () => {
+    // As tutorials quote it; only the binary's name differs. The file
+    // backend replaces the playground's own RAM backend as the machine's.
+    const page = await bootArm(['-object', 'memory-backend-file,id=shm0,size=128M,mem-path=/dev/shm/ram0,share=on',
+      '-machine', 'memory-backend=shm0', '-machine', 'memfd-alloc=on']);
+    assert.match(await page.evaluate(() => window.playground.monitor('info memdev')), /mem-path: \/dev\/shm\/ram0/);
+    const planted = await plant(page);
+    const serialFrom = await page.evaluate(() => window.playground.serialOffset());
+    const result = await typeCprExec(page, 'cpr-exec-args');
+    log(`proposal's live update: ${JSON.stringify(result)}`);
+    assert.equal(result.to, 'qemu-system-arm@v2');
+    await monitorType(page, 'info status');
+    await waitForTerminal(page, 'monitor', (l) => l.includes('VM status: running'), 60_000);
+    assert.match(await page.evaluate(() => window.playground.monitor('info version')), /10\.2\.2 \(cpr-playground v2\)/);
+    await page.click('#tab-serial');
     await assertContinuity(page, planted, serialFrom);
   });
 
