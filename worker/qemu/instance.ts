@@ -7,7 +7,7 @@ import { MONITOR_DEVICE, SERIAL_DEVICE } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
 import { MemfdFs, type OpenMemfd } from './memfd';
 import { LAYOUT_TAG } from './memory';
-import { parkedAddresses, type StoppedThreads } from './parked';
+import { parkedAddresses, threadExited, type StoppedThreads } from './parked';
 
 /** How long cancelled QEMU threads get to end before their workers are
  * terminated anyway (then by force, ~2 s later in Chromium). */
@@ -215,8 +215,9 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
     writeMonitor: (bytes) => monitor.input(bytes),
     exited,
     stopThreads: async () => {
-      const running = (): number[] => Object.keys(module.PThread?.pthreads ?? {}).map(Number);
-      const threads = running();
+      const listed = (): number[] => Object.keys(module.PThread?.pthreads ?? {}).map(Number);
+      const threads = listed();
+      const running = (): number[] => (opts.memory ? listed().filter((t) => !threadExited(opts.memory!, t)) : listed());
       // Cancel them (QEMU idles in cancellation points: condition waits,
       // sleeps; its exec hook gave up the BQL): each ends through
       // pthread_exit and its worker returns to its event loop, where

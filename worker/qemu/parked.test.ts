@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parkedAddresses, wakeParked } from './parked';
+import { parkedAddresses, threadExited, wakeParked } from './parked';
 
 // A fake thread list in a small shared Memory: struct pthread words at
 // self (0), prev (2), next (3), wait_addr (29).
@@ -40,3 +40,16 @@ describe('wakeParked', () => {
   });
 });
 
+
+describe('threadExited', () => {
+  it('is true for a thread struct whose detach_state is DT_EXITED (0), false while joinable or not a thread', () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const words = new Uint32Array(memory.buffer);
+    threadAt(words, 0x400, 0x400, 0x400, 0);
+    words[0x400 / 4 + 7] = 2; // DT_JOINABLE
+    expect(threadExited(memory, 0x400)).toBe(false);
+    words[0x400 / 4 + 7] = 0; // DT_EXITED
+    expect(threadExited(memory, 0x400)).toBe(true);
+    expect(threadExited(memory, 0x800)).toBe(false);
+  });
+});

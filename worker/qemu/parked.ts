@@ -19,11 +19,15 @@
 
 /** Word offsets in Emscripten 6's `struct pthread` (wasm32; musl
  * src/internal/pthread_impl.h with Emscripten's fields at the end):
- * `self` is the first word, `wait_addr` (the futex word the thread waits
- * on in emscripten_futex_wait, low bit = notify pending) the 30th. */
+ * `self` is the first word, `detach_state` the 8th, `wait_addr` (the
+ * futex word the thread waits on in emscripten_futex_wait, low bit =
+ * notify pending) the 30th. */
 const SELF = 0;
 const PREV = 2;
 const NEXT = 3;
+const DETACH_STATE = 7;
+/** musl's DT_EXITED: a joinable thread that has exited, not yet joined. */
+const DT_EXITED = 0;
 const WAIT_ADDR = 29;
 /** More threads than QEMU ever runs; bounds a walk of a corrupt list. */
 const MAX_THREADS = 256;
@@ -41,6 +45,16 @@ export interface Parked {
 
 function isThread(words: Uint32Array, p: number): boolean {
   return p > 0 && p % 4 === 0 && p + (WAIT_ADDR + 1) * 4 <= words.byteLength && words[p / 4 + SELF] === p;
+}
+
+/**
+ * Whether a thread that the runtime still lists has in fact ended: a
+ * joinable thread stays listed until joined (its worker, back in its event
+ * loop, is ended by terminate() at once).
+ */
+export function threadExited(memory: WebAssembly.Memory, thread: number): boolean {
+  const words = new Uint32Array(memory.buffer);
+  return isThread(words, thread) && Atomics.load(words, thread / 4 + DETACH_STATE) === DT_EXITED;
 }
 
 /**
