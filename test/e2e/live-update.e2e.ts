@@ -145,7 +145,8 @@ describe('live update', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() },
     // backend replaces the playground's own RAM backend as the machine's.
     const page = await bootArm(['-object', 'memory-backend-file,id=shm0,size=128M,mem-path=/dev/shm/ram0,share=on',
       '-machine', 'memory-backend=shm0', '-machine', 'memfd-alloc=on']);
-    assert.match(await page.evaluate(() => window.playground.monitor('info memdev')), /mem-path: \/dev\/shm\/ram0/);
+    assert.match(await page.evaluate(() => window.playground.monitor('qom-get /objects/shm0 mem-path')), /"?\/dev\/shm\/ram0"?/);
+    assert.match(await page.evaluate(() => window.playground.monitor('qom-get /machine memory-backend')), /shm0/);
     const planted = await plant(page);
     const serialFrom = await page.evaluate(() => window.playground.serialOffset());
     const result = await typeCprExec(page, 'cpr-exec-args');
@@ -177,6 +178,19 @@ describe('live update', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() },
       last = await assertContinuity(page, last, serialFrom);
     }
     log(`pauses: ${pauses.join(' ')} ms`);
+  });
+
+  it('an i386 guest (pc machine) live-updates too', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async () => {
+    const page = await openPage(browser, server.url, log);
+    await page.evaluate(() => window.playground.boot({ guest: 'i386', ramMiB: 128, build: 'v1' }));
+    await waitForState(page, 'running', BOOT_TIMEOUT_MS);
+    const planted = await plant(page);
+    const serialFrom = await page.evaluate(() => window.playground.serialOffset());
+    const r = await within(300_000, 'the live update', page.evaluate(() => window.playground.liveUpdate('v2')));
+    log(`i386 update: ${JSON.stringify(r)}`);
+    assert.equal(r.to, 'qemu-system-i386@v2');
+    assert.match(await page.evaluate(() => window.playground.monitor('info version')), /10\.2\.2 \(cpr-playground v2\)/);
+    await assertContinuity(page, planted, serialFrom);
   });
 
   it('the page control updates to the picked build and shows the pause', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async () => {
