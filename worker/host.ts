@@ -38,6 +38,7 @@ import { MonitorChannel } from './monitor';
 import { resolveBootOptions, type ResolvedBootOptions } from './options';
 import type { ExecRequest } from './qemu/instance';
 import type { OpenMemfd } from './qemu/memfd';
+import { concatBytes } from './qemu/bytes';
 
 /** What the host needs from one running QEMU (worker/qemu/instance.ts). */
 export interface QemuInstanceLike {
@@ -675,14 +676,7 @@ export class QemuHost implements QemuWorkerApi {
     const chunks = this.serialOut;
     this.serialOut = [];
     if (chunks.length === 0) return;
-    const size = chunks.reduce((n, c) => n + c.length, 0);
-    const out = new Uint8Array(size);
-    let at = 0;
-    for (const c of chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    this.call('serial', out);
+    this.call('serial', concatBytes(chunks));
   }
 
   private onMonitorBytes(session: Session, bytes: Uint8Array): void {

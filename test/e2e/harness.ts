@@ -5,6 +5,7 @@
 // playwright-core; each returns a close() that the caller must call.
 import { createServer as createNetServer } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
@@ -59,6 +60,26 @@ export async function launchBrowser(): Promise<Browser> {
     headless: true,
     args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--headless'],
   });
+}
+
+/** Progress lines of the e2e tests, printed with E2E_VERBOSE=1. */
+export function e2eLog(line: string): void {
+  if (process.env.E2E_VERBOSE === '1') console.log(line);
+}
+
+/** One dev server and one browser for a test file: started before its
+ * tests, closed after them. */
+export function sharedBrowser(): { readonly server: Server; readonly browser: Browser } {
+  const shared = {} as { server: Server; browser: Browser };
+  before(async () => {
+    shared.server = await startServer();
+    shared.browser = await launchBrowser();
+  });
+  after(async () => {
+    await shared.browser?.close();
+    await shared.server?.close();
+  });
+  return shared;
 }
 
 /** A fresh page; console errors and page errors are echoed for debugging. */

@@ -4,28 +4,15 @@
 // build) or the host (a new build that fails after the VM stopped)
 // restarts the VM on the old build, from the same state.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import { BOOT_TIMEOUT_MS, launchBrowser, liveUpdateUnavailable, openPage, startServer, waitForState, within, guestShell as shell, type Server } from './harness';
+import { describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { BOOT_TIMEOUT_MS, e2eLog, sharedBrowser, liveUpdateUnavailable, openPage, waitForState, within, guestShell as shell } from './harness';
 
-let server: Server;
-let browser: Browser;
-const verbose = process.env.E2E_VERBOSE === '1';
-const log = (line: string): void => {
-  if (verbose) console.log(line);
-};
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const shared = sharedBrowser();
+const log = e2eLog;
 
 async function bootArm(extraArgs: string[] = []): Promise<Page> {
-  const page = await openPage(browser, server.url, log);
+  const page = await openPage(shared.browser, shared.server.url, log);
   await page.evaluate((extraArgs) => window.playground.boot({ guest: 'arm', ramMiB: 128, build: 'v1', extraArgs }), extraArgs);
   await waitForState(page, 'running', BOOT_TIMEOUT_MS);
   return page;

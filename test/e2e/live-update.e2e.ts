@@ -6,28 +6,15 @@
 // Nothing here asserts on timing: pause figures are logged, the benchmarks
 // (bench/) measure them.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import { BOOT_TIMEOUT_MS, launchBrowser, liveUpdateUnavailable, openPage, startServer, waitForState, waitForTerminal, within, guestShell as shell, type Server } from './harness';
+import { describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { BOOT_TIMEOUT_MS, e2eLog, sharedBrowser, liveUpdateUnavailable, openPage, waitForState, waitForTerminal, within, guestShell as shell } from './harness';
 
-let server: Server;
-let browser: Browser;
-const verbose = process.env.E2E_VERBOSE === '1';
-const log = (line: string): void => {
-  if (verbose) console.log(line);
-};
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const shared = sharedBrowser();
+const log = e2eLog;
 
 async function bootArm(extraArgs: string[] = [], ramMiB = 128): Promise<Page> {
-  const page = await openPage(browser, server.url, log);
+  const page = await openPage(shared.browser, shared.server.url, log);
   await page.evaluate(({ extraArgs, ramMiB }) => window.playground.boot({ guest: 'arm', ramMiB, build: 'v1', extraArgs }), { extraArgs, ramMiB });
   await waitForState(page, 'running', BOOT_TIMEOUT_MS);
   await shell(page, 'echo up-$((1+1))', /^up-2$/m);
@@ -181,7 +168,7 @@ describe('live update', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() },
   });
 
   it('an i386 guest (pc machine) live-updates too', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async () => {
-    const page = await openPage(browser, server.url, log);
+    const page = await openPage(shared.browser, shared.server.url, log);
     await page.evaluate(() => window.playground.boot({ guest: 'i386', ramMiB: 128, build: 'v1' }));
     await waitForState(page, 'running', BOOT_TIMEOUT_MS);
     const planted = await plant(page);

@@ -3,28 +3,15 @@
 // Boots take tens of seconds under TCI in wasm: every wait is generous and
 // nothing asserts on timing.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import { BOOT_TIMEOUT_MS, launchBrowser, openPage, startServer, waitForState, waitForTerminal, within, type Server } from './harness';
+import { describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { BOOT_TIMEOUT_MS, e2eLog, sharedBrowser, openPage, waitForState, waitForTerminal, within } from './harness';
 
-let server: Server;
-let browser: Browser;
-const verbose = process.env.E2E_VERBOSE === '1';
-const log = (line: string): void => {
-  if (verbose) console.log(line);
-};
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const shared = sharedBrowser();
+const log = e2eLog;
 
 async function fresh(): Promise<Page> {
-  return openPage(browser, server.url, log);
+  return openPage(shared.browser, shared.server.url, log);
 }
 
 async function errorPanel(page: Page, timeoutMs: number): Promise<{ code: string; message: string }> {
@@ -118,17 +105,17 @@ describe('playground page', { timeout: 30 * 60_000 }, () => {
   });
 
   it('explains a page without cross-origin isolation', async () => {
-    const context = await browser.newContext();
+    const context = await shared.browser.newContext();
     const page = await context.newPage();
     // Serve the page itself without COOP/COEP.
-    await page.route(server.url, async (route) => {
+    await page.route(shared.server.url, async (route) => {
       const response = await route.fetch();
       const headers = { ...response.headers() };
       delete headers['cross-origin-opener-policy'];
       delete headers['cross-origin-embedder-policy'];
       await route.fulfill({ response, headers });
     });
-    await page.goto(server.url);
+    await page.goto(shared.server.url);
     assert.equal(await page.evaluate(() => self.crossOriginIsolated), false);
     const warning = page.locator('#isolation');
     await warning.waitFor({ state: 'visible', timeout: 30_000 });

@@ -25,6 +25,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GUESTS, READY_LINE, guestArgv } from '../../worker/qemu/guests';
 import { launchQemu, type ExecRequest, type QemuInstance } from '../../worker/qemu/instance';
 import { buildLayoutProblem, createSharedMemory } from '../../worker/qemu/memory';
+import { Transcript } from './transcript';
 
 const ARTIFACTS = (process.env.CPR_ARTIFACTS ?? fileURLToPath(new URL('../../wasm/out', import.meta.url))).replace(/\/$/, '');
 const BUILD = 'v1';
@@ -36,31 +37,6 @@ const STEP_TIMEOUT_MS = 60_000;
 const ENOENT = 44;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-class Transcript {
-  text = '';
-  private waiters: Array<() => void> = [];
-  push(text: string): void {
-    this.text += text;
-    for (const w of this.waiters.splice(0)) w();
-  }
-  /** Resolves with the offset of `pattern` at or after `from`. */
-  async waitFor(pattern: string | RegExp, timeoutMs: number, from = 0): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const rest = this.text.slice(from);
-      const at = typeof pattern === 'string' ? rest.indexOf(pattern) : rest.search(pattern);
-      if (at >= 0) return from + at;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${String(pattern)}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 1000));
-        this.waiters.push(() => { clearTimeout(t); resolve(); });
-      });
-    }
-  }
-}
 
 function qemuBase(build: string): string {
   return `${ARTIFACTS}/qemu/${build}/${GUESTS.arm.binary}`;
@@ -116,8 +92,8 @@ function start(argv: string[]): Promise<Running> {
     memory: createSharedMemory(),
     argv,
     files: armFiles(),
-    onSerial: (b) => serial.push(decoder.decode(b, { stream: true })),
-    onMonitor: (b) => monitor.push(decoder.decode(b, { stream: true })),
+    onSerial: (b) => serial.pushBytes(b),
+    onMonitor: (b) => monitor.pushBytes(b),
     onLog: (line) => log.push(`${line}\n`),
     onExec: (request) => {
       execs.push(request);

@@ -8,37 +8,13 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GUESTS, READY_LINE, guestArgv, type GuestName } from '../../worker/qemu/guests';
 import { consoleArgv } from '../../worker/qemu/consoles';
 import { launchQemu, type QemuInstance } from '../../worker/qemu/instance';
+import { Transcript } from './transcript';
 
 const out = fileURLToPath(new URL('../../wasm/out/', import.meta.url));
 const BOOT_TIMEOUT_MS = 300_000;
 const build = 'v1';
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-class Transcript {
-  text = '';
-  private waiters: Array<() => void> = [];
-  push(bytes: Uint8Array): void {
-    this.text += decoder.decode(bytes, { stream: true });
-    for (const w of this.waiters.splice(0)) w();
-  }
-  /** Resolves when `pattern` appears after offset `from`. */
-  async waitFor(pattern: string | RegExp, timeoutMs: number, from = 0): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const rest = this.text.slice(from);
-      const at = typeof pattern === 'string' ? rest.indexOf(pattern) : rest.search(pattern);
-      if (at >= 0) return from + at;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${String(pattern)}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 1000));
-        this.waiters.push(() => { clearTimeout(t); resolve(); });
-      });
-    }
-  }
-}
 
 function files(paths: Record<string, string>): Record<string, Uint8Array> {
   return Object.fromEntries(Object.entries(paths).map(([artifact, fsPath]) => [fsPath, readFileSync(out + artifact)]));
@@ -74,8 +50,8 @@ async function bootGuest(guest: GuestName): Promise<void> {
       ...urls(guest),
       argv: launch.argv,
       files: files(launch.files),
-      onSerial: (b) => serial.push(b),
-      onMonitor: (b) => monitor.push(b),
+      onSerial: (b) => serial.pushBytes(b),
+      onMonitor: (b) => monitor.pushBytes(b),
       onLog: (line) => log.push(line),
     });
     const exitedEarly = qemu.exited.then((e) => {

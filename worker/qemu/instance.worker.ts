@@ -3,6 +3,7 @@
 // stop or on cpr-exec. Terminating it ends the module's runtime and all
 // QEMU's pthread workers (nested in this one) at once, so no old runtime
 // stays behind to serve the next instance's proxied calls.
+import { concatBytes } from './bytes';
 import { incomingFiles, launchQemu, type QemuInstance } from './instance';
 import { wallClock, type FromInstance, type ToInstance } from './instance-protocol';
 
@@ -20,13 +21,7 @@ function batcher(type: 'serial' | 'monitor'): (bytes: Uint8Array) => void {
   let timer: ReturnType<typeof setTimeout> | null = null;
   const flush = (): void => {
     timer = null;
-    const size = chunks.reduce((n, c) => n + c.length, 0);
-    const out = new Uint8Array(size);
-    let at = 0;
-    for (const c of chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
+    const out = concatBytes(chunks);
     chunks = [];
     post({ type, bytes: out }, [out.buffer]);
   };
