@@ -60,6 +60,15 @@ export function guestRealSeconds(text: string): number | null {
   return m ? Number(m[1]) * 60 + Number(m[2]) : null;
 }
 
+/** What a 'most' fill leaves available to the guest, in MiB. */
+export const FILL_LEAVE_MIB = 24;
+
+/** The MiB a fill command wrote, from its output. */
+export function filledMiB(text: string): number | null {
+  const m = /FILL_MIB=(-?\d+)/.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
 /** The shell commands both guests run, so the VMs do the same work. */
 export const GUEST_CMDS = {
   /** The CPU workload: sha256 of 8 MiB of zeros, all in busybox. */
@@ -69,13 +78,19 @@ export const GUEST_CMDS = {
   checkCanary: 'sha256sum /tmp/canary',
   /** Fill guest RAM with non-zero bytes (a tmpfs file): QEMU's migration and
    * v86's save_state both skip zero pages, so empty RAM would flatter them.
-   * 64 KiB of random bytes, then doubled in place by dd (the kernel copies
-   * big blocks; `yes | head` took 229 s for 64 MiB in v86). `bytes` must be
-   * 64 KiB times a power of two. */
-  fill: (bytes: number) =>
-    'head -c 65536 /dev/urandom > /tmp/fill && s=1 && ' +
-    `while [ $((s*2*65536)) -le ${bytes} ]; do dd if=/tmp/fill of=/tmp/fill bs=65536 count=$s seek=$s conv=notrunc 2>/dev/null || break; s=$((s*2)); done; ` +
-    `[ $(wc -c < /tmp/fill) -eq ${bytes} ]`,
+   * `mib` MiB, or with 'most' all but FILL_LEAVE_MIB of what the guest has
+   * available. /tmp is remounted without tmpfs's 50% size limit. 64 KiB of
+   * random bytes, then doubled in place by dd, then the rest copied from
+   * the start: the kernel copies big blocks at ~3.7 MiB/s under TCI in
+   * wasm, while anything that touches each byte in user space (`yes | head`,
+   * busybox `wc -c`) is 10-100 times slower. Prints FILL_MIB=<n>. */
+  fill: (mib: number | 'most') =>
+    'mount -o remount,size=100% /tmp && ' +
+    (mib === 'most' ? `n=$(( $(awk '/MemAvailable/{print $2}' /proc/meminfo) / 1024 - ${FILL_LEAVE_MIB} ))` : `n=${mib}`) +
+    ' && echo FILL_MIB=$n && [ $n -gt 0 ] && head -c 65536 /dev/urandom > /tmp/fill && s=1 && ' +
+    'while [ $((s*2)) -le $((n*16)) ]; do dd if=/tmp/fill of=/tmp/fill bs=65536 count=$s seek=$s conv=notrunc 2>/dev/null || break; s=$((s*2)); done; ' +
+    'r=$((n*16-s)); { [ $r -eq 0 ] || dd if=/tmp/fill of=/tmp/fill bs=65536 count=$r seek=$s conv=notrunc 2>/dev/null; } && ' +
+    '[ $(stat -c %s /tmp/fill) -eq $((n*1048576)) ]',
 } as const;
 
 export function sha256Of(text: string): string | null {

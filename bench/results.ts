@@ -26,10 +26,14 @@ export interface PauseRow {
    * build, else on arm. */
   guest: 'arm' | 'i386';
   ramMiB: number;
-  /** Non-zero bytes the guest wrote into its tmpfs before the runs. */
-  fillBytes?: number;
+  /** MiB of non-zero bytes the guest wrote into its tmpfs before the runs. */
+  filledMiB?: number;
   status: RowStatus;
   note?: string;
+  /** The first update (v86: save+restore) after the guest booted, ms: run
+   * before the samples and not among them, as it pays for code that runs
+   * for the first time (docs/live-update.md, "The first update"). */
+  firstMs?: number;
   /** Each sample: ms the guest did not run. */
   samples: number[];
   summary: Summary | null;
@@ -44,7 +48,8 @@ export interface PauseRow {
 }
 export interface PauseSection {
   run: RunInfo;
-  fillBytes: number;
+  /** What was asked: MiB per guest, or 'most' of each guest's memory. */
+  fill: number | 'most';
   runs: number;
   rows: PauseRow[];
 }

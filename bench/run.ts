@@ -17,7 +17,7 @@ import { load, machine, versions } from './env';
 import { browserPss, pageMemory } from './memory';
 import { nativeBuilds, nativeRun } from './native';
 import { OurPage, type LiveUpdateRoute } from './ours';
-import { GUEST_CMDS, guestRealSeconds, sha256Of } from './page-shell';
+import { FILL_LEAVE_MIB, GUEST_CMDS, filledMiB, guestRealSeconds, sha256Of, type ShellResult } from './page-shell';
 import { writeReport } from './report';
 import type { BootRow, BootSection, CpuRow, CpuSection, DownloadRow, PauseRow, PauseSection, Results, RunInfo, SoakSection } from './results';
 import { summarize } from './stats';
@@ -35,7 +35,9 @@ interface Options {
   sections: Section[];
   runs: number;
   sizes: number[];
-  fillBytes: number;
+  /** MiB each guest writes into its tmpfs before the pause runs; 'most':
+   * all but FILL_LEAVE_MIB of what it has available; 0: none. */
+  fill: number | 'most';
   /** Runs of the CPU workload in our wasm build (minutes each under TCI);
    * v86 and native QEMU run it FAST_CPU_RUNS times. */
   cpuRuns: number;
@@ -55,7 +57,7 @@ function parseArgs(argv: string[]): Options {
     sections: [...SECTIONS],
     runs: 5,
     sizes: [...new Set([64, 256, 512, 1024, RAM_MAX_MIB])],
-    fillBytes: 16 * 2 ** 20,
+    fill: 'most',
     cpuRuns: 1,
     soakUpdates: 100,
     vms: [...VM_GROUPS],
@@ -78,14 +80,14 @@ function parseArgs(argv: string[]): Options {
     } else if (k === '--runs') o.runs = num();
     else if (k === '--cpu-runs') o.cpuRuns = num();
     else if (k === '--updates') o.soakUpdates = num();
-    else if (k === '--fill-mib') o.fillBytes = v === '0' ? 0 : num() * 2 ** 20;
+    else if (k === '--fill') o.fill = v === 'most' ? 'most' : v === '0' ? 0 : num();
     else if (k === '--sizes') o.sizes = (v ?? '').split(',').map(Number);
     else if (k === '--vms') {
       o.vms = (v ?? '').split(',').filter(Boolean) as VmGroup[];
       if (!o.vms.length || o.vms.some((g) => !VM_GROUPS.includes(g))) throw new Error(`--vms takes a comma list of ${VM_GROUPS.join(', ')}`);
     } else if (k === '--report') o.reportOnly = true;
     else if (k === '--verbose') o.verbose = true;
-    else throw new Error(`unknown argument ${a}; use --only=boot,cpu,pause | --soak | --runs=N | --cpu-runs=N | --sizes=64,256 | --updates=N | --fill-mib=N (a power of two, 0 = none) | --vms=ours,v86,native | --report | --verbose`);
+    else throw new Error(`unknown argument ${a}; use --only=boot,cpu,pause | --soak | --runs=N | --cpu-runs=N | --sizes=64,256 | --updates=N | --fill=most|MiB|0 | --vms=ours,v86,native | --report | --verbose`);
   }
   return o;
 }
@@ -306,6 +308,19 @@ async function canaryOk(sum: string | null, check: () => Promise<string>): Promi
   return sum !== null && sha256Of(await check()) === sum;
 }
 
+/** Filling 850 MiB took 226 s in our i386 guest. */
+const FILL_TIMEOUT_MS = 1_800_000;
+
+/** Fills the guest's RAM (opts.fill) and returns the MiB it wrote; throws
+ * when the fill failed, so no row is measured on a guest that is not full. */
+async function fillGuest(run: (command: string) => Promise<ShellResult>): Promise<number> {
+  const r = await run(GUEST_CMDS.fill(opts.fill));
+  const mib = filledMiB(r.text);
+  if (r.status !== 0 || mib === null) throw new Error(`filling guest RAM failed (status ${r.status}): ${r.text.slice(-300)}`);
+  say(`  filled ${mib} MiB in ${Math.round(r.ms / 1000)} s`);
+  return mib;
+}
+
 /** A failed update costs its whole timeout: keep it short, the pause itself
  * is far below it (the copy route of 1 GiB included). */
 const UPDATE_TIMEOUT_MS = 60_000;
@@ -326,14 +341,12 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
     let current = null as 'v1' | 'v2' | null;
     let canary = null as string | null;
     let updatesSinceBoot = 0;
+    let filled: number | undefined;
     const bootGuest = async (): Promise<void> => {
       say(`pause: ours ${guest} ${ramMiB} MiB: boot`);
       await page.boot({ guest, ramMiB, build: 'v1' });
       await page.waitForPrompt();
-      if (opts.fillBytes) {
-        const fill = await page.shell(GUEST_CMDS.fill(opts.fillBytes), 1_800_000);
-        say(`  filled ${opts.fillBytes / 2 ** 20} MiB in ${Math.round(fill.ms)} ms (status ${fill.status})`);
-      }
+      if (opts.fill) filled = await fillGuest((c) => page.shell(c, FILL_TIMEOUT_MS));
       canary = sha256Of((await page.shell(GUEST_CMDS.makeCanary)).text);
       current = 'v1';
       updatesSinceBoot = 0;
@@ -344,16 +357,20 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
       const phases: Record<string, number>[] = [];
       const errors: string[] = [];
       let canaryOk = true;
+      let first: number | undefined;
       while (samples.length < opts.runs && errors.length < 3) {
         if (current === null) await bootGuest();
         const target: 'v1' | 'v2' = current === 'v1' ? 'v2' : 'v1';
         try {
           const r = await page.liveUpdate(target, route, UPDATE_TIMEOUT_MS);
-          samples.push(r.pauseMs);
-          phases.push({ ...r.phases });
           current = target;
           updatesSinceBoot++;
-          say(`  ${route} ${r.from} -> ${r.to}: pause ${Math.round(r.pauseMs)} ms`);
+          say(`  ${route} ${r.from} -> ${r.to}: pause ${Math.round(r.pauseMs)} ms${first === undefined ? ' (first: not in the samples)' : ''}`);
+          if (first === undefined) first = r.pauseMs;
+          else {
+            samples.push(r.pauseMs);
+            phases.push({ ...r.phases });
+          }
         } catch (e) {
           const what = `${route} ${current}→${target} as update #${updatesSinceBoot + 1} after boot: ${errorText(e)}`;
           errors.push(what);
@@ -367,7 +384,7 @@ async function oursPause(browser: Browser, server: Server, ramMiB: number): Prom
       }
       if (current !== null) canaryOk &&= await checkCanary(page, canary);
       const note = errors.length ? `${errors.length} update(s) failed (not in the samples): ${errors.join(' / ')}` : undefined;
-      rows.push({ vm, guest, ramMiB, fillBytes: opts.fillBytes, status: samples.length ? 'ok' : 'failed', ...(note ? { note } : {}), samples, summary: summarize(samples), phases, canaryOk });
+      rows.push({ vm, guest, ramMiB, filledMiB: filled, firstMs: first, status: samples.length ? 'ok' : 'failed', ...(note ? { note } : {}), samples, summary: summarize(samples), phases, canaryOk });
     }
     return rows;
   } catch (e) {
@@ -395,21 +412,23 @@ async function v86Pause(browser: Browser, server: Server, assets: V86Assets | st
     say(`pause: v86 i386 ${ramMiB} MiB: boot`);
     v = await V86Page.open(browser, server.url, assets, pageLog);
     await v.boot(ramMiB);
-    if (opts.fillBytes) {
-      const fill = await v.shell(GUEST_CMDS.fill(opts.fillBytes), 1_800_000);
-      say(`  filled ${opts.fillBytes / 2 ** 20} MiB in ${Math.round(fill.ms)} ms`);
-    }
+    const filled = opts.fill ? await fillGuest((c) => v!.shell(c, FILL_TIMEOUT_MS)) : undefined;
     const sum = sha256Of((await v.shell(GUEST_CMDS.makeCanary)).text);
-    for (let i = 0; i < opts.runs; i++) {
+    let first: number | undefined;
+    for (let i = 0; i <= opts.runs; i++) {
       const r = await v.saveRestore();
+      say(`  save ${Math.round(r.saveMs)} + restore ${Math.round(r.restoreMs)} ms, state ${(r.bytes / 2 ** 20).toFixed(1)} MiB${i === 0 ? ' (first: not in the samples)' : ''}`);
+      if (i === 0) {
+        first = r.saveMs + r.restoreMs;
+        continue;
+      }
       saveMs.push(r.saveMs);
       restoreMs.push(r.restoreMs);
       stateBytes.push(r.bytes);
       samples.push(r.saveMs + r.restoreMs);
-      say(`  save ${Math.round(r.saveMs)} + restore ${Math.round(r.restoreMs)} ms, state ${(r.bytes / 2 ** 20).toFixed(1)} MiB`);
     }
     const ok = await canaryOk(sum, async () => (await v!.shell(GUEST_CMDS.checkCanary)).text);
-    return { vm: 'v86', guest: 'i386', ramMiB, fillBytes: opts.fillBytes, status: 'ok', samples, summary: summarize(samples), saveMs, restoreMs, stateBytes, canaryOk: ok };
+    return { vm: 'v86', guest: 'i386', ramMiB, filledMiB: filled, firstMs: first, status: 'ok', samples, summary: summarize(samples), saveMs, restoreMs, stateBytes, canaryOk: ok };
   } catch (e) {
     say(`  failed: ${errorText(e)}`);
     // v86 puts the initrd at physical 64 MiB (facts.md): 64 MiB of RAM cannot hold it.
@@ -428,7 +447,7 @@ async function pauseSection(browser: Browser, server: Server, assets: V86Assets 
     if (opts.vms.includes('ours')) rows.push(...(await oursPause(browser, server, ramMiB)));
     if (opts.vms.includes('v86')) rows.push(await v86Pause(browser, server, assets, ramMiB));
   }
-  return { run: await runInfo(browser, t0, loadStart), fillBytes: opts.fillBytes, runs: opts.runs, rows };
+  return { run: await runInfo(browser, t0, loadStart), fill: opts.fill, runs: opts.runs, rows };
 }
 
 // --- soak ----------------------------------------------------------------------
