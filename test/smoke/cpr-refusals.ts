@@ -25,7 +25,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GUESTS, READY_LINE, guestArgv } from '../../worker/qemu/guests';
 import { launchQemu, type ExecRequest, type QemuInstance } from '../../worker/qemu/instance';
 import { buildLayoutProblem, createSharedMemory } from '../../worker/qemu/memory';
-import { Transcript } from './transcript';
+import { SHELL_PROMPT, Transcript } from './transcript';
 
 const ARTIFACTS = (process.env.CPR_ARTIFACTS ?? fileURLToPath(new URL('../../wasm/out', import.meta.url))).replace(/\/$/, '');
 const BUILD = 'v1';
@@ -111,7 +111,7 @@ function untilExit(r: Running): Promise<never> {
 
 async function boot(r: Running): Promise<void> {
   await Promise.race([r.serial.waitFor(READY_LINE, BOOT_TIMEOUT_MS), untilExit(r)]);
-  await Promise.race([r.serial.waitFor(/# $/, STEP_TIMEOUT_MS), untilExit(r)]);
+  await Promise.race([r.serial.waitFor(SHELL_PROMPT, STEP_TIMEOUT_MS), untilExit(r)]);
   await Promise.race([r.monitor.waitFor(/\(qemu\) $/, STEP_TIMEOUT_MS), untilExit(r)]);
 }
 

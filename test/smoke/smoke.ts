@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GUESTS, READY_LINE, guestArgv, type GuestName } from '../../worker/qemu/guests';
 import { consoleArgv } from '../../worker/qemu/consoles';
 import { launchQemu, type QemuInstance } from '../../worker/qemu/instance';
-import { Transcript } from './transcript';
+import { SHELL_PROMPT, Transcript } from './transcript';
 
 const out = fileURLToPath(new URL('../../wasm/out/', import.meta.url));
 const BOOT_TIMEOUT_MS = 300_000;
@@ -59,7 +59,7 @@ async function bootGuest(guest: GuestName): Promise<void> {
     });
     await Promise.race([serial.waitFor(READY_LINE, BOOT_TIMEOUT_MS), exitedEarly]);
     const readyMs = Date.now() - t0;
-    await Promise.race([serial.waitFor(/# $/m, 60_000), exitedEarly]);
+    await Promise.race([serial.waitFor(SHELL_PROMPT, 60_000), exitedEarly]);
     const promptMs = Date.now() - t0;
     const mark = serial.text.length;
     qemu.writeSerial(encoder.encode('echo answer=$((6*7))\n'));
