@@ -17,7 +17,7 @@ import { load, machine, versions } from './env';
 import { browserPss, pageMemory } from './memory';
 import { nativeBuilds, nativeRun } from './native';
 import { OurPage, type LiveUpdateRoute } from './ours';
-import { FILL_LEAVE_MIB, GUEST_CMDS, filledMiB, guestRealSeconds, sha256Of, type ShellResult } from './page-shell';
+import { GUEST_CMDS, filledMiB, guestRealSeconds, sha256Of, type ShellResult } from './page-shell';
 import { writeReport } from './report';
 import type { BootRow, BootSection, CpuRow, CpuSection, DownloadRow, PauseRow, PauseSection, Results, RunInfo, SoakSection } from './results';
 import { summarize } from './stats';
@@ -308,7 +308,7 @@ async function canaryOk(sum: string | null, check: () => Promise<string>): Promi
   return sum !== null && sha256Of(await check()) === sum;
 }
 
-/** Filling 850 MiB took 226 s in our i386 guest. */
+/** Filling 842 MiB took 148-226 s in our i386 guest. */
 const FILL_TIMEOUT_MS = 1_800_000;
 
 /** Fills the guest's RAM (opts.fill) and returns the MiB it wrote; throws
@@ -322,7 +322,7 @@ async function fillGuest(run: (command: string) => Promise<ShellResult>): Promis
 }
 
 /** A failed update costs its whole timeout: keep it short, the pause itself
- * is far below it (the copy route of 1 GiB included). */
+ * is far below it (the copy route of a filled 1 GiB guest: ~22 s). */
 const UPDATE_TIMEOUT_MS = 60_000;
 
 async function oursPause(browser: Browser, server: Server, ramMiB: number): Promise<PauseRow[]> {
