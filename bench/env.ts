@@ -1,6 +1,6 @@
 // Runs in Node: what the numbers were measured on (machine, load, versions).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import type { Browser } from 'playwright-core';
 import { REPO } from '../test/e2e/harness';
@@ -78,4 +78,41 @@ export function load(): { loadavg: number[]; busiest: string[] } {
     .slice(0, 5)
     .map((l) => l.trim());
   return { loadavg: loadavg().map((x) => Math.round(x * 100) / 100), busiest: top };
+}
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
+const TICKS = 100;
+
+/** CPU seconds since boot: the whole machine's busy time (/proc/stat), and
+ * this process tree's: this process, its live descendants, and the ended
+ * ones through their parents' cutime/cstime. Two readings tell how much
+ * of a section's CPU went to other processes (builds, tests), which the
+ * load average cannot: it counts our own browser too. */
+export function cpuSeconds(): { machine: number; ours: number } {
+  const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
+  const machine = (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / TICKS;
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      // Fields after the command name (which may hold spaces): state ppid ...
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
+      // utime stime cutime cstime are fields 14-17, here 11-14.
+      stats.set(Number(pid), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+    } catch {
+      /* ended while read */
+    }
+  }
+  const tree = new Set([process.pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, st] of stats) {
+      if (!tree.has(pid) && tree.has(st.ppid)) {
+        tree.add(pid);
+        grew = true;
+      }
+    }
+  }
+  let ticks = 0;
+  for (const pid of tree) ticks += stats.get(pid)?.ticks ?? 0;
+  return { machine, ours: ticks / TICKS };
 }

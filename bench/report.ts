@@ -31,12 +31,19 @@ const mib = (b: number | null | undefined): string => (b == null ? '—' : `${(b
 const x = (r: number | null): string => (r == null ? '—' : r >= 10 ? `${r.toFixed(0)}×` : `${r.toFixed(2)}×`);
 const cell = (s: Summary | null): string => (s ? `${ms(s.median)} (${ms(s.min)}–${ms(s.max)}, n=${s.n})` : '—');
 
+/** Above this share of CPU time used by other processes a section ran on
+ * a loaded machine. */
+const QUIET_SHARE = 0.05;
+
 function runLine(name: string, r: RunInfo): string {
-  const loaded = r.loadStart[0]! > r.machine.cores * 0.5 || r.loadEnd[0]! > r.machine.cores * 0.5;
-  return (
-    `- **${name}**: ${r.date.slice(0, 16).replace('T', ' ')} UTC, ${r.seconds} s; load average ${r.loadStart.join(' / ')} at the start, ${r.loadEnd.join(' / ')} at the end` +
-    (loaded ? ` — **a loaded machine** (${r.machine.cores} cores shared with builds): absolute numbers are noisy, ratios from the same run count.` : '.')
-  );
+  const head = `- **${name}**: ${r.date.slice(0, 16).replace('T', ' ')} UTC, ${r.seconds} s; load average ${r.loadStart.join(' / ')} at the start, ${r.loadEnd.join(' / ')} at the end`;
+  // The load average counts our own browser too; older results have only it.
+  if (r.othersCpuShare === undefined) {
+    const loaded = r.loadStart[0]! > r.machine.cores * 0.5 || r.loadEnd[0]! > r.machine.cores * 0.5;
+    return head + (loaded ? ` — above half the ${r.machine.cores} cores (this counts the benchmark's own browser too; runs since then say how much went to other processes): absolute numbers may be noisy, ratios from the same run count.` : '.');
+  }
+  const share = `${(r.othersCpuShare * 100).toFixed(1)}% of the machine's CPU time went to other processes`;
+  return head + (r.othersCpuShare > QUIET_SHARE ? ` — **a loaded machine**: ${share}; absolute numbers are noisy, ratios from the same run count.` : `; ${share} (a quiet machine).`);
 }
 
 function pauseRow(p: PauseSection, vm: PauseRow['vm'], ram: number): PauseRow | undefined {

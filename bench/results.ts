@@ -17,6 +17,9 @@ export interface RunInfo {
   loadEnd: number[];
   busiest: string[];
   seconds: number;
+  /** The share of the machine's CPU time (all cores) that went to processes
+   * other than the benchmark and its browser during the section. */
+  othersCpuShare?: number;
 }
 
 export type PauseVm = 'ours-cpr-exec' | 'ours-copy' | 'v86';

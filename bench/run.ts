@@ -13,7 +13,7 @@ import { RAM_MAX_MIB, type GuestName } from '../worker/api';
 import { ARTIFACTS } from './paths';
 import { REPO, launchBrowser, startServer, type Server } from '../test/e2e/harness';
 import { v86Assets, type V86Assets } from './assets';
-import { load, machine, versions } from './env';
+import { cpuSeconds, load, machine, versions } from './env';
 import { browserPss, pageMemory } from './memory';
 import { nativeBuilds, nativeRun } from './native';
 import { OurPage, type LiveUpdateRoute } from './ours';
@@ -101,16 +101,29 @@ const pageLog = (line: string): void => {
 /** The first line of an error, without Playwright's "page.evaluate: " prefix. */
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.replace(/^page\.evaluate: /, '').slice(0, 300);
 
-async function runInfo(browser: Browser | null, t0: number, loadStart: number[]): Promise<RunInfo> {
+interface SectionStart {
+  t0: number;
+  loadStart: number[];
+  cpu: ReturnType<typeof cpuSeconds>;
+}
+
+const sectionStart = (): SectionStart => ({ t0: Date.now(), loadStart: load().loadavg, cpu: cpuSeconds() });
+
+async function runInfo(browser: Browser | null, start: SectionStart): Promise<RunInfo> {
   const l = load();
+  const cpu = cpuSeconds();
+  const seconds = (Date.now() - start.t0) / 1000;
+  const others = cpu.machine - start.cpu.machine - (cpu.ours - start.cpu.ours);
+  const m = machine();
   return {
     date: new Date().toISOString(),
-    machine: machine(),
+    machine: m,
     versions: await versions(browser),
-    loadStart,
+    loadStart: start.loadStart,
     loadEnd: l.loadavg,
     busiest: l.busiest,
-    seconds: Math.round((Date.now() - t0) / 1000),
+    seconds: Math.round(seconds),
+    othersCpuShare: Math.round((Math.max(0, others) / (seconds * m.cores)) * 1000) / 1000,
   };
 }
 
@@ -154,8 +167,7 @@ function countDownloads(context: BrowserContext, vm: 'ours' | 'v86', guest: Gues
 }
 
 async function bootSection(server: Server, assets: V86Assets | string): Promise<BootSection> {
-  const t0 = Date.now();
-  const loadStart = load().loadavg;
+  const start = sectionStart();
   const rows: BootRow[] = [];
   const downloads: DownloadRow[] = [];
   let lastBrowser: Browser | null = null;
@@ -226,14 +238,13 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
       await browser.close();
     }
   }
-  return { run: await runInfo(lastBrowser, t0, loadStart), rows, downloads };
+  return { run: await runInfo(lastBrowser, start), rows, downloads };
 }
 
 // --- cpu: one fixed workload everywhere ---------------------------------------
 
 async function cpuSection(browser: Browser, server: Server, assets: V86Assets | string): Promise<CpuSection> {
-  const t0 = Date.now();
-  const loadStart = load().loadavg;
+  const start = sectionStart();
   const rows: CpuRow[] = [];
   const row = (vm: CpuRow['vm'], guest: GuestName, wallMs: number[], guestS: (number | null)[]): CpuRow => ({ vm, guest, status: 'ok', wallMs, guestS, summary: summarize(wallMs) });
   for (const guest of opts.vms.includes('ours') ? (['arm', 'i386'] as const) : []) {
@@ -298,7 +309,7 @@ async function cpuSection(browser: Browser, server: Server, assets: V86Assets | 
       say(`  failed: ${errorText(e)}`);
     }
   }
-  return { run: await runInfo(browser, t0, loadStart), workload: GUEST_CMDS.cpu, rows };
+  return { run: await runInfo(browser, start), workload: GUEST_CMDS.cpu, rows };
 }
 
 // --- pause vs RAM --------------------------------------------------------------
@@ -440,21 +451,19 @@ async function v86Pause(browser: Browser, server: Server, assets: V86Assets | st
 }
 
 async function pauseSection(browser: Browser, server: Server, assets: V86Assets | string): Promise<PauseSection> {
-  const t0 = Date.now();
-  const loadStart = load().loadavg;
+  const start = sectionStart();
   const rows: PauseRow[] = [];
   for (const ramMiB of opts.sizes) {
     if (opts.vms.includes('ours')) rows.push(...(await oursPause(browser, server, ramMiB)));
     if (opts.vms.includes('v86')) rows.push(await v86Pause(browser, server, assets, ramMiB));
   }
-  return { run: await runInfo(browser, t0, loadStart), fill: opts.fill, runs: opts.runs, rows };
+  return { run: await runInfo(browser, start), fill: opts.fill, runs: opts.runs, rows };
 }
 
 // --- soak ----------------------------------------------------------------------
 
 async function soakSection(browser: Browser, server: Server): Promise<SoakSection> {
-  const t0 = Date.now();
-  const loadStart = load().loadavg;
+  const start = sectionStart();
   const base: { guest: GuestName; ramMiB: number; updates: number } = { guest: 'i386', ramMiB: 128, updates: opts.soakUpdates };
   const pauses: number[] = [];
   const pss: [number, number][] = [];
@@ -464,7 +473,7 @@ async function soakSection(browser: Browser, server: Server): Promise<SoakSectio
   try {
     ours = await OurPage.open(browser, server.url, pageLog);
     const pick = await ours.liveUpdateGuest(['i386', 'arm']);
-    if ('missing' in pick) return { run: await runInfo(browser, t0, loadStart), status: 'not run', note: pick.missing, ...base, pauses, summary: null, checksumFailures, pss };
+    if ('missing' in pick) return { run: await runInfo(browser, start), status: 'not run', note: pick.missing, ...base, pauses, summary: null, checksumFailures, pss };
     base.guest = pick.guest;
     await ours.boot({ guest: pick.guest, ramMiB: 128, build: 'v1' });
     await ours.waitForPrompt();
@@ -493,10 +502,10 @@ async function soakSection(browser: Browser, server: Server): Promise<SoakSectio
         say(`soak: ${i + 1} updates, last pause ${Math.round(pauses.at(-1) ?? NaN)} ms, PSS ${(pss.at(-1)![1] / 2 ** 20).toFixed(0)} MiB, checksum failures ${checksumFailures}, update failures ${updateFailures.length}`);
       }
     }
-    return { run: await runInfo(browser, t0, loadStart), status: 'ok', ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, pss };
+    return { run: await runInfo(browser, start), status: 'ok', ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, pss };
   } catch (e) {
     say(`soak failed: ${errorText(e)}`);
-    return { run: await runInfo(browser, t0, loadStart), status: 'failed', note: `after ${pauses.length} updates: ${errorText(e)}`, ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, pss };
+    return { run: await runInfo(browser, start), status: 'failed', note: `after ${pauses.length} updates: ${errorText(e)}`, ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, pss };
   } finally {
     await ours?.close();
   }
