@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from '../test/e2e/harness';
-import { ARTIFACTS } from './paths';
+import { ARTIFACTS } from '../test/artifacts';
 
 export interface V86Assets {
   files: Record<'bios-256k.bin' | 'vgabios-stdvga.bin' | 'bzImage' | 'initrd.cpio', string>;

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import type { Browser } from 'playwright-core';
 import { REPO } from '../test/e2e/harness';
-import { ARTIFACTS } from './paths';
+import { ARTIFACTS } from '../test/artifacts';
 
 export interface Machine {
   cpu: string;

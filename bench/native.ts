@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { GUESTS } from '../worker/qemu/guests';
 import { GUEST_CMDS, guestRealSeconds } from './page-shell';
-import { ARTIFACTS } from './paths';
+import { ARTIFACTS } from '../test/artifacts';
 
 export interface NativeBuild {
   name: 'native-tcg' | 'native-tci';

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { RAM_MAX_MIB, type GuestName } from '../worker/api';
-import { ARTIFACTS } from './paths';
+import { ARTIFACTS } from '../test/artifacts';
 import { REPO, launchBrowser, startServer, type Server } from '../test/e2e/harness';
 import { v86Assets, type V86Assets } from './assets';
 import { cpuSeconds, load, machine, versions } from './env';

@@ -11,6 +11,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
 // For the window.playground declaration used inside page.evaluate().
 import type {} from '../../web/playground';
+import { ARTIFACTS } from '../artifacts';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -37,7 +38,7 @@ export interface Server {
 }
 
 export async function startServer(): Promise<Server> {
-  if (!existsSync(`${process.env.CPR_ARTIFACTS ?? `${REPO}wasm/out`}/manifest.json`)) {
+  if (!existsSync(`${ARTIFACTS}/manifest.json`)) {
     throw new Error('wasm/out is missing: run `npm run artifacts` first (npm test does)');
   }
   const port = await freePort();
@@ -139,16 +140,11 @@ export async function waitForState(page: Page, state: string, timeoutMs: number)
   }
 }
 
-/** The artifacts tree the server serves. */
-export function artifactsDir(): string {
-  return process.env.CPR_ARTIFACTS ?? `${REPO}wasm/out`;
-}
-
 /** Why the live-update tests cannot run on these artifacts (they need
  * v1 and v2 of qemu-system-arm with live-update support), or undefined. */
 export function liveUpdateUnavailable(): string | undefined {
   for (const v of ['v1', 'v2']) {
-    const js = `${artifactsDir()}/qemu/${v}/qemu-system-arm.js`;
+    const js = `${ARTIFACTS}/qemu/${v}/qemu-system-arm.js`;
     if (!existsSync(js)) return `${js} is missing: the artifacts have no ${v} build`;
     if (!readFileSync(js, 'utf8').includes('"cpr-memory-layout/1"')) return `${js} has no live-update support (memory layout cpr-memory-layout/1)`;
   }

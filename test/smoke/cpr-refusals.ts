@@ -21,13 +21,13 @@
 //
 //   node --import tsx test/smoke/cpr-refusals.ts [refuse] [only] [proposal]
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { GUESTS, READY_LINE, guestArgv } from '../../worker/qemu/guests';
 import { launchQemu, type ExecRequest, type QemuInstance } from '../../worker/qemu/instance';
 import { buildLayoutProblem, createSharedMemory } from '../../worker/qemu/memory';
+import { ARTIFACTS } from '../artifacts';
 import { SHELL_PROMPT, Transcript } from './transcript';
 
-const ARTIFACTS = (process.env.CPR_ARTIFACTS ?? fileURLToPath(new URL('../../wasm/out', import.meta.url))).replace(/\/$/, '');
 const BUILD = 'v1';
 const RAM_MIB = 128;
 const BOOT_TIMEOUT_MS = 300_000;

@@ -1,27 +1,27 @@
 // npm run smoke — runs in Node (main thread hosts the QEMU module; QEMU's
 // pthreads are worker_threads). Loads the committed artifacts (unpacked by
-// `npm run artifacts` into wasm/out/), boots each guest with the real QEMU,
+// `npm run artifacts` into wasm/out/, or CPR_ARTIFACTS), boots each guest with the real QEMU,
 // runs a command in its shell and a monitor command, and prints boot times.
 // Also checks that a QEMU start-up error reaches the user (issue 2, item 3).
 import { readFileSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { GUESTS, READY_LINE, guestArgv, type GuestName } from '../../worker/qemu/guests';
 import { consoleArgv } from '../../worker/qemu/consoles';
 import { launchQemu, type QemuInstance } from '../../worker/qemu/instance';
+import { ARTIFACTS } from '../artifacts';
 import { SHELL_PROMPT, Transcript } from './transcript';
 
-const out = fileURLToPath(new URL('../../wasm/out/', import.meta.url));
 const BOOT_TIMEOUT_MS = 300_000;
 const build = 'v1';
 
 const encoder = new TextEncoder();
 
 function files(paths: Record<string, string>): Record<string, Uint8Array> {
-  return Object.fromEntries(Object.entries(paths).map(([artifact, fsPath]) => [fsPath, readFileSync(out + artifact)]));
+  return Object.fromEntries(Object.entries(paths).map(([artifact, fsPath]) => [fsPath, readFileSync(`${ARTIFACTS}/${artifact}`)]));
 }
 
 function urls(guest: GuestName): { jsUrl: string; wasmUrl: string } {
-  const base = `${out}qemu/${build}/${GUESTS[guest].binary}`;
+  const base = `${ARTIFACTS}/qemu/${build}/${GUESTS[guest].binary}`;
   return { jsUrl: pathToFileURL(`${base}.js`).href, wasmUrl: pathToFileURL(`${base}.wasm`).href };
 }
 
