@@ -83,36 +83,79 @@ export function load(): { loadavg: number[]; busiest: string[] } {
 /** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
 const TICKS = 100;
 
-/** CPU seconds since boot: the whole machine's busy time (/proc/stat), and
- * this process tree's: this process, its live descendants, and the ended
- * ones through their parents' cutime/cstime. Two readings tell how much
- * of a section's CPU went to other processes (builds, tests), which the
- * load average cannot: it counts our own browser too. */
-export function cpuSeconds(): { machine: number; ours: number } {
+/** The machine's busy CPU seconds since boot, all cores (/proc/stat). */
+function machineSeconds(): number {
   const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
-  const machine = (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / TICKS;
+  return (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / TICKS;
+}
+
+/** Each process's parent and own CPU ticks (utime + stime). */
+function processTicks(): Map<number, { ppid: number; ticks: number }> {
   const stats = new Map<number, { ppid: number; ticks: number }>();
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
-      // Fields after the command name (which may hold spaces): state ppid ...
+      // Fields after the command name (which may hold spaces): state ppid ...;
+      // utime and stime are fields 14 and 15, here 11 and 12.
       const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
-      // utime stime cutime cstime are fields 14-17, here 11-14.
-      stats.set(Number(pid), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+      stats.set(Number(pid), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
     } catch {
       /* ended while read */
     }
   }
-  const tree = new Set([process.pid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [pid, st] of stats) {
-      if (!tree.has(pid) && tree.has(st.ppid)) {
-        tree.add(pid);
-        grew = true;
+  return stats;
+}
+
+/**
+ * How much of the machine's CPU time went to processes other than this one
+ * and its descendants (the browser and everything it runs), which the load
+ * average cannot tell: it counts our own browser too. Samples every second
+ * and keeps each descendant's last reading: a browser's processes are not
+ * all reaped by it when it closes (they end as orphans of init, and their
+ * time is lost to our cutime), so one reading at the end would count them as
+ * others. Processes of ours that live under a second are missed.
+ */
+export class OthersCpu {
+  private readonly machine0 = machineSeconds();
+  private readonly t0 = Date.now();
+  /** Ticks of each process of ours: at its first reading and its last. */
+  private readonly ours = new Map<number, { first: number; last: number }>();
+  private readonly timer: ReturnType<typeof setInterval>;
+
+  constructor() {
+    this.sample(true);
+    this.timer = setInterval(() => this.sample(false), 1000);
+    this.timer.unref();
+  }
+
+  private sample(atStart: boolean): void {
+    const stats = processTicks();
+    const tree = new Set([process.pid]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const [pid, st] of stats) {
+        if (!tree.has(pid) && tree.has(st.ppid)) {
+          tree.add(pid);
+          grew = true;
+        }
       }
     }
+    for (const pid of tree) {
+      const ticks = stats.get(pid)!.ticks;
+      const seen = this.ours.get(pid);
+      // A process first seen after the start ran all its time in the section.
+      if (seen) seen.last = ticks;
+      else this.ours.set(pid, { first: atStart ? ticks : 0, last: ticks });
+    }
   }
-  let ticks = 0;
-  for (const pid of tree) ticks += stats.get(pid)?.ticks ?? 0;
-  return { machine, ours: ticks / TICKS };
+
+  /** Stops sampling; the others' share of all cores' time since the start. */
+  stop(cores: number): number {
+    clearInterval(this.timer);
+    this.sample(false);
+    let ours = 0;
+    for (const p of this.ours.values()) ours += p.last - p.first;
+    const seconds = (Date.now() - this.t0) / 1000;
+    const others = machineSeconds() - this.machine0 - ours / TICKS;
+    return Math.max(0, others) / (seconds * cores);
+  }
 }

@@ -13,7 +13,7 @@ import { RAM_MAX_MIB, type GuestName } from '../worker/api';
 import { ARTIFACTS } from '../test/artifacts';
 import { REPO, launchBrowser, startServer, type Server } from '../test/e2e/harness';
 import { v86Assets, type V86Assets } from './assets';
-import { cpuSeconds, load, machine, versions } from './env';
+import { OthersCpu, load, machine, versions } from './env';
 import { browserPss, pageMemory } from './memory';
 import { nativeBuilds, nativeRun } from './native';
 import { OurPage, type LiveUpdateRoute } from './ours';
@@ -104,17 +104,15 @@ const errorText = (e: unknown): string => (e instanceof Error ? e.message : Stri
 interface SectionStart {
   t0: number;
   loadStart: number[];
-  cpu: ReturnType<typeof cpuSeconds>;
+  others: OthersCpu;
 }
 
-const sectionStart = (): SectionStart => ({ t0: Date.now(), loadStart: load().loadavg, cpu: cpuSeconds() });
+const sectionStart = (): SectionStart => ({ t0: Date.now(), loadStart: load().loadavg, others: new OthersCpu() });
 
 async function runInfo(browser: Browser | null, start: SectionStart): Promise<RunInfo> {
   const l = load();
-  const cpu = cpuSeconds();
-  const seconds = (Date.now() - start.t0) / 1000;
-  const others = cpu.machine - start.cpu.machine - (cpu.ours - start.cpu.ours);
   const m = machine();
+  const others = start.others.stop(m.cores);
   return {
     date: new Date().toISOString(),
     machine: m,
@@ -122,8 +120,8 @@ async function runInfo(browser: Browser | null, start: SectionStart): Promise<Ru
     loadStart: start.loadStart,
     loadEnd: l.loadavg,
     busiest: l.busiest,
-    seconds: Math.round(seconds),
-    othersCpuShare: Math.round((Math.max(0, others) / (seconds * m.cores)) * 1000) / 1000,
+    seconds: Math.round((Date.now() - start.t0) / 1000),
+    othersCpuShare: Math.round(others * 1000) / 1000,
   };
 }
 
