@@ -189,6 +189,10 @@ function soakMarkdown(s: SoakSection): string[] {
       `Browser PSS from ${mib(s.pss[0]?.[1])} to ${mib(s.pss.at(-1)?.[1])} (${grow == null ? '—' : `${grow >= 0 ? '+' : ''}${mib(grow)}`}).`,
   );
   if (s.updateFailures?.length) lines.push('', `${s.updateFailures.length} update(s) failed; after each the page reported the guest running on the old build:`, '', ...s.updateFailures.map((f) => `- ${f}`));
+  if (s.slow?.length) {
+    lines.push('', 'Updates that paused over a second, by phase:', '');
+    for (const u of s.slow) lines.push(`- #${u.update}: ${ms(u.pauseMs)} (${Object.entries(u.phases).map(([k, v]) => `${k} ${ms(v)}`).join(', ')})`);
+  }
   if (s.status === 'failed') lines.push('', `Stopped early: ${s.note}`);
   lines.push('', '![soak](soak.svg)', '');
   return lines;

@@ -118,6 +118,8 @@ export interface SoakSection {
   /** Updates that failed (the guest kept running on the old build, so the
    * soak went on), with the error. */
   updateFailures?: string[];
+  /** Updates that paused over a second, with their phases. */
+  slow?: { update: number; pauseMs: number; phases: Record<string, number> }[];
   /** [update index, browser PSS bytes]. */
   pss: [number, number][];
 }

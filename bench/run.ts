@@ -460,10 +460,14 @@ async function pauseSection(browser: Browser, server: Server, assets: V86Assets 
 
 // --- soak ----------------------------------------------------------------------
 
+/** Soak updates that pause longer are listed with their phases. */
+const SOAK_SLOW_MS = 1000;
+
 async function soakSection(browser: Browser, server: Server): Promise<SoakSection> {
   const start = sectionStart();
   const base: { guest: GuestName; ramMiB: number; updates: number } = { guest: 'i386', ramMiB: 128, updates: opts.soakUpdates };
   const pauses: number[] = [];
+  const slow: NonNullable<SoakSection['slow']> = [];
   const pss: [number, number][] = [];
   let checksumFailures = 0;
   const updateFailures: string[] = [];
@@ -484,6 +488,10 @@ async function soakSection(browser: Browser, server: Server): Promise<SoakSectio
         const r = await ours.liveUpdate(target, 'cpr-exec');
         pauses.push(r.pauseMs);
         current = target;
+        if (r.pauseMs > SOAK_SLOW_MS) {
+          slow.push({ update: i + 1, pauseMs: r.pauseMs, phases: { ...r.phases } });
+          say(`soak: update ${i + 1} paused ${r.pauseMs} ms: ${JSON.stringify(r.phases)}`);
+        }
       } catch (e) {
         // A failed update falls back to the old build with the guest
         // running (issue 4); go on unless the guest is gone.
@@ -500,10 +508,10 @@ async function soakSection(browser: Browser, server: Server): Promise<SoakSectio
         say(`soak: ${i + 1} updates, last pause ${Math.round(pauses.at(-1) ?? NaN)} ms, PSS ${(pss.at(-1)![1] / 2 ** 20).toFixed(0)} MiB, checksum failures ${checksumFailures}, update failures ${updateFailures.length}`);
       }
     }
-    return { run: await runInfo(browser, start), status: 'ok', ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, pss };
+    return { run: await runInfo(browser, start), status: 'ok', ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, slow, pss };
   } catch (e) {
     say(`soak failed: ${errorText(e)}`);
-    return { run: await runInfo(browser, start), status: 'failed', note: `after ${pauses.length} updates: ${errorText(e)}`, ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, pss };
+    return { run: await runInfo(browser, start), status: 'failed', note: `after ${pauses.length} updates: ${errorText(e)}`, ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, slow, pss };
   } finally {
     await ours?.close();
   }
