@@ -38,9 +38,10 @@ export async function shell(page: Page, host: SerialHost, command: string, timeo
       const from = pg.serialOffset();
       const t0 = performance.now();
       await pg.sendSerial(line);
-      const m = await pg.waitForSerial(new RegExp(`${marker}(\\d+)`), timeoutMs, { from });
+      // The status line whole: "__BENCH_1_1" may be the start of 127.
+      const m = await pg.waitForSerial(new RegExp(`${marker}(\\d+)\\r?\\n`), timeoutMs, { from });
       const ms = performance.now() - t0;
-      return { text: pg.serialText(from), ms, status: Number(/(\d+)$/.exec(m)?.[1] ?? -1) };
+      return { text: pg.serialText(from), ms, status: Number(/(\d+)\r?\n$/.exec(m)?.[1] ?? -1) };
     },
     { host, line: `${command}; echo __BENCH_${n}_$?\n`, marker: `__BENCH_${n}_`, timeoutMs },
   );

@@ -171,7 +171,11 @@ export async function guestShell(page: Page, command: string, expect: RegExp, ti
         }
         const from = pg.serialOffset();
         await pg.sendSerial(`${command}\n`);
-        return pg.waitForSerial(new RegExp(source, flags), timeoutMs, { from });
+        // Only on a whole line: at the end of the text, /^UP=[\d.]+$/m
+        // also matches "UP=2" of a line whose "32.72" is still on its way
+        // (seen once: "uptime continued (232.72 → 2)").
+        const line = await pg.waitForSerial(new RegExp(`(?:${source})[^\\n]*\\n`, flags), timeoutMs, { from });
+        return new RegExp(source, flags).exec(line)?.[0] ?? line;
       },
       { command, source: expect.source, flags: expect.flags, timeoutMs },
     ),
