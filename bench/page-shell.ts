@@ -3,6 +3,7 @@
 // of the v86 page, which each publish `serialOffset/serialText/sendSerial/
 // waitForSerial` with the same meaning (docs/api.md).
 import type { Page } from 'playwright-core';
+import { SHELL_PROMPT } from '../test/shell-prompt';
 
 export interface ShellResult {
   /** Serial text from just before the command was typed to its end marker. */
@@ -24,14 +25,13 @@ export async function shell(page: Page, host: SerialHost, command: string, timeo
   // '$?' stays literal in the echoed command line; only the output line
   // has digits after the marker.
   return page.evaluate(
-    async ({ host, line, marker, timeoutMs }) => {
+    async ({ host, line, marker, timeoutMs, promptSource }) => {
       const pg = (window as unknown as Record<string, import('./page-shell').SerialApi>)[host]!;
-      // Let the prompt settle: busybox asks the terminal for the cursor
-      // position (ESC[6n) after it, and input typed before the answer is
-      // lost (found by the live-update e2e tests).
+      // Let the prompt settle (SHELL_PROMPT).
+      const prompt = new RegExp(promptSource);
       for (let last = -1, i = 0; i < 200; i++) {
         const tail = pg.serialText(Math.max(0, pg.serialOffset() - 64));
-        if (/# (\x1b\[6n)?$/.test(tail) && pg.serialOffset() === last) break;
+        if (prompt.test(tail) && pg.serialOffset() === last) break;
         last = pg.serialOffset();
         await new Promise((r) => setTimeout(r, 150));
       }
@@ -43,7 +43,7 @@ export async function shell(page: Page, host: SerialHost, command: string, timeo
       const ms = performance.now() - t0;
       return { text: pg.serialText(from), ms, status: Number(/(\d+)\r?\n$/.exec(m)?.[1] ?? -1) };
     },
-    { host, line: `${command}; echo __BENCH_${n}_$?\n`, marker: `__BENCH_${n}_`, timeoutMs },
+    { host, line: `${command}; echo __BENCH_${n}_$?\n`, marker: `__BENCH_${n}_`, timeoutMs, promptSource: SHELL_PROMPT.source },
   );
 }
 

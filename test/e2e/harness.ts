@@ -12,6 +12,7 @@ import { createServer, type ViteDevServer } from 'vite';
 // For the window.playground declaration used inside page.evaluate().
 import type {} from '../../web/playground';
 import { ARTIFACTS } from '../artifacts';
+import { SHELL_PROMPT } from '../shell-prompt';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -52,14 +53,15 @@ export async function startServer(): Promise<Server> {
   return { url: `http://127.0.0.1:${port}/`, close: () => server.close() };
 }
 
-export async function launchBrowser(): Promise<Browser> {
+/** Debian's Chromium, headless; `extraArgs` for experiments (e.g. V8 flags). */
+export async function launchBrowser(extraArgs: readonly string[] = []): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM)`);
   }
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--headless'],
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--headless', ...extraArgs],
   });
 }
 
@@ -158,14 +160,13 @@ export async function guestShell(page: Page, command: string, expect: RegExp, ti
     timeoutMs + 10_000,
     `guest command ${command}`,
     page.evaluate(
-      async ({ command, source, flags, timeoutMs }) => {
+      async ({ command, source, flags, timeoutMs, promptSource }) => {
         const pg = window.playground;
-        // Wait for the shell's prompt to settle: busybox asks the terminal
-        // for the cursor position (ESC[6n) after it, and input typed before
-        // the answer is lost.
+        // Wait for the shell's prompt to settle (SHELL_PROMPT).
+        const prompt = new RegExp(promptSource);
         for (let last = -1, i = 0; i < 400; i++) {
           const t = pg.serialText(Math.max(0, pg.serialOffset() - 64));
-          if (/# (\x1b\[6n)?$/.test(t) && pg.serialOffset() === last) break;
+          if (prompt.test(t) && pg.serialOffset() === last) break;
           last = pg.serialOffset();
           await new Promise((r) => setTimeout(r, 150));
         }
@@ -177,7 +178,7 @@ export async function guestShell(page: Page, command: string, expect: RegExp, ti
         const line = await pg.waitForSerial(new RegExp(`(?:${source})[^\\n]*\\n`, flags), timeoutMs, { from });
         return new RegExp(source, flags).exec(line)?.[0] ?? line;
       },
-      { command, source: expect.source, flags: expect.flags, timeoutMs },
+      { command, source: expect.source, flags: expect.flags, timeoutMs, promptSource: SHELL_PROMPT.source },
     ),
   );
 }

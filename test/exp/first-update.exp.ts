@@ -2,19 +2,14 @@
 // Boots the i386 guest, runs N updates, prints each pause by phase; with
 // V8 flags given as the first argument (e.g. --no-wasm-lazy-compilation).
 //   node --import tsx test/exp/first-update.exp.ts [js-flags|-] [updates]
-import { chromium } from 'playwright-core';
-import { CHROMIUM, startServer } from '../e2e/harness';
+import { launchBrowser, startServer } from '../e2e/harness';
 import { OurPage } from '../../bench/ours';
 
 const jsFlags = process.argv[2] && process.argv[2] !== '-' ? process.argv[2] : '';
 const updates = Number(process.argv[3] ?? 4);
 
 const server = await startServer();
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--headless', ...(jsFlags ? [`--js-flags=${jsFlags}`] : [])],
-});
+const browser = await launchBrowser(jsFlags ? [`--js-flags=${jsFlags}`] : []);
 try {
   const page = await OurPage.open(browser, server.url, () => undefined);
   await page.boot({ guest: 'i386', ramMiB: 128, build: 'v1' });

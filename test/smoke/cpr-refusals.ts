@@ -26,7 +26,8 @@ import { GUESTS, READY_LINE, guestArgv } from '../../worker/qemu/guests';
 import { launchQemu, type ExecRequest, type QemuInstance } from '../../worker/qemu/instance';
 import { buildLayoutProblem, createSharedMemory } from '../../worker/qemu/memory';
 import { ARTIFACTS } from '../artifacts';
-import { SHELL_PROMPT, Transcript } from './transcript';
+import { SHELL_PROMPT_LINE } from '../shell-prompt';
+import { Transcript } from './transcript';
 
 const BUILD = 'v1';
 const RAM_MIB = 128;
@@ -111,7 +112,7 @@ function untilExit(r: Running): Promise<never> {
 
 async function boot(r: Running): Promise<void> {
   await Promise.race([r.serial.waitFor(READY_LINE, BOOT_TIMEOUT_MS), untilExit(r)]);
-  await Promise.race([r.serial.waitFor(SHELL_PROMPT, STEP_TIMEOUT_MS), untilExit(r)]);
+  await Promise.race([r.serial.waitFor(SHELL_PROMPT_LINE, STEP_TIMEOUT_MS), untilExit(r)]);
   await Promise.race([r.monitor.waitFor(/\(qemu\) $/, STEP_TIMEOUT_MS), untilExit(r)]);
 }
 

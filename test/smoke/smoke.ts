@@ -9,7 +9,8 @@ import { GUESTS, READY_LINE, guestArgv, type GuestName } from '../../worker/qemu
 import { consoleArgv } from '../../worker/qemu/consoles';
 import { launchQemu, type QemuInstance } from '../../worker/qemu/instance';
 import { ARTIFACTS } from '../artifacts';
-import { SHELL_PROMPT, Transcript } from './transcript';
+import { SHELL_PROMPT_LINE } from '../shell-prompt';
+import { Transcript } from './transcript';
 
 const BOOT_TIMEOUT_MS = 300_000;
 const build = 'v1';
@@ -59,7 +60,7 @@ async function bootGuest(guest: GuestName): Promise<void> {
     });
     await Promise.race([serial.waitFor(READY_LINE, BOOT_TIMEOUT_MS), exitedEarly]);
     const readyMs = Date.now() - t0;
-    await Promise.race([serial.waitFor(SHELL_PROMPT, 60_000), exitedEarly]);
+    await Promise.race([serial.waitFor(SHELL_PROMPT_LINE, 60_000), exitedEarly]);
     const promptMs = Date.now() - t0;
     const mark = serial.text.length;
     qemu.writeSerial(encoder.encode('echo answer=$((6*7))\n'));

@@ -1,11 +1,6 @@
 // What a QEMU console printed so far, and waiting for a pattern in it:
 // shared by the Node smoke tests.
 
-/** The guest shell's prompt at the end of a line. busybox ash asks for the
- * cursor position (ESC[6n) right after it, often in the same chunk, so a
- * bare /# $/ missed it now and then on a loaded machine. */
-export const SHELL_PROMPT = /# (\x1b\[6n)?$/m;
-
 export class Transcript {
   text = '';
   private readonly decoder = new TextDecoder();
