@@ -146,6 +146,21 @@ describe('live update', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() },
     await assertContinuity(page, planted, serialFrom);
   });
 
+  it('guest RAM in a shared file outside /dev/shm is kept too (it was lost: issue 15)', { timeout: BOOT_TIMEOUT_MS + 600_000 }, async () => {
+    // A file in QEMU's ordinary file system, mapped shared: before the fix
+    // its mapping was a heap copy that the exec cleared, the update said
+    // "done" and the guest never answered again.
+    const page = await bootArm(['-object', 'memory-backend-file,id=ramf,size=128M,mem-path=/tmp/ramf,share=on',
+      '-machine', 'memory-backend=ramf']);
+    assert.match(await page.evaluate(() => window.playground.monitor('qom-get /machine memory-backend')), /ramf/);
+    const planted = await plant(page);
+    const serialFrom = await page.evaluate(() => window.playground.serialOffset());
+    const r = await within(300_000, 'the live update', page.evaluate(() => window.playground.liveUpdate('v2')));
+    log(`file-backed RAM update: ${JSON.stringify(r)}`);
+    assert.equal(r.to, 'qemu-system-arm@v2');
+    await assertContinuity(page, planted, serialFrom);
+  });
+
   it('liveUpdate() back and forth 10 times, the guest counting on', { timeout: BOOT_TIMEOUT_MS + 1_800_000 }, async () => {
     const page = await bootArm();
     let last = await plant(page);

@@ -33,6 +33,7 @@ export interface EmscriptenFS {
   create(path: string, mode?: number): EmscriptenNode;
   open(path: string, flags: number, mode?: number): EmscriptenStream;
   close(stream: EmscriptenStream): void;
+  unlink(path: string): void;
   dupStream(stream: EmscriptenStream, fd?: number): EmscriptenStream;
   /** Open streams, indexed by fd. */
   streams: (EmscriptenStream | null | undefined)[];

@@ -142,6 +142,7 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
           // instance too, so adopted fds never collide with them.
           if (opts.adopt) memfds.adopt(opts.adopt);
           memfds.installShm();
+          memfds.installSharedFileMaps();
         }
         for (const [k, v] of Object.entries(opts.env ?? {})) module.ENV[k] = v;
         for (const [path, data] of Object.entries(opts.files)) {

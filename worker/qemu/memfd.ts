@@ -11,7 +11,10 @@
 // read/write copy, and mmap returns the region itself (allocated: false,
 // so munmap frees nothing); msync is a no-op because the mapping is the
 // file. The same ops back files created in /dev/shm (memory-backend-file
-// with mem-path=/dev/shm/..., share=on).
+// with mem-path=/dev/shm/..., share=on), and any other file the moment
+// QEMU maps it shared (memory-backend-file with mem-path=/tmp/..., say):
+// MEMFS would map such a file as a private copy on the heap, which the
+// next instance's start clears, and the guest's RAM would be lost.
 import type { EmscriptenFS, EmscriptenNode, EmscriptenStream } from './emscripten';
 import { RegionTable } from './memory';
 
@@ -21,6 +24,7 @@ const EINVAL = 28;
 const EBUSY = 10;
 const O_RDWR = 2;
 const O_CREAT = 0o100;
+const MAP_SHARED = 1;
 const MAP_PRIVATE = 2;
 const SEEK_CUR = 1;
 const SEEK_END = 2;
@@ -43,14 +47,33 @@ interface MemfdNode extends EmscriptenNode {
   cprFile?: number;
   /** Carried over from the previous instance: its size is the guest's. */
   cprAdopted?: boolean;
-  cprMapped?: number;
+  /** Live mappings, as `offset:length` (see unmapped()). */
+  cprMaps?: Map<string, number>;
   cprOpen?: number;
   mode: number;
   node_ops: Record<string, unknown>;
   stream_ops: Record<string, unknown>;
+  /** MEMFS's own bytes of a plain file (null once it became a memfd). */
+  contents?: Uint8Array | number[] | null;
+  usedBytes?: number;
 }
 
-type Stream = EmscriptenStream & { node: MemfdNode; fd: number; position: number; path: string };
+type Stream = EmscriptenStream & {
+  node: MemfdNode;
+  fd: number;
+  position: number;
+  path: string;
+  stream_ops: Record<string, unknown>;
+};
+
+type MmapOp = (s: Stream, length: number, position: number, prot: number, flags: number) => { ptr: number; allocated: boolean };
+
+/** The number of mappings of a node (0 when it has none). */
+export function mappingCount(node: { cprMaps?: Map<string, number> }): number {
+  let n = 0;
+  for (const c of node.cprMaps?.values() ?? []) n += c;
+  return n;
+}
 
 export class MemfdFs {
   readonly table: RegionTable;
@@ -110,6 +133,59 @@ export class MemfdFs {
     };
   }
 
+  /**
+   * A plain file that QEMU maps shared becomes a memfd at that moment:
+   * its bytes move into a region and every open fd of it switches to the
+   * memfd ops, so the mapping is the file and outlives the instance.
+   * MEMFS shares one stream-ops object among all its plain files; its
+   * mmap is wrapped once per instance.
+   */
+  installSharedFileMaps(): void {
+    const fs = this.fs;
+    fs.mkdirTree(MEMFD_DIR);
+    const probePath = `${MEMFD_DIR}/.probe`;
+    const probe = fs.create(probePath, 0o600) as MemfdNode;
+    fs.unlink(probePath);
+    const ops = probe.stream_ops as { mmap?: MmapOp };
+    const mmap = ops.mmap;
+    if (!mmap) return;
+    ops.mmap = (s, length, position, prot, flags) => {
+      if (!(flags & MAP_SHARED) || s.node.cprFile !== undefined || (s.node.mode & S_IFMT) !== S_IFREG) {
+        return mmap(s, length, position, prot, flags);
+      }
+      this.adoptPlainFile(s.node, s.path);
+      return (s.stream_ops as { mmap: MmapOp }).mmap(s, length, position, prot, flags);
+    };
+  }
+
+  private adoptPlainFile(node: MemfdNode, path: string): void {
+    const fs = this.fs;
+    const size = node.usedBytes ?? 0;
+    let index: number;
+    try {
+      index = this.table.add(`file:${path.split('/').pop() ?? path}`);
+    } catch {
+      throw new fs.ErrnoError(ENOMEM);
+    }
+    if (!this.table.reserve(index, size)) {
+      this.table.release(index);
+      throw new fs.ErrnoError(ENOMEM);
+    }
+    const base = this.table.entry(index).base;
+    const contents = node.contents;
+    if (contents && size > 0) {
+      this.bytes.set(contents instanceof Uint8Array ? contents.subarray(0, size) : contents.slice(0, size), base);
+    }
+    this.table.setSize(index, size);
+    node.contents = null;
+    node.usedBytes = 0;
+    this.attach(node, index);
+    const streams = (fs.streams as (Stream | null | undefined)[]).filter((st): st is Stream => !!st && st.node === node);
+    for (const st of streams) st.stream_ops = node.stream_ops;
+    node.cprOpen = streams.length;
+    this.log.push(`file ${path} kept as a memfd (file ${index}, ${size} bytes)`);
+  }
+
   /** The fds open on memfds now, for the next instance (at exec). */
   snapshot(): OpenMemfd[] {
     const open: OpenMemfd[] = [];
@@ -153,7 +229,7 @@ export class MemfdFs {
     const table = this.table;
     const bytes = this.bytes;
     node.cprFile = index;
-    node.cprMapped = 0;
+    node.cprMaps = new Map();
     node.cprOpen = 0;
     const baseNode = node.node_ops as { getattr(n: MemfdNode): { size: number }; setattr(n: MemfdNode, a: { size?: number }): void };
     const baseStream = node.stream_ops;
@@ -164,14 +240,22 @@ export class MemfdFs {
       // guest RAM carried over from the previous QEMU: a new QEMU that
       // wants it bigger has a different configuration and must fail
       // rather than move (and so lose) the guest's memory.
-      if (n.cprMapped || n.cprAdopted) throw new fs.ErrnoError(EBUSY);
+      if (mappingCount(n) > 0 || n.cprAdopted) throw new fs.ErrnoError(EBUSY);
       if (!table.reserve(n.cprFile!, size)) throw new fs.ErrnoError(ENOMEM);
     };
     const released = (n: MemfdNode): void => {
       // memfd semantics: the file lives while an fd or a mapping does.
-      if (n.cprOpen === 0 && !n.cprMapped && n.cprFile !== undefined && table.entry(n.cprFile).inUse) {
+      if (n.cprOpen === 0 && mappingCount(n) === 0 && n.cprFile !== undefined && table.entry(n.cprFile).inUse) {
         table.release(n.cprFile);
       }
+    };
+    const unmapped = (n: MemfdNode, offset: number, length: number): void => {
+      const key = `${offset}:${length}`;
+      const count = n.cprMaps?.get(key) ?? 0;
+      if (count === 0) return;
+      if (count === 1) n.cprMaps!.delete(key);
+      else n.cprMaps!.set(key, count - 1);
+      released(n);
     };
     node.node_ops = {
       ...node.node_ops,
@@ -229,11 +313,17 @@ export class MemfdFs {
         const e = table.entry(s.node.cprFile!);
         // A private mapping would need a copy; QEMU maps guest RAM shared.
         if (flags & MAP_PRIVATE || position + length > e.cap) throw new fs.ErrnoError(EINVAL);
-        s.node.cprMapped = (s.node.cprMapped ?? 0) + 1;
+        const key = `${position}:${length}`;
+        s.node.cprMaps!.set(key, (s.node.cprMaps!.get(key) ?? 0) + 1);
         return { ptr: e.base + position, allocated: false };
       },
-      msync() {
-        return 0; // the mapping is the file
+      // The mapping is the file: nothing to write back. Emscripten tells
+      // a file system of munmap() only through this call (for a writable
+      // shared mapping, with the whole mapping), so a call that covers a
+      // whole mapping ends it; QEMU msyncs guest RAM only for pmem.
+      msync(s: Stream, _buffer: Uint8Array, offset: number, length: number) {
+        unmapped(s.node, offset, length);
+        return 0;
       },
     };
   }
