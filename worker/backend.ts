@@ -1,18 +1,99 @@
-// Runs in the QEMU host worker; no DOM.
+// Runs in the QEMU host worker (and its types in Node for unit tests); no DOM.
 //
-// Plugs the low-level QEMU module (worker/qemu/) into the host: the only
-// file outside worker/qemu/ that imports it, so its interface can change
-// without touching the host's logic. Each QEMU instance runs in its own
-// instance worker (worker/qemu/instance.worker.ts).
+// The backend layer: the one door from the host and the exec path to the
+// low-level QEMU module (worker/qemu/: instance workers, the shared
+// Memory's layout, memfds, consoles). Nothing above this file imports
+// worker/qemu/ (scripts/check-layers.mjs checks it), so that module can
+// change without touching the host's logic, and tests plug in a fake
+// QemuBackend (test/fakes/fake-qemu.ts).
 import type { GuestName } from './api';
-import type { GuestPlan, QemuBackend } from './host';
+import type { ConsoleName } from './qemu/consoles';
 import { guestArgv } from './qemu/guests';
+import type { ExecRequest } from './qemu/instance';
 import { prewarmInstance, startInstance, type SpareInstance } from './qemu/instance-client';
+import type { OpenMemfd } from './qemu/memfd';
 import { createSharedMemory } from './qemu/memory';
 
+export type { ConsoleName } from './qemu/consoles';
+export { withQmpConsole } from './qemu/consoles';
+export type { ExecRequest } from './qemu/instance';
+export type { OpenMemfd } from './qemu/memfd';
+export { buildLayoutProblem, clearBelow, HEAP_LIMIT, RegionTable, type RegionEntry } from './qemu/memory';
+export { concatBytes } from './qemu/bytes';
+
+/** How a QEMU instance ended. heapTop: how far its heap reached, when it can tell. */
+export interface InstanceExit {
+  status: number;
+  message?: string;
+  heapTop?: number;
+}
+
+/** One running QEMU, as the layers above see it. */
+export interface QemuInstanceLike {
+  /** Input for one of QEMU's consoles (guest serial, HMP, QMP). */
+  write(console: ConsoleName, bytes: Uint8Array): void;
+  readonly exited: Promise<InstanceExit>;
+  kill(): Promise<void>;
+  /** A file of QEMU's file system, or null. */
+  readFile?(path: string): Promise<Uint8Array | null>;
+}
+
+/** Everything needed to start one QEMU instance: the one launch type. */
+export interface LaunchRequest {
+  jsUrl: string;
+  wasmUrl: string;
+  argv: string[];
+  files: Record<string, Uint8Array>;
+  onConsole(console: ConsoleName, bytes: Uint8Array): void;
+  onLog(line: string): void;
+  /** Live update: the compiled build, the shared Memory, QEMU's
+   * environment, the memfds to reopen, the names QEMU may exec. */
+  wasmModule?: WebAssembly.Module;
+  memory?: WebAssembly.Memory;
+  env?: Record<string, string>;
+  adopt?: OpenMemfd[];
+  execNames?: string[];
+  onExec?(request: ExecRequest): void;
+  onExecRefused?(argv: string[], reason: string): void;
+  /** The runtime is up (wall clock ms); QEMU's main() runs next. */
+  onRuntimeReady?(at: number): void;
+  /** A pre-started instance for this build (prewarm), if any. */
+  spare?: SpareLike;
+}
+
+/** An instance worker started ahead of a live update (opaque above). */
+export interface SpareLike {
+  readonly jsUrl: string;
+  dispose(): void;
+}
+
+export interface GuestPlan {
+  /** QEMU arguments after the program name. */
+  argv: string[];
+  /** Artifact-relative path → path inside QEMU's file system. */
+  files: Record<string, string>;
+}
+
+/** The low-level QEMU module, as the host uses it. */
+export interface QemuBackend {
+  launch(request: LaunchRequest): Promise<QemuInstanceLike>;
+  /** `liveUpdate`: the build can live-update, so guest RAM is shared. */
+  plan(guest: GuestName, ramMiB: number, liveUpdate: boolean): GuestPlan;
+  /** A fresh shared Memory with the live-update layout. */
+  createMemory?(): WebAssembly.Memory;
+  /** Compiles a build's wasm (before any pause needs it). */
+  compile?(bytes: Uint8Array): Promise<WebAssembly.Module>;
+  /** Starts an instance worker for a build ahead of a live update. */
+  prewarm?(jsUrl: string): SpareLike;
+}
+
+function isSpare(spare: SpareLike | undefined): spare is SpareInstance {
+  return spare !== undefined && 'worker' in spare;
+}
+
+/** The real backend: each QEMU instance in its own instance worker. */
 export const qemuBackend: QemuBackend = {
-  // The spare came from prewarm() below: it is a SpareInstance.
-  launch: (request) => startInstance(request, request.spare as SpareInstance | undefined),
+  launch: (request) => startInstance(request, isSpare(request.spare) ? request.spare : undefined),
   prewarm: (jsUrl) => prewarmInstance(jsUrl),
   plan: (guest: GuestName, ramMiB: number, liveUpdate: boolean): GuestPlan => guestArgv(guest, ramMiB, { liveUpdate }),
   createMemory: () => createSharedMemory(),

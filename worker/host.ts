@@ -1,10 +1,13 @@
 // Runs in the QEMU host worker (and in Node for unit tests); no DOM.
 //
-// The worker's side of the contract: owns at most one QEMU instance and
+// The worker's side of the contract: owns at most one QEMU session and
 // drives its lifecycle (load → start → boot → running → stopped), turning
-// every failure into a PlaygroundError with a code. QEMU itself is reached
-// through a QemuBackend, so tests can drive this class with a fake QEMU and
-// the real worker plugs in worker/qemu/.
+// every failure into a PlaygroundError with a code. It controls QEMU over
+// QMP (worker/qmp.ts): commands with structured replies, and STOP, RESUME
+// and RESET events that keep the page's state; the HMP console is the
+// user's, passed through untouched. Live updates are the exec path's
+// (live-update.ts); QEMU itself is reached through a QemuBackend
+// (backend.ts), so tests drive this class with a fake QEMU.
 import {
   DEFAULT_MONITOR_TIMEOUT_MS,
   GUEST_READY_LINE,
@@ -21,85 +24,31 @@ import {
   type WorkerConfig,
   type WorkerListener,
 } from './api';
+import {
+  buildLayoutProblem,
+  concatBytes,
+  type ConsoleName,
+  type InstanceExit,
+  type QemuBackend,
+  type QemuInstanceLike,
+  type SpareLike,
+} from './backend';
 import { BuildRegistry, parseManifest, type ResolvedBuild } from './builds';
 import { checkWasmMagic, download, type FetchLike } from './download';
-import { buildLayoutProblem } from './qemu/memory';
+import { HmpLines, typedHint } from './hmp-lines';
 import {
   DEFAULT_UPDATE_TIMEOUT_MS,
   execName,
   LiveUpdates,
   wallClock,
   type PreparedBuild,
+  type Running,
   type StartRequest,
-  type StartTimes,
+  type UpdateOutcome,
   type UpdateSession,
 } from './live-update';
-import { MonitorChannel } from './monitor';
 import { resolveBootOptions, type ResolvedBootOptions } from './options';
-import type { ExecRequest } from './qemu/instance';
-import type { OpenMemfd } from './qemu/memfd';
-import { concatBytes } from './qemu/bytes';
-
-/** What the host needs from one running QEMU (worker/qemu/instance.ts). */
-export interface QemuInstanceLike {
-  writeSerial(bytes: Uint8Array): void;
-  writeMonitor(bytes: Uint8Array): void;
-  /** heapTop: how far the instance's heap reached, when it can tell. */
-  readonly exited: Promise<{ status: number; message?: string; heapTop?: number }>;
-  kill(): Promise<void>;
-  /** The top of the instance's heap (live-update builds). */
-  heapTop?(): Promise<number>;
-  /** A file of QEMU's file system, or null. */
-  readFile?(path: string): Promise<Uint8Array | null>;
-}
-
-export interface LaunchRequest {
-  jsUrl: string;
-  wasmUrl: string;
-  argv: string[];
-  files: Record<string, Uint8Array>;
-  onSerial(bytes: Uint8Array): void;
-  onMonitor(bytes: Uint8Array): void;
-  onLog(line: string): void;
-  /** Live update: the compiled build, the shared Memory, QEMU's
-   * environment, the memfds to reopen, the names QEMU may exec. */
-  wasmModule?: WebAssembly.Module;
-  memory?: WebAssembly.Memory;
-  env?: Record<string, string>;
-  adopt?: OpenMemfd[];
-  execNames?: string[];
-  onExec?(request: ExecRequest): void;
-  onExecRefused?(argv: string[], reason: string): void;
-  onRuntimeReady?(at: number): void;
-  /** A pre-started instance for this build (backend.prewarm), if any. */
-  spare?: SpareLike;
-}
-
-/** An instance worker started ahead of a live update (opaque to the host). */
-export interface SpareLike {
-  readonly jsUrl: string;
-  dispose(): void;
-}
-
-export interface GuestPlan {
-  /** QEMU arguments after the program name. */
-  argv: string[];
-  /** Artifact-relative path → path inside QEMU's file system. */
-  files: Record<string, string>;
-}
-
-/** The low-level QEMU module, as the host uses it. */
-export interface QemuBackend {
-  launch(request: LaunchRequest): Promise<QemuInstanceLike>;
-  /** `liveUpdate`: the build can live-update, so guest RAM is shared. */
-  plan(guest: GuestName, ramMiB: number, liveUpdate: boolean): GuestPlan;
-  /** A fresh shared Memory with the live-update layout (worker/qemu/memory.ts). */
-  createMemory?(): WebAssembly.Memory;
-  /** Compiles a build's wasm (before any pause needs it). */
-  compile?(bytes: Uint8Array): Promise<WebAssembly.Module>;
-  /** Starts an instance worker for a build ahead of a live update. */
-  prewarm?(jsUrl: string): SpareLike;
-}
+import { QmpClient, QmpError, type QmpEvent } from './qmp';
 
 /** The page's listener as seen through Comlink: calls may return promises. */
 export type ListenerLike = {
@@ -113,6 +62,8 @@ export interface HostEnvironment {
   isolated(): boolean;
   /** Makes a URL QEMU can load the fetched wasm from (a blob: URL in a worker). */
   wasmUrl(bytes: Uint8Array): { url: string; revoke(): void };
+  /** How long a new QEMU gets to run the VM in a live update. [20000] */
+  updateAttemptMs?: number;
 }
 
 const LOG_LINES = 40;
@@ -126,8 +77,8 @@ const SERIAL_FLUSH_MS = 8;
  * update replaces its instance and build, not the session. */
 interface Session extends UpdateSession {
   id: number;
-  instance: QemuInstanceLike | null;
-  monitor: MonitorChannel;
+  /** The user's HMP console, read for typed hints (hmp-lines.ts). */
+  hmp: HmpLines;
   options: ResolvedBootOptions;
   build: ResolvedBuild;
   argv: string[];
@@ -143,8 +94,6 @@ interface Session extends UpdateSession {
   /** Rejects once QEMU has ended or crashed; waits race against it. */
   failure: Promise<never>;
   fail(e: PlaygroundError): void;
-  /** Wall clock ms of the current instance's first monitor output. */
-  monitorSeenAt: number | null;
   /** The next instance, started ahead of a live update. */
   spare: SpareLike | null;
 }
@@ -152,14 +101,6 @@ interface Session extends UpdateSession {
 /** "qemu-system-arm" for "qemu-system-arm@v2". */
 function programOf(name: string): string {
   return name.replace(/@.*$/, '');
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
 }
 
 function failureSignal(): { failure: Promise<never>; fail(e: PlaygroundError): void } {
@@ -188,34 +129,17 @@ export class QemuHost implements QemuWorkerApi {
 
   constructor(private readonly env: HostEnvironment) {
     this.updates = new LiveUpdates<Session>({
-      start: (s, req) => this.startInstance(s, req),
-      instance: (s) => s.instance,
-      monitor: (s, command, timeoutMs) => s.monitor.command(command, timeoutMs),
+      launch: (s, req, onRuntimeReady) => this.launch(s, req, onRuntimeReady),
       prepare: (s, target) => this.prepareTarget(s, target),
       prewarm: (s, prepared) => this.prewarm(s, prepared),
       createMemory: () => this.createMemory(),
-      updating: (s) => {
+      pausing: (s) => {
         if (s === this.session) this.setState({ state: 'updating' });
       },
-      updated: (s, prepared, argv, result) => {
-        s.prepared = prepared;
-        s.build = prepared.build;
-        s.argv = argv;
-        if (s !== this.session) return;
-        this.setState({ state: 'running', build: prepared.build.name, argv: [programOf(prepared.build.name), ...argv], error: null });
-        this.call('liveUpdate', result);
-      },
-      restored: (s) => {
-        if (s === this.session) this.setState({ state: 'running' });
-      },
-      lost: (s, error) => {
-        if (s !== this.session) return;
-        void this.stopSession().then(() => this.fail(error));
-      },
-      log: (line) => this.onLog(line, null),
+      ended: (s, outcome) => this.updateEnded(s, outcome),
       // To the page's log only, not into the 'QEMU said' of error messages.
-      trace: (line) => this.call('log', `[live-update] ${line}`),
-    });
+      log: (line) => this.call('log', line),
+    }, env.updateAttemptMs);
   }
 
   /**
@@ -227,7 +151,7 @@ export class QemuHost implements QemuWorkerApi {
    */
   async liveUpdate(target: string, options: LiveUpdateOptions = {}): Promise<LiveUpdateResult> {
     const s = this.session;
-    if (!s || !s.instance || s.ended || !['running', 'paused'].includes(this.state.state)) {
+    if (!s || !s.running || s.ended || !['running', 'paused'].includes(this.state.state)) {
       throw new PlaygroundError('bad-state', `cannot live-update: the guest is ${this.state.state}; boot it first and wait until it runs`);
     }
     if (s.update) throw new PlaygroundError('bad-state', `a live update to ${s.update.target} is in progress`);
@@ -295,17 +219,26 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   async writeSerial(bytes: Uint8Array): Promise<void> {
-    this.liveInstance().writeSerial(bytes);
+    this.live().instance.write('serial', bytes);
   }
 
   async writeMonitor(bytes: Uint8Array): Promise<void> {
-    this.liveInstance().writeMonitor(bytes);
+    this.live().instance.write('monitor', bytes);
   }
 
+  /** One HMP command, run through QMP's human-monitor-command: the
+   * user's HMP console sees nothing of it. */
   async monitor(command: string, timeoutMs: number = DEFAULT_MONITOR_TIMEOUT_MS): Promise<string> {
     if (typeof command !== 'string') throw new PlaygroundError('bad-options', 'monitor(command): command must be a string');
-    this.liveInstance();
-    return this.session!.monitor.command(command, timeoutMs);
+    if (/[\r\n]/.test(command)) throw new PlaygroundError('bad-options', 'a monitor command is one line; send several commands one by one');
+    const { qmp } = this.live();
+    try {
+      const out = await qmp.execute<string>('human-monitor-command', { 'command-line': command.trim() }, timeoutMs);
+      return String(out).replace(/\r\n/g, '\n').replace(/\n$/, '');
+    } catch (e) {
+      if (e instanceof QmpError) throw new PlaygroundError('bad-options', `monitor command "${command}": ${e.desc}`);
+      throw e;
+    }
   }
 
   async stop(): Promise<Status> {
@@ -322,15 +255,16 @@ export class QemuHost implements QemuWorkerApi {
 
   async reset(): Promise<Status> {
     const s = this.session;
-    if (!s || !s.instance || !['running', 'paused', 'booting'].includes(this.state.state)) {
+    if (!s || !s.running || !['running', 'paused', 'booting'].includes(this.state.state)) {
       throw new PlaygroundError('bad-state', `cannot reset: the guest is ${this.state.state}; boot it first`);
     }
+    const { qmp } = s.running;
     const ready = this.waitForReady(s);
     this.setState({ state: 'booting', error: null });
     this.progress({ phase: 'boot', label: 'resetting the guest', loaded: 0, total: 0 });
-    await s.monitor.command('system_reset');
+    await qmp.execute('system_reset');
     // A paused VM stays paused across system_reset; the user asked for a fresh boot.
-    if (this.state.state === 'booting') await s.monitor.command('cont').catch(() => undefined);
+    await qmp.execute('cont').catch(() => undefined);
     const deadline = this.bootDeadline(s, s.options.bootTimeoutMs);
     try {
       await Promise.race([ready, s.failure, deadline.expired]);
@@ -419,11 +353,8 @@ export class QemuHost implements QemuWorkerApi {
     this.prepared.set(build.name, Promise.resolve(prepared));
     const session: Session = {
       id,
-      instance: null,
-      monitor: new MonitorChannel(
-        (b) => session.instance?.writeMonitor(b),
-        (line) => this.onMonitorCommand(session, line),
-      ),
+      running: null,
+      hmp: new HmpLines((line) => this.onTypedLine(session, line)),
       options,
       build,
       argv,
@@ -438,8 +369,8 @@ export class QemuHost implements QemuWorkerApi {
       baseArgv: argv,
       guestFiles: files,
       update: null,
-      migrateSeenAt: null,
-      monitorSeenAt: null,
+      stoppedAt: null,
+      migrateTypedAt: null,
       spare: null,
       ...failureSignal(),
     };
@@ -448,7 +379,7 @@ export class QemuHost implements QemuWorkerApi {
     // One deadline from here to the shell: QEMU may also hang while
     // starting (a trap in a pthread leaves the module promise pending).
     const deadline = this.bootDeadline(session, options.bootTimeoutMs);
-    const launched = this.launch(session, { prepared, argv, memory: session.memory, files, timeoutMs: 0 })
+    const launched = this.launch(session, { prepared, argv, memory: session.memory, files })
       .catch((e: unknown) => {
         throw new PlaygroundError(
           'load-failed',
@@ -456,10 +387,9 @@ export class QemuHost implements QemuWorkerApi {
         );
       });
     try {
-      const instance = await Promise.race([launched, session.failure, deadline.expired]);
-      session.instance = instance;
+      const running = await Promise.race([launched, session.failure, deadline.expired]);
       if (this.activeBoot !== id) {
-        await instance.kill();
+        await running.instance.kill();
         this.checkCurrent(id);
       }
       if (!session.ended && this.state.state === 'starting') this.setState({ state: 'booting' });
@@ -467,7 +397,7 @@ export class QemuHost implements QemuWorkerApi {
       await Promise.race([ready, session.failure, deadline.expired]);
     } catch (e) {
       // If QEMU shows up after we gave up on it, end it.
-      void launched.then((late) => (session.instance === late ? undefined : late.kill()), () => undefined);
+      void launched.then((late) => (session.running === late ? undefined : late.instance.kill()), () => undefined);
       throw e;
     } finally {
       deadline.clear();
@@ -476,94 +406,53 @@ export class QemuHost implements QemuWorkerApi {
     return this.snapshot();
   }
 
-  /** Launches an instance for the session with every callback wired. */
-  private launch(session: Session, req: StartRequest, onRuntimeReady?: (at: number) => void): Promise<QemuInstanceLike> {
+  /**
+   * Launches an instance for the session with every console wired and
+   * its QMP client made; it becomes session.running. Its exit ends the
+   * session unless a live update retires or replaces it.
+   */
+  private async launch(session: Session, req: StartRequest, onRuntimeReady?: (at: number) => void): Promise<Running> {
     const base = this.config!.artifactsBase;
-    session.monitorSeenAt = null;
     const jsUrl = base + req.prepared.build.jsPath;
     const spare = session.spare?.jsUrl === jsUrl ? session.spare : undefined;
     if (spare) session.spare = null;
-    return this.env.backend
-      .launch({
-        jsUrl,
-        spare,
-        wasmUrl: req.prepared.wasmUrl,
-        wasmModule: req.prepared.module,
-        memory: req.memory ?? undefined,
-        argv: req.argv,
-        files: req.files,
-        env: req.env,
-        adopt: req.adopt,
-        execNames: this.execNames(session.options.guest),
-        onSerial: (b) => this.onSerial(session, b),
-        onMonitor: (b) => this.onMonitorBytes(session, b),
-        onLog: (line) => this.onLog(line, session),
-        onExec: (request) => {
-          if (session === this.session) void this.updates.onExec(session, request);
-        },
-        onExecRefused: (argv, reason) => {
-          this.onLog(`cpr-exec: ${reason}`, session);
-          this.updates.onExecRefused(session, argv, reason);
-        },
-        onRuntimeReady,
-      })
-      .then((instance) => {
-        // An instance replaced by a live update ends without ending the session.
-        void instance.exited.then((exit) => {
-          if (session.instance === instance && !session.update) this.onExit(session, exit);
-        });
-        return instance;
-      });
-  }
-
-  /** For live updates: start an instance and wait until the VM runs. */
-  private async startInstance(session: Session, req: StartRequest): Promise<StartTimes> {
-    const launchedAt = wallClock();
-    let runtimeReadyAt = 0;
-    session.monitor.reset();
-    const instance = await this.launch(session, req, (at) => {
-      runtimeReadyAt = at;
-      this.call('log', `[live-update] ${req.prepared.build.name}: runtime ready`);
+    // The QMP client exists before QEMU does: its greeting may come first.
+    let instance: QemuInstanceLike | null = null;
+    const qmp = new QmpClient((b) => instance?.write('qmp', b));
+    const launched = await this.env.backend.launch({
+      jsUrl,
+      spare,
+      wasmUrl: req.prepared.wasmUrl,
+      wasmModule: req.prepared.module,
+      memory: req.memory ?? undefined,
+      argv: req.argv,
+      files: req.files,
+      env: req.env,
+      adopt: req.adopt,
+      execNames: this.execNames(session.options.guest),
+      onConsole: (c, b) => this.onConsole(session, qmp, c, b),
+      onLog: (line) => this.onLog(line, session),
+      onExec: (request) => {
+        if (session === this.session) void this.updates.onExec(session, request);
+      },
+      onExecRefused: (argv, reason) => {
+        this.onLog(`cpr-exec: ${reason}`, session);
+        this.updates.onExecRefused(session, argv, reason);
+      },
+      onRuntimeReady,
     });
-    session.instance = instance;
-    this.call('log', `[live-update] ${req.prepared.build.name}: launched, waiting for the VM to run`);
-    const ended = instance.exited.then((exit) => {
-      throw new Error(
-        `${req.prepared.build.name} exited with status ${exit.status}${exit.message ? ` (${exit.message})` : ''} before the VM ran${this.recentLogs()}`,
-      );
+    instance = launched;
+    const running: Running = { instance: launched, qmp };
+    session.running = running;
+    qmp.onEvent((e) => this.onQmpEvent(session, running, e));
+    // MIGRATION events tell an update's migration failed; harmless otherwise.
+    void qmp.ready.then(() => qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] })).catch(() => undefined);
+    void launched.exited.then((exit) => {
+      qmp.close(new PlaygroundError('qemu-exited', `${req.prepared.build.name} exited with status ${exit.status}`));
+      if (session.running !== running) return; // replaced by a live update
+      if (this.updates.endsSession(session, launched)) this.onExit(session, exit);
     });
-    ended.catch(() => undefined);
-    let done = false;
-    const running = (async () => {
-      while (!done) {
-        let out: string;
-        try {
-          out = await session.monitor.command('info status', 3000);
-        } catch (e) {
-          if (toErrorInfo(e).code !== 'monitor-timeout') throw e;
-          // The prompt count can be off by one across the switch (a prompt
-          // of the old QEMU, or the new banner's, seen at the wrong moment):
-          // an empty line makes QEMU print a fresh prompt.
-          instance.writeMonitor(new TextEncoder().encode('\r'));
-          continue;
-        }
-        if (/VM status: running/.test(out)) return wallClock();
-        if (/paused \((postmigrate|prelaunch|restore-vm|shutdown|internal-error)\)|paused$/m.test(out) && !/inmigrate/.test(out)) {
-          // Loaded, but paused: the source was paused (copy route stops it first).
-          await session.monitor.command('cont');
-        }
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      return 0;
-    })();
-    running.catch(() => undefined);
-    let runningAt: number;
-    try {
-      runningAt = await withDeadline(Promise.race([running, ended]), req.timeoutMs || DEFAULT_UPDATE_TIMEOUT_MS, `${req.prepared.build.name} did not run the VM`);
-    } finally {
-      done = true; // no more polling of a QEMU given up on
-    }
-    return { launchedAt, runtimeReadyAt: runtimeReadyAt || launchedAt, monitorAt: session.monitorSeenAt ?? runtimeReadyAt, runningAt };
+    return running;
   }
 
   /** Every name QEMU may exec for this guest: `v2`, `qemu-system-arm@v2`, `qemu-system-arm`. */
@@ -679,36 +568,97 @@ export class QemuHost implements QemuWorkerApi {
     this.call('serial', concatBytes(chunks));
   }
 
-  private onMonitorBytes(session: Session, bytes: Uint8Array): void {
-    if (session !== this.session) return;
-    if (session.monitorSeenAt === null) {
-      session.monitorSeenAt = wallClock();
-      if (session.update) this.call('log', `[live-update] ${session.build.name}: monitor up`);
+  /** One chunk of a console's output, to where it belongs. */
+  private onConsole(session: Session, qmp: QmpClient, console: ConsoleName, bytes: Uint8Array): void {
+    switch (console) {
+      case 'serial':
+        this.onSerial(session, bytes);
+        return;
+      case 'monitor':
+        if (session !== this.session) return;
+        session.hmp.feed(bytes);
+        this.call('monitor', bytes);
+        return;
+      case 'qmp':
+        qmp.feed(bytes);
+        return;
     }
-    session.monitor.feed(bytes);
-    this.call('monitor', bytes);
   }
 
-  /** Keeps `paused`/`running` in step with commands typed or sent to HMP. */
-  private onMonitorCommand(session: Session, line: string): void {
-    if (session !== this.session) return;
-    const words = line.split(/\s+/);
-    const cmd = words[0] ?? '';
-    // Typed cpr-exec: compile the target while the user is still typing,
-    // so no compile falls into the pause; time the pause from `migrate`.
-    if (cmd === 'migrate_set_parameter' && (words[1] === 'cpr-exec-command' || words[1] === 'cpr-exec-args') && words[2]) {
-      void this.prepareTarget(session, words[2].replace(/^['"]|['"]$/g, '')).then(
-        (prepared) => this.prewarm(session, prepared),
-        () => undefined,
-      );
+  /** QEMU's events keep the page's state: the VM stopped or runs again
+   * (from either monitor, or the guest), the guest was reset. */
+  private onQmpEvent(session: Session, running: Running, e: QmpEvent): void {
+    if (session !== this.session || session.running !== running) return;
+    switch (e.kind) {
+      case 'stop':
+        session.stoppedAt = e.at;
+        if (this.state.state === 'running') this.setState({ state: 'paused' });
+        return;
+      case 'resume':
+        session.stoppedAt = null;
+        if (this.state.state === 'paused') this.setState({ state: 'running' });
+        return;
+      case 'reset':
+        // The guest boots again; it is 'running' once its shell is back.
+        if (this.state.state === 'running' || this.state.state === 'paused') {
+          this.setState({ state: 'booting' });
+          if (!session.onReady) void this.waitForReady(session);
+        }
+        return;
+      case 'shutdown':
+      case 'migration':
+      case 'other':
+        return;
     }
-    if (cmd === 'migrate') session.migrateSeenAt = wallClock();
-    if (cmd === 'stop' && this.state.state === 'running') this.setState({ state: 'paused' });
-    else if ((cmd === 'cont' || cmd === 'c') && this.state.state === 'paused') this.setState({ state: 'running' });
-    else if (cmd === 'system_reset' && this.state.state === 'running') {
-      // The guest boots again; it is 'running' once its shell is back.
-      this.setState({ state: 'booting' });
-      if (!session.onReady) void this.waitForReady(session);
+  }
+
+  /** A command line typed into the HMP console: only hints (hmp-lines.ts). */
+  private onTypedLine(session: Session, line: string): void {
+    if (session !== this.session) return;
+    const hint = typedHint(line);
+    switch (hint.kind) {
+      case 'exec-target':
+        // Compile the target while the user is still typing, so no
+        // compile falls into the pause.
+        void this.prepareTarget(session, hint.name).then(
+          (prepared) => this.prewarm(session, prepared),
+          () => undefined,
+        );
+        return;
+      case 'migrate':
+        session.migrateTypedAt = wallClock();
+        return;
+      case 'none':
+        return;
+    }
+  }
+
+  /** An update ended, by whichever route: the page's state follows. */
+  private updateEnded(s: Session, outcome: UpdateOutcome): void {
+    s.migrateTypedAt = null;
+    switch (outcome.kind) {
+      case 'updated': {
+        const { prepared, argv, result } = outcome;
+        s.prepared = prepared;
+        s.build = prepared.build;
+        s.argv = argv;
+        s.stoppedAt = null;
+        if (s !== this.session) return;
+        this.setState({ state: 'running', build: prepared.build.name, argv: [programOf(prepared.build.name), ...argv], error: null });
+        this.call('liveUpdate', result);
+        return;
+      }
+      case 'refused':
+        return;
+      case 'restored':
+        s.stoppedAt = null;
+        if (s === this.session && this.state.state === 'updating') this.setState({ state: 'running' });
+        return;
+      case 'lost':
+        // QEMU's own exit (onExit) or stop() already ended the session.
+        if (s !== this.session || s.ended) return;
+        void this.stopSession().then(() => this.fail(outcome.error));
+        return;
     }
   }
 
@@ -728,7 +678,7 @@ export class QemuHost implements QemuWorkerApi {
     this.lastCrashAt = Date.now();
     const error = this.exitError(session, { status: 134 });
     session.fail(error);
-    session.monitor.close(error); // a command in flight learns why
+    session.running?.qmp.close(error); // a command in flight learns why
     // While booting, boot() reports it; once running, nobody waits, so say it here.
     const booting = this.activeBoot !== 0;
     void this.stopSession().then(() => {
@@ -736,11 +686,13 @@ export class QemuHost implements QemuWorkerApi {
     });
   }
 
-  private onExit(session: Session, exit: { status: number; message?: string }): void {
+  private onExit(session: Session, exit: InstanceExit): void {
     if (session.ended) return;
     session.ended = true;
-    session.fail(this.exitError(session, exit));
-    session.monitor.close(this.exitError(session, exit));
+    const error = this.exitError(session, exit);
+    session.fail(error);
+    session.running?.qmp.close(error);
+    session.update?.end({ kind: 'lost', error: new PlaygroundError('live-update-failed', `QEMU ended during the live update: ${error.message}`) });
     session.revokeWasm();
     if (session !== this.session) return;
     this.flushSerial();
@@ -785,10 +737,11 @@ export class QemuHost implements QemuWorkerApi {
     s.spare = null;
     const stopped = new PlaygroundError('bad-state', 'QEMU was stopped');
     s.fail(stopped);
-    s.monitor.close(stopped);
+    s.running?.qmp.close(stopped);
+    s.update?.end({ kind: 'lost', error: new PlaygroundError('bad-state', 'QEMU was stopped during the live update') });
     this.flushSerial();
     try {
-      await s.instance?.kill();
+      await s.running?.instance.kill();
     } finally {
       s.revokeWasm();
     }
@@ -800,12 +753,12 @@ export class QemuHost implements QemuWorkerApi {
     }
   }
 
-  private liveInstance(): QemuInstanceLike {
+  private live(): Running {
     const s = this.session;
-    if (!s || !s.instance || s.ended) {
+    if (!s || !s.running || s.ended) {
       throw new PlaygroundError('bad-state', `QEMU is not running (state: ${this.state.state}); boot a guest first`);
     }
-    return s.instance;
+    return s.running;
   }
 
   private async loadRegistry(): Promise<BuildRegistry> {

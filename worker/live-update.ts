@@ -1,27 +1,146 @@
-// Runs in the QEMU host worker; no DOM.
+// Runs in the QEMU host worker (and in Node for unit tests); no DOM.
 //
 // Live update: QEMU's cpr-exec in the browser. QEMU stops the VM, writes
 // its device state to a file, records its memfds (guest RAM) in the CPR
 // state memfd and exec's `cpr-exec-command`. Here exec reaches the host as
 // an ExecRequest from the instance worker (wasm/emscripten/cpr-exec.js →
-// worker/qemu/instance.ts), and the host:
+// worker/qemu/instance.ts), and the exec path:
 //   1. ends the old instance worker (its runtime and all QEMU's threads),
-//   2. clears the Memory below the old heap top (worker/qemu/memory.ts),
+//   2. clears the Memory below the old heap top,
 //   3. starts the build argv[0] names, already compiled, on the same
 //      Memory, with QEMU's environment, the memfds reopened under the same
-//      fds (worker/qemu/memfd.ts) and the state file carried over,
-//   4. waits until QEMU says the VM runs.
+//      fds and the state file carried over,
+//   4. waits on the new QEMU's QMP until its VM runs (RESUME).
 // If anything after the VM stopped fails, the old build is started the same
 // way from the same state (QEMU itself restarts the VM when exec fails
-// before that point). The same flow serves liveUpdate() and the commands
-// typed into the monitor. Route 'copy' is the benchmark baseline: a normal
-// migration to a file, a fresh instance on a fresh Memory.
+// before that point). The same flow serves liveUpdate() (driven over QMP)
+// and the commands a user types into the HMP console. Route 'copy' is the
+// benchmark baseline: a normal migration to a file, a fresh instance on a
+// fresh Memory.
+//
+// One Update object owns a pending update from its start to its end, and
+// every way out (done, refused, failed and restored, timed out, QEMU died,
+// fallback failed) goes through Update.end(), the one place that clears it.
 import { PlaygroundError, type LiveUpdateResult, type LiveUpdateRoute, type PausePhases } from './api';
+import {
+  clearBelow,
+  HEAP_LIMIT,
+  RegionTable,
+  type ExecRequest,
+  type OpenMemfd,
+  type QemuInstanceLike,
+  type RegionEntry,
+  withQmpConsole,
+} from './backend';
 import type { ResolvedBuild } from './builds';
-import type { QemuInstanceLike } from './host';
-import type { ExecRequest } from './qemu/instance';
-import type { OpenMemfd } from './qemu/memfd';
-import { clearBelow, HEAP_LIMIT, RegionTable, type RegionEntry } from './qemu/memory';
+import { QmpError, type QmpClient } from './qmp';
+
+/** A build ready to start: compiled, its live-update support known. */
+export interface PreparedBuild {
+  build: ResolvedBuild;
+  /** Where the glue finds the wasm (pthreads get the compiled module). */
+  wasmUrl: string;
+  module?: WebAssembly.Module;
+  /** Why it cannot take over a running guest's RAM, or undefined. */
+  layoutProblem: string | undefined;
+}
+
+/** One running QEMU and its control channel. */
+export interface Running {
+  instance: QemuInstanceLike;
+  qmp: QmpClient;
+}
+
+/** What a session holds for live updates (the host's Session extends it). */
+export interface UpdateSession {
+  memory: WebAssembly.Memory | null;
+  prepared: PreparedBuild | null;
+  /** The guest's QEMU arguments (no -incoming), for the next build. */
+  baseArgv: string[];
+  guestFiles: Record<string, Uint8Array>;
+  running: Running | null;
+  update: Update | null;
+  /** QEMU's time of the STOP event while the VM is stopped, else null. */
+  stoppedAt: number | null;
+  /** Wall clock ms when a typed `migrate` line was seen in HMP. */
+  migrateTypedAt: number | null;
+}
+
+export interface StartRequest {
+  prepared: PreparedBuild;
+  argv: string[];
+  memory: WebAssembly.Memory | null;
+  env?: Record<string, string>;
+  adopt?: OpenMemfd[];
+  files: Record<string, Uint8Array>;
+}
+
+/** How an update ended. */
+export type UpdateOutcome =
+  | { kind: 'updated'; result: LiveUpdateResult; prepared: PreparedBuild; argv: string[] }
+  /** Refused before the VM stopped: the guest ran on, untouched. */
+  | { kind: 'refused'; error: PlaygroundError }
+  /** Failed after the VM stopped; the VM runs again on the old build. */
+  | { kind: 'restored'; error: PlaygroundError }
+  /** The VM could not be brought back: the session is lost. */
+  | { kind: 'lost'; error: PlaygroundError };
+
+/** What the exec path needs from the host. */
+export interface UpdatePort<S extends UpdateSession> {
+  /** Starts an instance for the session with its consoles wired; it
+   * becomes s.running. */
+  launch(s: S, req: StartRequest, onRuntimeReady: (at: number) => void): Promise<Running>;
+  prepare(s: S, target: string): Promise<PreparedBuild>;
+  /** Starts the next instance's worker and threads ahead of the pause. */
+  prewarm(s: S, prepared: PreparedBuild): void;
+  createMemory(): WebAssembly.Memory;
+  /** The VM is about to stop for an update (the page shows 'updating'). */
+  pausing(s: S): void;
+  /** An update ended; called once per update, from Update.end(). */
+  ended(s: S, outcome: UpdateOutcome): void;
+  log(line: string): void;
+}
+
+export const STATE_FILE = '/vm.state';
+export const COPY_FILE = '/vm.copy';
+/** Cleared above the old heap top, for allocations that raced the end. */
+export const CLEAR_MARGIN = 16 * 1024 ** 2;
+/** One attempt of a new instance to run the VM (normally < 1 s). */
+export const ATTEMPT_TIMEOUT_MS = 20_000;
+export const DEFAULT_UPDATE_TIMEOUT_MS = 120_000;
+
+export function wallClock(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** The build name in cpr-exec-command's argv[0] (a path's last part). */
+export function execName(argv0: string): string {
+  return argv0.split('/').pop() ?? argv0;
+}
+
+/** A file path as the new instance's FS needs it (cwd is /). */
+export function absolute(path: string): string {
+  return path.startsWith('/') ? path : `/${path}`;
+}
+
+/** KEY=VALUE strings as an object. */
+export function parseEnv(env: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of env) {
+    const i = e.indexOf('=');
+    if (i > 0) out[e.slice(0, i)] = e.slice(i + 1);
+  }
+  return out;
+}
+
+/** cpr-exec-command for a target: argv of the new QEMU. */
+export function cprExecCommand(name: string, baseArgv: readonly string[], stateFile = STATE_FILE): string[] {
+  return [name, ...baseArgv, '-incoming', `file:${stateFile}`];
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
 
 /** Preserved memfds as they were at exec, with the bytes of the small
  * ones (the CPR state): the next QEMU closes and frees the CPR state
@@ -51,125 +170,13 @@ function restoreFiles(memory: WebAssembly.Memory, saved: SavedFiles): void {
   }
 }
 
-/** A build ready to start: compiled, its live-update support known. */
-export interface PreparedBuild {
-  build: ResolvedBuild;
-  /** Where the glue finds the wasm (pthreads get the compiled module). */
-  wasmUrl: string;
-  module?: WebAssembly.Module;
-  /** Why it cannot take over a running guest's RAM, or undefined. */
-  layoutProblem: string | undefined;
-}
-
-export interface PendingUpdate {
-  route: LiveUpdateRoute;
-  target: string;
-  /** Wall clock ms when the pause began (`migrate` sent or typed). */
-  t0: number;
-  promise: Promise<LiveUpdateResult>;
-  resolve(r: LiveUpdateResult): void;
-  reject(e: unknown): void;
-}
-
-/** What a session needs for live updates (the host's Session extends it). */
-export interface UpdateSession {
-  memory: WebAssembly.Memory | null;
-  prepared: PreparedBuild | null;
-  /** The guest's QEMU arguments (no -incoming), for the next build. */
-  baseArgv: string[];
-  guestFiles: Record<string, Uint8Array>;
-  update: PendingUpdate | null;
-  /** Wall clock ms when a `migrate` line was seen in the monitor. */
-  migrateSeenAt: number | null;
-}
-
 /** Timestamps of one instance start, for the phases. */
-export interface StartTimes {
-  launchedAt: number;
+interface StartTimes {
   runtimeReadyAt: number;
+  /** QMP answered: QEMU created the machine and mapped RAM. */
   monitorAt: number;
+  /** The VM runs (QEMU's RESUME, or our clock if it ran already). */
   runningAt: number;
-}
-
-export interface StartRequest {
-  prepared: PreparedBuild;
-  argv: string[];
-  memory: WebAssembly.Memory | null;
-  env?: Record<string, string>;
-  adopt?: OpenMemfd[];
-  files: Record<string, Uint8Array>;
-  timeoutMs: number;
-}
-
-/** What the live-update flow needs from the host. */
-export interface UpdatePort<S extends UpdateSession> {
-  /** Starts an instance for the session (it becomes s.instance) and
-   * resolves once the VM runs; rejects if it ends first. */
-  start(s: S, req: StartRequest): Promise<StartTimes>;
-  instance(s: S): QemuInstanceLike | null;
-  monitor(s: S, command: string, timeoutMs?: number): Promise<string>;
-  prepare(s: S, target: string): Promise<PreparedBuild>;
-  /** Starts the next instance's worker and threads ahead of the pause. */
-  prewarm(s: S, prepared: PreparedBuild): void;
-  createMemory(): WebAssembly.Memory;
-  updating(s: S): void;
-  updated(s: S, prepared: PreparedBuild, argv: string[], result: LiveUpdateResult): void;
-  /** The old build runs the VM again after a failed update. */
-  restored(s: S): void;
-  /** The fallback failed too: the session is lost. */
-  lost(s: S, error: PlaygroundError): void;
-  log(line: string): void;
-  /** Progress of an update, for debugging (the worker's console). */
-  trace(line: string): void;
-}
-
-export const STATE_FILE = '/vm.state';
-/** Cleared above the old heap top, for allocations that raced the end. */
-export const CLEAR_MARGIN = 16 * 1024 ** 2;
-/** One attempt of a new instance to run the VM (normally < 1 s). */
-export const ATTEMPT_TIMEOUT_MS = 20_000;
-export const COPY_FILE = '/vm.copy';
-export const DEFAULT_UPDATE_TIMEOUT_MS = 120_000;
-
-export function wallClock(): number {
-  return performance.timeOrigin + performance.now();
-}
-
-/** Quotes one argument for g_shell_parse_argv (cpr-exec-command). */
-export function shellQuote(a: string): string {
-  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
-}
-
-/** The value of `migrate_set_parameter cpr-exec-command` for a target. */
-export function cprExecCommand(name: string, baseArgv: readonly string[], stateFile = STATE_FILE): string {
-  return [name, ...baseArgv, '-incoming', `file:${stateFile}`].map(shellQuote).join(' ');
-}
-
-/** QEMU's error in an HMP command's output, or undefined. */
-export function hmpError(output: string): string | undefined {
-  const m = /^(?:Error: |.*?: )?(.*(?:[Ee]rror|cannot|not supported|blocked|Invalid parameter|[Uu]nknown|failed).*)$/m.exec(output.trim());
-  if (!output.trim()) return undefined;
-  return m ? m[0].replace(/^Error: /, '') : undefined;
-}
-
-/** KEY=VALUE strings as an object. */
-export function parseEnv(env: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const e of env) {
-    const i = e.indexOf('=');
-    if (i > 0) out[e.slice(0, i)] = e.slice(i + 1);
-  }
-  return out;
-}
-
-/** The build name in cpr-exec-command's argv[0] (a path's last part). */
-export function execName(argv0: string): string {
-  return argv0.split('/').pop() ?? argv0;
-}
-
-/** A file path as the new instance's FS needs it (cwd is /). */
-export function absolute(path: string): string {
-  return path.startsWith('/') ? path : `/${path}`;
 }
 
 function phasesFrom(t0: number, execAt: number, tornDown: number, cleared: number, t: StartTimes): PausePhases {
@@ -184,193 +191,376 @@ function phasesFrom(t0: number, execAt: number, tornDown: number, cleared: numbe
   };
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: () => PlaygroundError): Promise<T> {
+function race<T>(p: Promise<T>, ...others: Promise<never>[]): Promise<T> {
+  return Promise.race([p, ...others]);
+}
+
+/** A promise that rejects after ms with `what`, and its cancel. */
+function deadline(ms: number, what: () => Error): { expired: Promise<never>; clear(): void } {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(what()), ms);
   });
-  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
+  expired.catch(() => undefined);
+  return { expired, clear: () => clearTimeout(timer) };
+}
+
+/**
+ * Waits until the VM of a just-started QEMU runs: its QMP greets, then
+ * query-status says running, or its incoming migration ends and RESUME
+ * comes; a VM that loaded paused (the copy route stops the source first)
+ * is continued. Rejects when QEMU exits or the time runs out.
+ */
+export async function waitRunning(r: Running, timeoutMs: number, name: string): Promise<{ monitorAt: number; runningAt: number }> {
+  const { qmp, instance } = r;
+  const died = instance.exited.then((exit): never => {
+    throw new Error(`${name} exited with status ${exit.status}${exit.message ? ` (${exit.message})` : ''} before the VM ran`);
+  });
+  died.catch(() => undefined);
+  const limit = deadline(timeoutMs, () => new Error(`${name} did not run the VM within ${timeoutMs} ms`));
+  const resumed = qmp.waitFor((e) => (e.kind === 'resume' ? e.at : undefined), timeoutMs, `${name} did not run the VM`);
+  const loaded = qmp.waitFor((e) => (e.kind === 'migration' && (e.status === 'completed' || e.status === 'failed') ? e.status : undefined), timeoutMs, `${name} did not load the state`);
+  try {
+    const monitorAt = await race(qmp.ready, died, limit.expired);
+    let st = await race(qmp.status(), died, limit.expired);
+    if (st.running) return { monitorAt, runningAt: wallClock() };
+    if (st.status === 'inmigrate') {
+      const next = await race(Promise.race([resumed.promise.then((at) => ({ at })), loaded.promise.then((status) => ({ status }))]), died, limit.expired);
+      if ('at' in next) return { monitorAt, runningAt: next.at };
+      if (next.status === 'failed') throw new Error(`${name} could not load the device state`);
+      st = await race(qmp.status(), died, limit.expired);
+      if (st.running) return { monitorAt, runningAt: wallClock() };
+    }
+    // Loaded, but paused: the source was paused (copy route stops it first).
+    await race(qmp.execute('cont'), died, limit.expired);
+    return { monitorAt, runningAt: await race(resumed.promise, died, limit.expired) };
+  } finally {
+    limit.clear();
+    resumed.cancel();
+    loaded.cancel();
+  }
+}
+
+type Phase = 'commanding' | 'migrating' | 'replacing';
+
+/** One pending live update: created by begin(), ended by end() only. */
+export class Update {
+  phase: Phase = 'commanding';
+  /** Instances this update ends on purpose: their exit is not QEMU dying. */
+  readonly retiring = new Set<QemuInstanceLike>();
+  readonly outcome: Promise<UpdateOutcome>;
+  private settle!: (o: UpdateOutcome) => void;
+  private done = false;
+  private readonly cleanups: (() => void)[] = [];
+
+  constructor(
+    readonly route: LiveUpdateRoute,
+    readonly target: string,
+    /** Wall clock ms: the pause begins here at the latest. */
+    public t0: number,
+    private readonly onEnd: (o: UpdateOutcome) => void,
+  ) {
+    this.outcome = new Promise<UpdateOutcome>((resolve) => (this.settle = resolve));
+  }
+
+  get ended(): boolean {
+    return this.done;
+  }
+
+  /** Runs `fn` when the update ends (timers, event listeners). */
+  onCleanup(fn: () => void): void {
+    if (this.done) fn();
+    else this.cleanups.push(fn);
+  }
+
+  /** The one way out: settles once, runs the cleanups, tells the host. */
+  end(o: UpdateOutcome): void {
+    if (this.done) return;
+    this.done = true;
+    for (const fn of this.cleanups.splice(0)) fn();
+    this.settle(o);
+    this.onEnd(o);
+  }
+}
+
+/** The result, or the error, of an outcome. */
+export async function resultOf(u: Update): Promise<LiveUpdateResult> {
+  const o = await u.outcome;
+  if (o.kind === 'updated') return o.result;
+  throw o.error;
 }
 
 export class LiveUpdates<S extends UpdateSession> {
-  constructor(private readonly port: UpdatePort<S>) {}
+  constructor(
+    private readonly port: UpdatePort<S>,
+    /** How long one new instance gets to run the VM. */
+    private readonly attemptMs = ATTEMPT_TIMEOUT_MS,
+  ) {}
 
-  /** A pending update record; liveUpdate() and exec both find it. */
-  begin(s: S, route: LiveUpdateRoute, target: string, t0: number): PendingUpdate {
-    let resolve!: (r: LiveUpdateResult) => void;
-    let reject!: (e: unknown) => void;
-    const promise = new Promise<LiveUpdateResult>((res, rej) => {
-      resolve = res;
-      reject = rej;
+  /** A pending update for the session; every route starts here. */
+  begin(s: S, route: LiveUpdateRoute, target: string, t0: number): Update {
+    if (s.update) throw new PlaygroundError('bad-state', `a live update to ${s.update.target} is in progress`);
+    const u = new Update(route, target, t0, (o) => {
+      if (s.update === u) s.update = null;
+      this.port.ended(s, o);
     });
-    promise.catch(() => undefined);
-    const u: PendingUpdate = { route, target, t0, promise, resolve, reject };
     s.update = u;
     return u;
   }
 
-  /** liveUpdate(target) on the cpr-exec route: the monitor commands a
-   * user would type, then the exec that QEMU makes. */
+  /** liveUpdate(target) on the cpr-exec route: QEMU's own commands over
+   * QMP, then the exec that QEMU makes. */
   async viaCprExec(s: S, prepared: PreparedBuild, timeoutMs: number): Promise<LiveUpdateResult> {
     const from = s.prepared?.build.name ?? '?';
-    const refuse = (why: string): PlaygroundError => {
-      s.update = null;
-      return new PlaygroundError('live-update-refused', `live update ${from} → ${prepared.build.name} refused: ${why}; the guest runs on ${from}, untouched`);
-    };
-    if (!s.memory || s.prepared?.layoutProblem) {
-      throw refuse(s.prepared?.layoutProblem ?? `${from} does not run on a shared Memory`);
-    }
-    if (prepared.layoutProblem) throw refuse(prepared.layoutProblem);
-    this.port.prewarm(s, prepared);
+    const refused = (why: string): PlaygroundError =>
+      new PlaygroundError('live-update-refused', `live update ${from} → ${prepared.build.name} refused: ${why}; the guest runs on ${from}, untouched`);
+    if (!s.memory || s.prepared?.layoutProblem) throw refused(s.prepared?.layoutProblem ?? `${from} does not run on a shared Memory`);
+    if (prepared.layoutProblem) throw refused(prepared.layoutProblem);
+    const running = s.running;
+    if (!running) throw new PlaygroundError('bad-state', 'QEMU is not running');
     const u = this.begin(s, 'cpr-exec', prepared.build.name, wallClock());
-    for (const cmd of ['migrate_set_parameter mode cpr-exec', `migrate_set_parameter cpr-exec-command ${cprExecCommand(prepared.build.name, s.baseArgv)}`]) {
-      const err = hmpError(await this.port.monitor(s, cmd));
-      if (err) throw refuse(`QEMU says: ${err}`);
+    this.port.prewarm(s, prepared);
+    this.watchMigration(s, u, running.qmp);
+    try {
+      await running.qmp.execute('migrate-set-parameters', { mode: 'cpr-exec', 'cpr-exec-command': cprExecCommand(prepared.build.name, s.baseArgv) });
+      u.t0 = wallClock();
+      u.phase = 'migrating';
+      await running.qmp.execute('migrate', { uri: `file:${STATE_FILE}` });
+    } catch (e) {
+      // QEMU refused (a blocker) or did not answer: the VM never stopped.
+      if (u.phase === 'commanding' || e instanceof QmpError) u.end({ kind: 'refused', error: refused(`QEMU says: ${message(e)}`) });
+      else void this.abandon(s, u, `QMP failed during migrate: ${message(e)}`);
+      return resultOf(u);
     }
-    u.t0 = wallClock();
-    const out = await this.port.monitor(s, `migrate -d file:${STATE_FILE}`, timeoutMs);
-    const err = hmpError(out);
-    if (err && s.update === u) throw refuse(`QEMU says: ${err}`);
-    return withTimeout(u.promise, timeoutMs, () => new PlaygroundError('live-update-failed', `live update to ${prepared.build.name} did not finish within ${timeoutMs} ms`));
+    // Until the exec comes, an update that takes too long is given up:
+    // migrate_cancel, and the old QEMU runs the VM on. Once the new QEMU
+    // is starting, its own attempts bound the time.
+    const timer = setTimeout(() => {
+      if (u.phase !== 'replacing') void this.abandon(s, u, `no exec within ${timeoutMs} ms`);
+    }, timeoutMs);
+    u.onCleanup(() => clearTimeout(timer));
+    return resultOf(u);
   }
 
   /** QEMU exec'd: replace the instance (typed or from liveUpdate()). */
-  async onExec(s: S, req: ExecRequest, timeoutMs = DEFAULT_UPDATE_TIMEOUT_MS): Promise<void> {
+  async onExec(s: S, req: ExecRequest): Promise<void> {
     const name = execName(req.argv[0] ?? '');
-    // Typed: the pause began when the `migrate` line was seen (or at exec
-    // if its echo came later).
-    const u = s.update ?? this.begin(s, 'cpr-exec', name, Math.min(s.migrateSeenAt ?? req.at, req.at));
+    // Typed: the pause began at the STOP (or the typed `migrate`), else at exec.
+    const typedT0 = Math.max(s.stoppedAt ?? 0, s.migrateTypedAt ?? 0) || req.at;
+    let u: Update;
+    try {
+      u = s.update ?? this.begin(s, 'cpr-exec', name, Math.min(typedT0, req.at));
+    } catch {
+      return; // begin() refuses only while another update runs
+    }
+    u.phase = 'replacing';
+    this.port.pausing(s);
+    try {
+      await this.replace(s, u, req, name);
+    } catch (e) {
+      // Nothing above should throw past its own fallback; if it does, the
+      // update still ends here, and says why.
+      u.end({ kind: 'lost', error: new PlaygroundError('live-update-failed', `live update to ${name} failed: ${message(e)}`) });
+    }
+  }
+
+  /** The exec path proper: old instance out, new one in, or the old one back. */
+  private async replace(s: S, u: Update, req: ExecRequest, name: string): Promise<void> {
+    const t0 = Math.max(u.t0, s.stoppedAt ?? 0);
     const old = s.prepared!;
-    this.port.updating(s);
+    const oldRunning = s.running;
     const files: Record<string, Uint8Array> = {};
     for (const [path, bytes] of Object.entries(req.files)) files[absolute(path)] = bytes;
     const env = parseEnv(req.env);
     const memory = s.memory!;
     const saved = saveFiles(memory, req.open);
-    this.port.trace(`exec ${name}: ${req.open.length} memfds open (fds ${req.open.map((o) => o.fd).join(',')}), heap top ${(req.heapTop / 2 ** 20).toFixed(1)} MiB, state ${Object.values(req.files).map((b) => b.length).join('+')} bytes`);
+    this.port.log(`[live-update] exec ${name}: ${req.open.length} memfds open (fds ${req.open.map((o) => o.fd).join(',')}), heap top ${(req.heapTop / 2 ** 20).toFixed(1)} MiB, state ${Object.values(req.files).map((b) => b.length).join('+')} bytes`);
     try {
       // Usually compiled already (liveUpdate() prepares first; a typed
       // cpr-exec-command line starts preparing when it is seen).
       const prepared = await this.port.prepare(s, name);
       if (prepared.layoutProblem) throw new Error(prepared.layoutProblem);
-      const oldInstance = this.port.instance(s);
-      const tornDown = await this.teardown(s);
+      const tornDown = await this.retire(u, oldRunning);
       // The heap top at exec, or later if QEMU's other threads grew it
       // before they stopped, plus a margin for a last allocation.
-      const exitTop = (await oldInstance?.exited)?.heapTop ?? 0;
+      const exitTop = (await oldRunning?.instance.exited)?.heapTop ?? 0;
       clearBelow(memory, req.heapTop && exitTop ? Math.max(req.heapTop, exitTop) + CLEAR_MARGIN : HEAP_LIMIT);
       const cleared = wallClock();
-      this.port.trace(`old instance ended, memory cleared; starting ${prepared.build.name}`);
-      const argv = req.argv.slice(1);
+      const argv = withQmpConsole(req.argv.slice(1));
       const start = (): Promise<StartTimes> =>
-        this.port.start(s, { prepared, argv, memory, env, adopt: req.open, files: { ...s.guestFiles, ...files }, timeoutMs: attemptMs });
-      const attemptMs = Math.min(ATTEMPT_TIMEOUT_MS, timeoutMs / 3);
+        this.start(s, { prepared, argv, memory, env, adopt: req.open, files: { ...s.guestFiles, ...files } }, this.attemptMs);
       let times: StartTimes;
       try {
         times = await start();
       } catch (e) {
-        // Seen rarely: the new QEMU prints its monitor banner and then
-        // never runs the VM. Start the same build once more from the same
-        // state before giving up on it.
-        this.port.trace(`${prepared.build.name} did not run the VM (${e instanceof Error ? e.message : String(e)}); starting it again`);
-        await this.clearAfter(s, saved);
+        // Seen rarely: the new QEMU starts and then never runs the VM.
+        // Start the same build once more from the same state.
+        this.port.log(`[live-update] ${prepared.build.name} did not run the VM (${message(e)}); starting it again`);
+        await this.clearAfter(s, u, saved);
         times = await start();
       }
       const result: LiveUpdateResult = {
-        pauseMs: Math.round(times.runningAt - u.t0),
+        pauseMs: Math.round(times.runningAt - t0),
         from: old.build.name,
         to: prepared.build.name,
         route: 'cpr-exec',
-        phases: phasesFrom(u.t0, req.at, tornDown, cleared, times),
+        phases: phasesFrom(t0, req.at, tornDown, cleared, times),
       };
-      this.port.updated(s, prepared, argv, result);
-      s.update = null;
-      u.resolve(result);
+      u.end({ kind: 'updated', result, prepared, argv });
     } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
+      const why = message(e);
       this.port.log(`live update to ${name} failed: ${why}; restarting ${old.build.name} from the same state`);
       try {
-        await this.restartOld(s, old, req, files, env, saved, timeoutMs);
-        s.update = null;
-        this.port.restored(s);
-        u.reject(new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed: ${why}. The VM runs again on ${old.build.name}`));
+        await this.restartOld(s, u, old, req, files, env, saved);
+        u.end({ kind: 'restored', error: new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed: ${why}. The VM runs again on ${old.build.name}`) });
       } catch (e2) {
-        const lost = new PlaygroundError(
-          'live-update-failed',
-          `live update ${old.build.name} → ${name} failed (${why}), and restarting ${old.build.name} failed too: ${e2 instanceof Error ? e2.message : String(e2)}`,
-        );
-        s.update = null;
-        u.reject(lost);
-        this.port.lost(s, lost);
+        u.end({
+          kind: 'lost',
+          error: new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed (${why}), and restarting ${old.build.name} failed too: ${message(e2)}`),
+        });
       }
     }
   }
 
   /** QEMU asked for a build that does not exist: QEMU restarts the VM itself. */
   onExecRefused(s: S, argv: string[], reason: string): void {
+    s.update?.end({
+      kind: 'restored',
+      error: new PlaygroundError('live-update-failed', `live update to ${execName(argv[0] ?? '')} failed: ${reason}. QEMU restarted the VM on ${s.prepared?.build.name}`),
+    });
+  }
+
+  /**
+   * The session's QEMU ended. Returns true when that ends the session (the
+   * host reports QEMU's exit and ends a pending update with it), false
+   * when a pending update handles it: an instance it retires, or one it is
+   * starting (it falls back to the old build).
+   */
+  endsSession(s: S, instance: QemuInstanceLike): boolean {
     const u = s.update;
-    if (!u) return;
-    s.update = null;
-    u.reject(new PlaygroundError('live-update-failed', `live update to ${execName(argv[0] ?? '')} failed: ${reason}. QEMU restarted the VM on ${s.prepared?.build.name}`));
+    return !u || (!u.retiring.has(instance) && u.phase !== 'replacing');
   }
 
   /** The benchmark baseline: RAM goes through a file and a fresh Memory. */
   async viaCopy(s: S, prepared: PreparedBuild, timeoutMs: number): Promise<LiveUpdateResult> {
     const from = s.prepared!;
+    const running = s.running;
+    if (!running) throw new PlaygroundError('bad-state', 'QEMU is not running');
     const u = this.begin(s, 'copy', prepared.build.name, wallClock());
-    const fail = (why: string): PlaygroundError => {
-      s.update = null;
-      return new PlaygroundError('live-update-refused', `copy update ${from.build.name} → ${prepared.build.name} refused: ${why}`);
-    };
-    // Paused first: the whole state, RAM included, is written in the pause.
-    await this.port.monitor(s, 'stop');
-    for (const cmd of ['migrate_set_parameter mode normal', `migrate file:${COPY_FILE}`]) {
-      const err = hmpError(await this.port.monitor(s, cmd, timeoutMs));
-      if (err) {
-        await this.port.monitor(s, 'cont').catch(() => undefined);
-        throw fail(`QEMU says: ${err}`);
+    const refused = (why: string): UpdateOutcome => ({
+      kind: 'refused',
+      error: new PlaygroundError('live-update-refused', `copy update ${from.build.name} → ${prepared.build.name} refused: ${why}`),
+    });
+    const { qmp } = running;
+    try {
+      // Paused first: the whole state, RAM included, is written in the pause.
+      await qmp.execute('stop');
+      const migrated = qmp.waitFor((e) => (e.kind === 'migration' && (e.status === 'completed' || e.status === 'failed') ? e.status : undefined), timeoutMs, 'the migration to a file did not end');
+      try {
+        await qmp.execute('migrate-set-parameters', { mode: 'normal' });
+        await qmp.execute('migrate', { uri: `file:${COPY_FILE}` });
+        if ((await migrated.promise) === 'failed') throw new Error(await this.migrationError(qmp));
+      } finally {
+        migrated.cancel();
       }
+    } catch (e) {
+      await qmp.execute('cont').catch(() => undefined);
+      u.end(refused(`QEMU says: ${message(e)}`));
+      return resultOf(u);
     }
-    const state = await this.port.instance(s)?.readFile?.(COPY_FILE);
+    const state = await running.instance.readFile?.(COPY_FILE);
     if (!state || state.length === 0) {
-      await this.port.monitor(s, 'cont').catch(() => undefined);
-      throw fail(`QEMU wrote no ${COPY_FILE}`);
+      await qmp.execute('cont').catch(() => undefined);
+      u.end(refused(`QEMU wrote no ${COPY_FILE}`));
+      return resultOf(u);
     }
     const saved = wallClock();
-    this.port.updating(s);
-    const tornDown = await this.teardown(s);
-    const memory = s.memory ? this.port.createMemory() : null;
-    s.memory = memory;
-    const cleared = wallClock();
-    const argv = [...s.baseArgv, '-incoming', `file:${COPY_FILE}`];
-    const times = await this.port.start(s, { prepared, argv, memory, files: { ...s.guestFiles, [COPY_FILE]: state }, timeoutMs: timeoutMs });
-    const result: LiveUpdateResult = {
-      pauseMs: Math.round(times.runningAt - u.t0),
-      from: from.build.name,
-      to: prepared.build.name,
-      route: 'copy',
-      phases: phasesFrom(u.t0, saved, tornDown, cleared, times),
-    };
-    this.port.updated(s, prepared, argv, result);
-    s.update = null;
-    u.resolve(result);
-    return result;
+    u.phase = 'replacing';
+    this.port.pausing(s);
+    try {
+      const tornDown = await this.retire(u, running);
+      const memory = s.memory ? this.port.createMemory() : null;
+      s.memory = memory;
+      const cleared = wallClock();
+      // The incoming side reports the end of the load (MIGRATION events)
+      // only with the events capability.
+      const argv = [...s.baseArgv, '-global', 'migration.x-events=on', '-incoming', `file:${COPY_FILE}`];
+      const times = await this.start(s, { prepared, argv, memory, files: { ...s.guestFiles, [COPY_FILE]: state } }, timeoutMs);
+      const result: LiveUpdateResult = {
+        pauseMs: Math.round(times.runningAt - u.t0),
+        from: from.build.name,
+        to: prepared.build.name,
+        route: 'copy',
+        phases: phasesFrom(u.t0, saved, tornDown, cleared, times),
+      };
+      u.end({ kind: 'updated', result, prepared, argv: s.baseArgv });
+    } catch (e) {
+      u.end({ kind: 'lost', error: new PlaygroundError('live-update-failed', `copy update ${from.build.name} → ${prepared.build.name} failed after the old QEMU ended: ${message(e)}`) });
+    }
+    return resultOf(u);
   }
 
-  /** Ends the current instance; returns when (wall clock). */
-  private async teardown(s: S): Promise<number> {
-    await this.port.instance(s)?.kill();
+  /** Ends a pending update whose migration failed (QEMU runs the VM on). */
+  private watchMigration(s: S, u: Update, qmp: QmpClient): void {
+    const off = qmp.onEvent((e) => {
+      if (e.kind !== 'migration' || e.status !== 'failed' || u.phase !== 'migrating') return;
+      void this.migrationError(qmp).then((why) =>
+        u.end({ kind: 'restored', error: new PlaygroundError('live-update-failed', `live update to ${u.target} failed: QEMU says: ${why}. The VM runs on ${s.prepared?.build.name}`) }),
+      );
+    });
+    u.onCleanup(off);
+  }
+
+  private async migrationError(qmp: QmpClient): Promise<string> {
+    const info = await qmp.execute<{ 'error-desc'?: string }>('query-migrate').catch(() => ({ 'error-desc': undefined }));
+    return info['error-desc'] ?? 'the migration failed';
+  }
+
+  /** Gives up an update before exec: cancel the migration, make sure the
+   * old QEMU runs the VM; if it cannot, the session is lost. */
+  private async abandon(s: S, u: Update, why: string): Promise<void> {
+    const qmp = s.running?.qmp;
+    const error = (kind: 'restored' | 'lost', more: string): UpdateOutcome => ({
+      kind,
+      error: new PlaygroundError('live-update-failed', `live update to ${u.target} gave up: ${why}; ${more}`),
+    });
+    try {
+      if (!qmp) throw new Error('QEMU is gone');
+      await qmp.execute('migrate_cancel', undefined, 5000).catch(() => undefined);
+      const st = await qmp.status(5000);
+      if (!st.running) await qmp.execute('cont', undefined, 5000);
+      u.end(error('restored', `the VM runs on ${s.prepared?.build.name}`));
+    } catch (e) {
+      u.end(error('lost', `QEMU does not answer (${message(e)})`));
+    }
+  }
+
+  /** Starts an instance and waits until its VM runs. */
+  private async start(s: S, req: StartRequest, timeoutMs: number): Promise<StartTimes> {
+    let runtimeReadyAt = 0;
+    const launchedAt = wallClock();
+    const running = await this.port.launch(s, req, (at) => (runtimeReadyAt = at));
+    const { monitorAt, runningAt } = await waitRunning(running, timeoutMs, req.prepared.build.name);
+    return { runtimeReadyAt: runtimeReadyAt || launchedAt, monitorAt, runningAt };
+  }
+
+  /** Ends an instance on purpose; returns when (wall clock). */
+  private async retire(u: Update, r: Running | null): Promise<number> {
+    if (r) {
+      u.retiring.add(r.instance);
+      await r.instance.kill();
+    }
     return wallClock();
   }
 
   /** After a failed instance: end it, clear what it may have dirtied,
    * put the preserved memfds back as they were at exec. */
-  private async clearAfter(s: S, saved: SavedFiles): Promise<void> {
-    const inst = this.port.instance(s);
+  private async clearAfter(s: S, u: Update, saved: SavedFiles): Promise<void> {
+    const r = s.running;
     let top = HEAP_LIMIT;
-    if (inst) {
-      await inst.kill();
-      const exit = await inst.exited;
+    if (r) {
+      await this.retire(u, r);
+      const exit = await r.instance.exited;
       top = exit.heapTop ? exit.heapTop + CLEAR_MARGIN : HEAP_LIMIT;
     }
     clearBelow(s.memory!, top);
@@ -379,32 +569,29 @@ export class LiveUpdates<S extends UpdateSession> {
 
   private async restartOld(
     s: S,
+    u: Update,
     old: PreparedBuild,
     req: ExecRequest,
     files: Record<string, Uint8Array>,
     env: Record<string, string>,
     saved: SavedFiles,
-    timeoutMs: number,
   ): Promise<void> {
-    const inst = this.port.instance(s);
+    // A failed new instance (or the old one, if preparing failed before
+    // the teardown): end it and clear what it dirtied (all if unknown).
+    const r = s.running;
     let top = HEAP_LIMIT;
-    if (inst) {
-      // A failed new instance: clear what it dirtied (all of it if unknown).
-      const exit = await Promise.race([inst.exited, inst.kill().then(() => inst.exited)]);
+    if (r) {
+      u.retiring.add(r.instance);
+      const exit = await Promise.race([r.instance.exited, r.instance.kill().then(() => r.instance.exited)]);
       top = exit.heapTop || HEAP_LIMIT;
     }
     clearBelow(s.memory!, top);
     restoreFiles(s.memory!, saved);
     const stateFile = Object.keys(files)[0] ?? STATE_FILE;
-    await this.port.start(s, {
-      prepared: old,
-      argv: [...s.baseArgv, '-incoming', `file:${stateFile}`],
-      memory: s.memory,
-      env,
-      adopt: req.open,
-      files: { ...s.guestFiles, ...files },
-      // Within the caller's overall timeout, after two attempts of the target.
-      timeoutMs: Math.min(timeoutMs / 3, 2 * ATTEMPT_TIMEOUT_MS),
-    });
+    await this.start(
+      s,
+      { prepared: old, argv: [...s.baseArgv, '-incoming', `file:${stateFile}`], memory: s.memory, env, adopt: req.open, files: { ...s.guestFiles, ...files } },
+      2 * this.attemptMs,
+    );
   }
 }

@@ -16,12 +16,11 @@ const q = await launchQemu({
   jsUrl: pathToFileURL(`${out}qemu/v1/qemu-system-arm.js`).href,
   wasmUrl: pathToFileURL(`${out}qemu/v1/qemu-system-arm.wasm`).href,
   argv: [...launch.argv, '-S'], files,
-  onSerial: () => undefined,
-  onMonitor: (b) => { mon += new TextDecoder().decode(b); },
+  onConsole: (c, b) => { if (c === 'monitor') mon += new TextDecoder().decode(b); },
   onLog: (l) => { log.push(l); console.log('LOG', l); },
 });
 while (!mon.includes('(qemu)')) await new Promise((r) => setTimeout(r, 200));
-q.writeMonitor(new TextEncoder().encode(`${process.argv[2] ?? 'info mtree'}\n`));
+q.write('monitor', new TextEncoder().encode(`${process.argv[2] ?? 'info mtree'}\n`));
 await new Promise((r) => setTimeout(r, 8000));
 console.log(mon.slice(-800));
 await q.kill();

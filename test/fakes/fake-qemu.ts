@@ -1,9 +1,21 @@
 // Runs in Node (unit tests only): a fake QEMU for the host's protocol tests.
 //
-// It behaves like the real one at the byte level where the host cares:
-// an HMP monitor with banner, echo and `(qemu) ` prompts, and a serial
-// console that prints the guest's ready line and answers `echo $((6*7))`.
-import type { GuestPlan, LaunchRequest, QemuBackend, QemuInstanceLike } from '../../worker/host';
+// It behaves like the real one at the byte level where the host cares: an
+// HMP monitor with banner, echo and `(qemu) ` prompts; a QMP monitor with
+// greeting, capabilities, ids, errors and STOP/RESUME/RESET/MIGRATION
+// events; a serial console that prints the guest's ready line and answers
+// `echo $((6*7))`; and cpr-exec's exec, reported as the real instance
+// worker does (onExec with the argv of cpr-exec-command).
+import type { GuestPlan, InstanceExit, LaunchRequest, QemuBackend, QemuInstanceLike } from '../../worker/backend';
+import { createSharedMemory } from '../../worker/qemu/memory';
+
+/** What `migrate` does in this fake (cpr-exec mode). */
+export type FakeMigrate =
+  | 'exec' // the VM stops, QEMU exec's cpr-exec-command (the normal case)
+  | 'blocked' // refused at once with a blocker's error (RAM not shared)
+  | 'hang' // accepted, then nothing: no exec, no event
+  | 'fail' // accepted, then MIGRATION failed; QEMU runs the VM again
+  | 'die'; // accepted, then QEMU exits (status 1) before exec
 
 export interface FakeOptions {
   /** Never print the ready line (a guest that does not boot). */
@@ -19,32 +31,68 @@ export interface FakeOptions {
   /** launch() never settles (QEMU's main thread died while starting); logs crashLine if set. */
   hangLaunch?: boolean;
   readyDelayMs?: number;
+  /** `migrate` in cpr-exec mode. ['exec'] */
+  migrate?: FakeMigrate;
+  /** An instance started with -incoming never answers QMP (a new QEMU that hangs). */
+  incomingHangs?: boolean;
+  /** An instance started with -incoming exits with status 1 (state does not load). */
+  incomingFails?: boolean;
 }
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+const GREETING = '{"QMP": {"version": {"qemu": {"micro": 2, "minor": 2, "major": 10}, "package": ""}, "capabilities": ["oob"]}}\r\n';
+
+type Json = Record<string, unknown>;
 
 export class FakeQemu implements QemuInstanceLike {
-  readonly exited: Promise<{ status: number; message?: string }>;
+  readonly exited: Promise<InstanceExit>;
   running = true;
-  vmState: 'running' | 'paused' = 'running';
+  vmState: 'running' | 'paused' | 'inmigrate' = 'running';
   killed = false;
-  private settle!: (exit: { status: number; message?: string }) => void;
+  readonly qmpLog: string[] = [];
+  private settle!: (exit: InstanceExit) => void;
   private monitorLine = '';
   private serialLine = '';
+  private qmpBuffer = '';
+  private negotiated = false;
+  private params: Json = { mode: 'normal' };
+  private migration: { status: string; error?: string } = { status: 'none' };
+  private readonly incoming: boolean;
 
   constructor(readonly req: LaunchRequest, private readonly opts: FakeOptions) {
     this.exited = new Promise((r) => (this.settle = r));
+    this.incoming = req.argv.includes('-incoming');
+    if (this.incoming) this.vmState = 'inmigrate';
     setTimeout(() => {
-      req.onMonitor(enc.encode("QEMU 10.2.2 monitor - type 'help' for more information\r\n(qemu) "));
+      req.onConsole('monitor', enc.encode("QEMU 10.2.2 monitor - type 'help' for more information\r\n(qemu) "));
       if (opts.crashLine !== undefined) {
         req.onLog(opts.crashLine);
-      } else if (opts.abortMessage !== undefined) {
+        return;
+      }
+      if (opts.abortMessage !== undefined) {
         this.settle({ status: 134, message: opts.abortMessage });
         this.running = false;
-      } else if (opts.exitStatus !== undefined) {
+        return;
+      }
+      if (opts.exitStatus !== undefined) {
         req.onLog('qemu-system-arm: fake failure');
         this.exit(opts.exitStatus);
+        return;
+      }
+      if (this.incoming && opts.incomingFails) {
+        req.onLog('qemu-system-arm: load of migration failed: Invalid argument');
+        this.exit(1);
+        return;
+      }
+      if (!(this.incoming && opts.incomingHangs)) req.onConsole('qmp', enc.encode(GREETING));
+      if (this.incoming) {
+        // The state loads; the VM runs on (autostart).
+        setTimeout(() => {
+          if (!this.running) return;
+          this.vmState = 'running';
+          this.event('RESUME');
+        }, 3);
       } else if (!opts.silent) {
         setTimeout(() => this.bootLog(), opts.readyDelayMs ?? 5);
       }
@@ -54,54 +102,183 @@ export class FakeQemu implements QemuInstanceLike {
   bootLog(): void {
     if (!this.running) return;
     // A byte at a time, as a UART does, with the ready line split.
-    for (const ch of 'Booting Linux...\r\ncpr-playground guest ready\r\n/ # ') this.req.onSerial(enc.encode(ch));
+    for (const ch of 'Booting Linux...\r\ncpr-playground guest ready\r\n/ # ') this.req.onConsole('serial', enc.encode(ch));
   }
 
-  writeSerial(bytes: Uint8Array): void {
+  write(console: 'serial' | 'monitor' | 'qmp', bytes: Uint8Array): void {
+    if (!this.running) return;
+    if (console === 'serial') this.writeSerial(bytes);
+    else if (console === 'monitor') this.writeMonitor(bytes);
+    else this.writeQmp(bytes);
+  }
+
+  private writeSerial(bytes: Uint8Array): void {
     for (const ch of dec.decode(bytes)) {
-      if (ch === '\r') {
+      if (ch === '\r' || ch === '\n') {
         const line = this.serialLine;
         this.serialLine = '';
         const m = /^echo \$\(\((\d+)\*(\d+)\)\)$/.exec(line);
         const out = m ? `${Number(m[1]) * Number(m[2])}\r\n` : '';
-        this.req.onSerial(enc.encode(`\r\n${out}/ # `));
+        this.req.onConsole('serial', enc.encode(`\r\n${out}/ # `));
       } else {
         this.serialLine += ch;
-        this.req.onSerial(enc.encode(ch));
+        this.req.onConsole('serial', enc.encode(ch));
       }
     }
   }
 
-  writeMonitor(bytes: Uint8Array): void {
+  private writeMonitor(bytes: Uint8Array): void {
     for (const ch of dec.decode(bytes)) {
       if (ch === '\r') {
         const cmd = this.monitorLine.trim();
         this.monitorLine = '';
-        this.req.onMonitor(enc.encode('\r\n'));
-        setTimeout(() => this.runMonitor(cmd), 1);
+        this.req.onConsole('monitor', enc.encode('\r\n'));
+        setTimeout(() => this.req.onConsole('monitor', enc.encode(`${this.hmp(cmd)}(qemu) `)), 1);
       } else {
         this.monitorLine += ch;
-        this.req.onMonitor(enc.encode(ch));
+        this.req.onConsole('monitor', enc.encode(ch));
       }
     }
   }
 
-  private runMonitor(cmd: string): void {
-    let out = '';
-    if (cmd === 'info status') out = `VM status: ${this.vmState}\r\n`;
-    else if (cmd === 'info version') out = '10.2.2\r\n';
-    else if (cmd === 'stop') this.vmState = 'paused';
-    else if (cmd === 'cont') this.vmState = 'running';
-    else if (cmd === 'system_reset') setTimeout(() => this.bootLog(), 5);
-    else if (cmd === 'quit') return this.exit(0);
-    else if (cmd !== '') out = `unknown command: '${cmd}'\r\n`;
-    this.req.onMonitor(enc.encode(`${out}(qemu) `));
+  /** One HMP command; its output with '\r\n' line ends. */
+  private hmp(cmd: string): string {
+    if (cmd === 'info status') return `VM status: ${this.vmState}\r\n`;
+    if (cmd === 'info version') return '10.2.2\r\n';
+    if (cmd === 'stop') this.setVm('paused');
+    else if (cmd === 'cont') this.setVm('running');
+    else if (cmd === 'system_reset') this.reset();
+    else if (cmd === 'quit') setTimeout(() => this.exit(0), 1);
+    else if (cmd.startsWith('migrate_set_parameter ')) {
+      const [, name = '', ...value] = cmd.split(/\s+/);
+      this.params[name === 'cpr-exec-args' ? 'cpr-exec-command' : name] = name === 'mode' ? value[0] : value;
+    } else if (cmd.startsWith('migrate ')) this.migrate(undefined);
+    else if (cmd !== '') return `unknown command: '${cmd}'\r\n`;
+    return '';
+  }
+
+  private writeQmp(bytes: Uint8Array): void {
+    this.qmpBuffer += dec.decode(bytes);
+    let nl: number;
+    while ((nl = this.qmpBuffer.indexOf('\n')) >= 0) {
+      const line = this.qmpBuffer.slice(0, nl);
+      this.qmpBuffer = this.qmpBuffer.slice(nl + 1);
+      const msg = JSON.parse(line) as { execute: string; arguments?: Json; id?: number };
+      this.qmpLog.push(msg.execute);
+      setTimeout(() => this.qmp(msg.execute, msg.arguments ?? {}, msg.id), 1);
+    }
+  }
+
+  private reply(id: number | undefined, ret: unknown): void {
+    if (id === undefined) return; // typed into HMP: no QMP reply
+    this.req.onConsole('qmp', enc.encode(`${JSON.stringify({ return: ret, id })}\r\n`));
+  }
+
+  private error(id: number | undefined, desc: string): void {
+    if (id === undefined) return;
+    this.req.onConsole('qmp', enc.encode(`${JSON.stringify({ error: { class: 'GenericError', desc }, id })}\r\n`));
+  }
+
+  private event(name: string, data?: Json): void {
+    const now = Date.now();
+    const msg = { event: name, data, timestamp: { seconds: Math.floor(now / 1000), microseconds: (now % 1000) * 1000 } };
+    this.req.onConsole('qmp', enc.encode(`${JSON.stringify(msg)}\r\n`));
+  }
+
+  private setVm(state: 'running' | 'paused'): void {
+    if (this.vmState === state) return;
+    this.vmState = state;
+    this.event(state === 'running' ? 'RESUME' : 'STOP');
+  }
+
+  private reset(): void {
+    this.event('RESET', { guest: false, reason: 'host-qmp-system-reset' });
+    setTimeout(() => this.bootLog(), 5);
+  }
+
+  private qmp(cmd: string, args: Json, id: number | undefined): void {
+    if (!this.running) return;
+    if (cmd === 'qmp_capabilities') {
+      this.negotiated = true;
+      return this.reply(id, {});
+    }
+    if (!this.negotiated) return this.error(id, 'Expecting capabilities negotiation with \'qmp_capabilities\'');
+    switch (cmd) {
+      case 'query-status':
+        return this.reply(id, { status: this.vmState, running: this.vmState === 'running' });
+      case 'human-monitor-command':
+        return this.reply(id, this.hmp(String(args['command-line'])));
+      case 'stop':
+        this.setVm('paused');
+        return this.reply(id, {});
+      case 'cont':
+        this.setVm('running');
+        return this.reply(id, {});
+      case 'system_reset':
+        this.reply(id, {});
+        return this.reset();
+      case 'quit':
+        this.reply(id, {});
+        return void setTimeout(() => this.exit(0), 1);
+      case 'migrate-set-capabilities':
+        return this.reply(id, {});
+      case 'migrate-set-parameters':
+        this.params = { ...this.params, ...args };
+        return this.reply(id, {});
+      case 'query-migrate':
+        return this.reply(id, { status: this.migration.status, 'error-desc': this.migration.error });
+      case 'migrate_cancel':
+        this.migration = { status: 'cancelled' };
+        this.setVm('running');
+        return this.reply(id, {});
+      case 'migrate':
+        return this.migrate(id);
+      default:
+        return this.error(id, `The command ${cmd} has not been found`);
+    }
+  }
+
+  private migrate(id: number | undefined): void {
+    if (this.params.mode !== 'cpr-exec') {
+      // A normal migration to a file (the copy route): done at once.
+      this.reply(id, {});
+      this.migration = { status: 'completed' };
+      return this.event('MIGRATION', { status: 'completed' });
+    }
+    const how = this.opts.migrate ?? 'exec';
+    if (how === 'blocked') return this.error(id, 'Memory region pc.ram is not compatible with CPR. share=on is required for memory-backend objects, and aux-ram-share=on is required.');
+    this.reply(id, {});
+    this.migration = { status: 'active' };
+    this.event('MIGRATION', { status: 'setup' });
+    if (how === 'hang') return;
+    if (how === 'die') return void setTimeout(() => this.exit(1), 2);
+    this.setVm('paused');
+    if (how === 'fail') {
+      setTimeout(() => {
+        this.migration = { status: 'failed', error: 'fake: could not write the state' };
+        this.event('MIGRATION', { status: 'failed' });
+        this.setVm('running');
+      }, 2);
+      return;
+    }
+    const argv = (this.params['cpr-exec-command'] as string[] | undefined) ?? [];
+    setTimeout(() => {
+      this.req.onExec?.({
+        argv,
+        env: ['QEMU_CPR_EXEC_STATE=9'],
+        open: [],
+        heapTop: 1 << 20,
+        files: { [argv[argv.indexOf('-incoming') + 1]?.replace(/^file:/, '') ?? '/vm.state']: new Uint8Array([0x51, 0x45, 0x56, 0x4d]) },
+        at: performance.timeOrigin + performance.now(),
+      });
+    }, 2);
   }
 
   exit(status: number): void {
     if (!this.running) return;
     this.running = false;
-    this.settle({ status });
+    // A small heap: the exec path clears only that much of the Memory.
+    this.settle({ status, heapTop: 1 << 20 });
   }
 
   async kill(): Promise<void> {
@@ -109,20 +286,27 @@ export class FakeQemu implements QemuInstanceLike {
     this.exit(137);
     await this.exited;
   }
+
+  async readFile(): Promise<Uint8Array | null> {
+    return new Uint8Array([0x51, 0x45, 0x56, 0x4d]);
+  }
 }
 
 export class FakeBackend implements QemuBackend {
   instances: FakeQemu[] = [];
+  /** Options per launch (index 0: the boot), falling back to `opts`. */
+  perLaunch: FakeOptions[] = [];
   constructor(public opts: FakeOptions = {}) {}
 
   async launch(req: LaunchRequest): Promise<QemuInstanceLike> {
-    if (this.opts.launchError) throw new Error(this.opts.launchError);
-    if (this.opts.hangLaunch) {
-      const line = this.opts.crashLine;
+    const opts = this.perLaunch[this.instances.length] ?? this.opts;
+    if (opts.launchError) throw new Error(opts.launchError);
+    if (opts.hangLaunch) {
+      const line = opts.crashLine;
       if (line) setTimeout(() => req.onLog(line), 5);
       return new Promise<never>(() => undefined);
     }
-    const q = new FakeQemu(req, this.opts);
+    const q = new FakeQemu(req, opts);
     this.instances.push(q);
     return q;
   }
@@ -133,29 +317,43 @@ export class FakeBackend implements QemuBackend {
       files: { [`guest/${guest}/kernel`]: '/guest/kernel' },
     };
   }
+
+  /** Live updates need the real layout (the exec path keeps its region table). */
+  createMemory(): WebAssembly.Memory {
+    return createSharedMemory();
+  }
 }
 
 export const WASM_BYTES = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
 
 export const MANIFEST = {
   format: 1,
-  qemu: { version: '10.2.2', builds: ['v1'] },
+  qemu: { version: '10.2.2', builds: ['v1', 'v2'] },
   artifacts: [
     { path: 'qemu/v1/qemu-system-arm.js.gz', rawSize: 10 },
     { path: 'qemu/v1/qemu-system-arm.wasm.gz', rawSize: 8 },
     { path: 'qemu/v1/qemu-system-i386.js.gz', rawSize: 10 },
     { path: 'qemu/v1/qemu-system-i386.wasm.gz', rawSize: 8 },
+    { path: 'qemu/v2/qemu-system-arm.js.gz', rawSize: 10 },
+    { path: 'qemu/v2/qemu-system-arm.wasm.gz', rawSize: 8 },
     { path: 'guest/arm/kernel.gz', rawSize: 4 },
     { path: 'guest/i386/kernel.gz', rawSize: 4 },
   ],
 };
+
+/** The glue of a live-update build carries its memory layout's tag. */
+const GLUE = enc.encode('var CPR_LAYOUT_TAG="cpr-memory-layout/1";');
 
 /** A fetch over an in-memory artifacts tree; `overrides` replace or remove files. */
 export function fakeFetch(overrides: Record<string, Uint8Array | null> = {}) {
   const files: Record<string, Uint8Array | null> = {
     'manifest.json': enc.encode(JSON.stringify(MANIFEST)),
     'qemu/v1/qemu-system-arm.wasm': WASM_BYTES,
+    'qemu/v1/qemu-system-arm.js': GLUE,
     'qemu/v1/qemu-system-i386.wasm': WASM_BYTES,
+    'qemu/v1/qemu-system-i386.js': GLUE,
+    'qemu/v2/qemu-system-arm.wasm': WASM_BYTES,
+    'qemu/v2/qemu-system-arm.js': GLUE,
     'guest/arm/kernel': new Uint8Array(4),
     'guest/i386/kernel': new Uint8Array(4),
     ...overrides,

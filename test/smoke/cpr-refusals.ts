@@ -93,8 +93,7 @@ function start(argv: string[]): Promise<Running> {
     memory: createSharedMemory(),
     argv,
     files: armFiles(),
-    onSerial: (b) => serial.pushBytes(b),
-    onMonitor: (b) => monitor.pushBytes(b),
+    onConsole: (c, b) => (c === 'serial' ? serial.pushBytes(b) : c === 'monitor' ? monitor.pushBytes(b) : undefined),
     onLog: (line) => log.push(`${line}\n`),
     onExec: (request) => {
       execs.push(request);
@@ -119,21 +118,21 @@ async function boot(r: Running): Promise<void> {
 /** Runs `cmd` in the guest shell and waits for `expect` in its output. */
 async function shell(r: Running, cmd: string, expect: string | RegExp): Promise<void> {
   const mark = r.serial.text.length;
-  r.qemu.writeSerial(encoder.encode(`${cmd}\n`));
+  r.qemu.write('serial', encoder.encode(`${cmd}\n`));
   await Promise.race([r.serial.waitFor(expect, STEP_TIMEOUT_MS, mark + cmd.length), untilExit(r)]);
 }
 
 /** Runs an HMP command; returns its output (no echo, no prompt). */
 async function hmp(r: Running, cmd: string): Promise<string> {
   const mark = r.monitor.text.length;
-  r.qemu.writeMonitor(encoder.encode(`${cmd}\n`));
+  r.qemu.write('monitor', encoder.encode(`${cmd}\n`));
   const end = await Promise.race([r.monitor.waitFor(/\(qemu\) $/, STEP_TIMEOUT_MS, mark), untilExit(r)]);
   const lines = r.monitor.text.slice(mark, end).replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\r/g, '').split('\n');
   return lines.slice(1).join('\n').trim(); // the first line is the echo of cmd
 }
 
 async function stop(r: Running): Promise<void> {
-  r.qemu.writeMonitor(encoder.encode('quit\n'));
+  r.qemu.write('monitor', encoder.encode('quit\n'));
   const quit = await Promise.race([r.qemu.exited, new Promise<null>((res) => setTimeout(() => res(null), 30_000))]);
   if (!quit) await r.qemu.kill();
 }

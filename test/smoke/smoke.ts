@@ -51,8 +51,7 @@ async function bootGuest(guest: GuestName): Promise<void> {
       ...urls(guest),
       argv: launch.argv,
       files: files(launch.files),
-      onSerial: (b) => serial.pushBytes(b),
-      onMonitor: (b) => monitor.pushBytes(b),
+      onConsole: (c, b) => (c === 'serial' ? serial.pushBytes(b) : c === 'monitor' ? monitor.pushBytes(b) : undefined),
       onLog: (line) => log.push(line),
     });
     const exitedEarly = qemu.exited.then((e) => {
@@ -63,14 +62,14 @@ async function bootGuest(guest: GuestName): Promise<void> {
     await Promise.race([serial.waitFor(SHELL_PROMPT_LINE, 60_000), exitedEarly]);
     const promptMs = Date.now() - t0;
     const mark = serial.text.length;
-    qemu.writeSerial(encoder.encode('echo answer=$((6*7))\n'));
+    qemu.write('serial', encoder.encode('echo answer=$((6*7))\n'));
     await Promise.race([serial.waitFor('answer=42', 60_000, mark), exitedEarly]);
     const mmark = monitor.text.length;
-    qemu.writeMonitor(encoder.encode('info version\n'));
+    qemu.write('monitor', encoder.encode('info version\n'));
     await Promise.race([monitor.waitFor(/10\.2\.2 \(cpr-playground v1\)/, 30_000, mmark), exitedEarly]);
     console.log(`     ${guest}: ready line after ${(readyMs / 1000).toFixed(1)} s, shell prompt after ` +
       `${(promptMs / 1000).toFixed(1)} s (Node ${process.version}, QEMU ${build})`);
-    qemu.writeMonitor(encoder.encode('quit\n'));
+    qemu.write('monitor', encoder.encode('quit\n'));
     const exit = await Promise.race([qemu.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('QEMU did not quit')), 30_000))]);
     if (exit.status !== 0) throw new Error(`quit ended QEMU with status ${exit.status}`);
   } catch (err) {
@@ -89,8 +88,7 @@ async function startupErrorReachesUser(): Promise<void> {
     ...urls('arm'),
     argv: ['-M', 'virt', '-display', 'none', ...consoleArgv()],
     files: {},
-    onSerial: () => undefined,
-    onMonitor: () => undefined,
+    onConsole: () => undefined,
     onLog: (line) => log.push(line),
   });
   const exit = await Promise.race([qemu.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('QEMU did not exit')), 60_000))]);

@@ -1,16 +1,39 @@
-// How QEMU's serial port and HMP monitor reach the host: two character
-// devices in QEMU's file system (see chardev.ts). Pure data; any thread.
+// How QEMU's serial port and its two monitors reach the host: three
+// character devices in QEMU's file system (see chardev.ts). Pure data; any
+// thread.
+//
+// - serial: the guest's console, the page's first tab;
+// - monitor: HMP, the page's monitor tab, the user's alone;
+// - qmp: QMP, the host's own control channel (worker/qmp.ts): structured
+//   replies and events, never shown, never typed into.
 
-/** Paths of the two character devices QEMU's chardevs open. */
-export const SERIAL_DEVICE = '/dev/cpr-serial';
-export const MONITOR_DEVICE = '/dev/cpr-monitor';
+export type ConsoleName = 'serial' | 'monitor' | 'qmp';
+export const CONSOLES: readonly ConsoleName[] = ['serial', 'monitor', 'qmp'];
 
-/** The chardev arguments that connect QEMU's serial port and HMP monitor to the host. */
+/** Where each console's character device lives, and its major number. */
+export const CONSOLE_DEVICES: Record<ConsoleName, { path: string; major: number }> = {
+  serial: { path: '/dev/cpr-serial', major: 64 },
+  monitor: { path: '/dev/cpr-monitor', major: 65 },
+  qmp: { path: '/dev/cpr-qmp', major: 66 },
+};
+
+/** The chardev arguments that connect the three consoles to the host. */
 export function consoleArgv(): string[] {
   return [
-    '-chardev', `pipe,id=serial0,path=${SERIAL_DEVICE}`,
+    '-chardev', `pipe,id=serial0,path=${CONSOLE_DEVICES.serial.path}`,
     '-serial', 'chardev:serial0',
-    '-chardev', `pipe,id=monitor0,path=${MONITOR_DEVICE}`,
+    '-chardev', `pipe,id=monitor0,path=${CONSOLE_DEVICES.monitor.path}`,
     '-mon', 'chardev=monitor0,mode=readline',
+    '-chardev', `pipe,id=qmp0,path=${CONSOLE_DEVICES.qmp.path}`,
+    '-mon', 'chardev=qmp0,mode=control',
   ];
+}
+
+/** QEMU arguments with the host's QMP console added when they lack it: a
+ * typed cpr-exec-command copied from a command line without it would
+ * start a QEMU the host cannot see run the VM. */
+export function withQmpConsole(argv: readonly string[]): string[] {
+  const qmp = `pipe,id=qmp0,path=${CONSOLE_DEVICES.qmp.path}`;
+  if (argv.some((a, i) => a === qmp && argv[i - 1] === '-chardev')) return [...argv];
+  return [...argv, '-chardev', qmp, '-mon', 'chardev=qmp0,mode=control'];
 }

@@ -2,6 +2,7 @@
 // instance worker (instance.worker.ts) and speaks to it by messages.
 // Ending the instance is terminating that worker: its runtime and every
 // pthread worker of QEMU go with it.
+import type { ConsoleName } from './consoles';
 import type { ExecRequest, QemuExit } from './instance';
 import type { FromInstance, ToInstance } from './instance-protocol';
 import type { StoppedThreads } from './parked';
@@ -9,8 +10,7 @@ import { wakeParked } from './parked';
 
 /** The launch message's fields, plus the host's callbacks. */
 export interface InstanceLaunch extends Omit<Extract<ToInstance, { type: 'launch' }>, 'type'> {
-  onSerial(bytes: Uint8Array): void;
-  onMonitor(bytes: Uint8Array): void;
+  onConsole(console: ConsoleName, bytes: Uint8Array): void;
   onLog(line: string): void;
   onExec?(request: ExecRequest): void;
   onExecRefused?(argv: string[], reason: string): void;
@@ -19,8 +19,7 @@ export interface InstanceLaunch extends Omit<Extract<ToInstance, { type: 'launch
 }
 
 export interface InstanceHandle {
-  writeSerial(bytes: Uint8Array): void;
-  writeMonitor(bytes: Uint8Array): void;
+  write(console: ConsoleName, bytes: Uint8Array): void;
   readonly exited: Promise<QemuExit & { heapTop?: number }>;
   kill(): Promise<void>;
   /** Ends the worker at once (no wait): the exec path's teardown. */
@@ -102,8 +101,7 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     end({ status: 137, message: 'killed' });
   };
   const handle: InstanceHandle = {
-    writeSerial: (bytes) => post({ type: 'serial', bytes }),
-    writeMonitor: (bytes) => post({ type: 'monitor', bytes }),
+    write: (console, bytes) => post({ type: 'console', console, bytes }),
     exited,
     terminate,
     kill: async () => {
@@ -158,11 +156,8 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
         case 'runtime-ready':
           opts.onRuntimeReady?.(m.at);
           break;
-        case 'serial':
-          opts.onSerial(m.bytes);
-          break;
-        case 'monitor':
-          opts.onMonitor(m.bytes);
+        case 'console':
+          opts.onConsole(m.console, m.bytes);
           break;
         case 'log':
           opts.onLog(m.line);

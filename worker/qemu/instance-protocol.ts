@@ -1,5 +1,6 @@
 // Messages between the QEMU host worker and one instance worker
 // (instance.worker.ts). Shared by both threads; plain data only.
+import type { ConsoleName } from './consoles';
 import type { ExecRequest } from './instance';
 import type { OpenMemfd } from './memfd';
 import type { StoppedThreads } from './parked';
@@ -22,8 +23,8 @@ export type ToInstance =
   /** Before a live update's pause: load the build's glue and start its
    * pthread workers, so that the launch only instantiates. */
   | { type: 'prewarm'; jsUrl: string; threads: number }
-  | { type: 'serial'; bytes: Uint8Array }
-  | { type: 'monitor'; bytes: Uint8Array }
+  /** Input for one of QEMU's consoles. */
+  | { type: 'console'; console: ConsoleName; bytes: Uint8Array }
   | { type: 'read-file'; id: number; path: string }
   /** End QEMU's pthread workers now, then answer: the host terminates
    * this worker after the answer. */
@@ -36,8 +37,8 @@ export type FromInstance =
   | { type: 'launched' }
   | { type: 'launch-failed'; message: string }
   | { type: 'runtime-ready'; at: number }
-  | { type: 'serial'; bytes: Uint8Array }
-  | { type: 'monitor'; bytes: Uint8Array }
+  /** Output of one of QEMU's consoles, batched. */
+  | { type: 'console'; console: ConsoleName; bytes: Uint8Array }
   | { type: 'log'; line: string }
   | { type: 'exit'; status: number; message?: string; heapTop: number }
   | { type: 'exec'; request: ExecRequest }

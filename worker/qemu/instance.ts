@@ -1,9 +1,9 @@
-// One running QEMU: an instance of the Emscripten module, its serial and
-// monitor devices, and its exit. Runs on the thread that hosts the module
+// One running QEMU: an instance of the Emscripten module, its console
+// devices (serial, HMP, QMP), and its exit. Runs on the thread that hosts the module
 // (a dedicated Worker, or Node's main thread); never touches the DOM.
 
 import { JsCharDevice } from './chardev';
-import { MONITOR_DEVICE, SERIAL_DEVICE } from './consoles';
+import { CONSOLE_DEVICES, CONSOLES, type ConsoleName } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
 import { MemfdFs, type OpenMemfd } from './memfd';
 import { LAYOUT_TAG } from './memory';
@@ -53,10 +53,8 @@ export interface QemuLaunchOptions {
   argv: string[];
   /** Files written into the Emscripten FS before QEMU starts, by absolute path. */
   files: Record<string, Uint8Array>;
-  /** Guest serial output. */
-  onSerial(bytes: Uint8Array): void;
-  /** HMP monitor output. */
-  onMonitor(bytes: Uint8Array): void;
+  /** Output of one of QEMU's consoles (guest serial, HMP, QMP). */
+  onConsole(console: ConsoleName, bytes: Uint8Array): void;
   /** QEMU's own stdout and stderr, a line at a time (its error messages). */
   onLog(line: string): void;
   /** Run on this shared Memory (live-update builds); else the module
@@ -86,8 +84,8 @@ export interface QemuInstance {
   heapTop(): number;
   /** A file of QEMU's FS (e.g. a migration file), or null. */
   readFile(path: string): Uint8Array | null;
-  writeSerial(bytes: Uint8Array): void;
-  writeMonitor(bytes: Uint8Array): void;
+  /** Input for one of QEMU's consoles. */
+  write(console: ConsoleName, bytes: Uint8Array): void;
   /** Settles once QEMU has exited, whatever the reason. */
   readonly exited: Promise<QemuExit>;
   /** Ends QEMU and all its pthread workers. */
@@ -106,8 +104,7 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
   if (!isFactory(glue.default)) {
     throw new Error(`${opts.jsUrl} is not a QEMU build: it has no default export (createQemu)`);
   }
-  const serial = new JsCharDevice(SERIAL_DEVICE, opts.onSerial);
-  const monitor = new JsCharDevice(MONITOR_DEVICE, opts.onMonitor);
+  const devices = new Map(CONSOLES.map((c) => [c, new JsCharDevice(CONSOLE_DEVICES[c].path, (b) => opts.onConsole(c, b))] as const));
 
   let settle!: (exit: QemuExit) => void;
   const exited = new Promise<QemuExit>((resolve) => { settle = resolve; });
@@ -149,8 +146,7 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
           module.FS.mkdirTree(path.slice(0, path.lastIndexOf('/')) || '/');
           module.FS.writeFile(path, data);
         }
-        serial.install(module.FS, 64);
-        monitor.install(module.FS, 65);
+        for (const [c, device] of devices) device.install(module.FS, CONSOLE_DEVICES[c].major);
       },
     ],
     // exit() in QEMU arrives here (wasm/emscripten/exit.js); stop QEMU's
@@ -218,8 +214,7 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
         return null;
       }
     },
-    writeSerial: (bytes) => serial.input(bytes),
-    writeMonitor: (bytes) => monitor.input(bytes),
+    write: (console, bytes) => devices.get(console)!.input(bytes),
     exited,
     stopThreads: async () => {
       const listed = (): number[] => Object.keys(module.PThread?.pthreads ?? {}).map(Number);
@@ -260,8 +255,7 @@ function deadInstance(exited: Promise<QemuExit>): QemuInstance {
   return {
     heapTop: () => 0,
     readFile: () => null,
-    writeSerial: () => undefined,
-    writeMonitor: () => undefined,
+    write: () => undefined,
     exited,
     stopThreads: async () => ({ threads: [], runtime: [], cancelled: 0, left: 0 }),
     kill: async () => { await exited; },

@@ -4,6 +4,7 @@
 // QEMU's pthread workers (nested in this one) at once, so no old runtime
 // stays behind to serve the next instance's proxied calls.
 import { concatBytes } from './bytes';
+import { CONSOLES, type ConsoleName } from './consoles';
 import { incomingFiles, launchQemu, type QemuInstance } from './instance';
 import { wallClock, type FromInstance, type ToInstance } from './instance-protocol';
 
@@ -15,21 +16,22 @@ const QEVM = [0x51, 0x45, 0x56, 0x4d];
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 const post = (m: FromInstance, transfer: Transferable[] = []): void => scope.postMessage(m, transfer);
 
-/** Batches a byte stream: QEMU's UART writes a byte at a time. */
-function batcher(type: 'serial' | 'monitor'): (bytes: Uint8Array) => void {
+/** Batches a console's byte stream: QEMU's UART writes a byte at a time. */
+function batcher(console: ConsoleName): (bytes: Uint8Array) => void {
   let chunks: Uint8Array[] = [];
   let timer: ReturnType<typeof setTimeout> | null = null;
   const flush = (): void => {
     timer = null;
     const out = concatBytes(chunks);
     chunks = [];
-    post({ type, bytes: out }, [out.buffer]);
+    post({ type: 'console', console, bytes: out }, [out.buffer]);
   };
   return (bytes) => {
     chunks.push(bytes.slice());
     timer ??= setTimeout(flush, 4);
   };
 }
+const batchers = new Map(CONSOLES.map((c) => [c, batcher(c)] as const));
 
 let instance: QemuInstance | null = null;
 const early: ToInstance[] = [];
@@ -75,8 +77,7 @@ scope.onmessage = (ev: MessageEvent<ToInstance>) => {
 };
 
 function handle(inst: QemuInstance, m: ToInstance): void {
-  if (m.type === 'serial') inst.writeSerial(m.bytes);
-  else if (m.type === 'monitor') inst.writeMonitor(m.bytes);
+  if (m.type === 'console') inst.write(m.console, m.bytes);
   else if (m.type === 'heap-top') post({ type: 'reply', id: m.id, value: inst.heapTop() });
   else if (m.type === 'read-file') post({ type: 'reply', id: m.id, value: inst.readFile(m.path) });
   else if (m.type === 'kill') {
@@ -102,8 +103,7 @@ async function launch(m: Extract<ToInstance, { type: 'launch' }>): Promise<void>
       files: m.files,
       env: m.env,
       adopt: m.adopt,
-      onSerial: batcher('serial'),
-      onMonitor: batcher('monitor'),
+      onConsole: (console, bytes) => batchers.get(console)!(bytes),
       onLog: (line) => post({ type: 'log', line }),
       onRuntimeReady: () => post({ type: 'runtime-ready', at: wallClock() }),
       onExec: (request) => {

@@ -1,0 +1,155 @@
+// Runs in Node (vitest): every route out of a live update, against the fake
+// QEMU (test/fakes/fake-qemu.ts), which speaks HMP, QMP and cpr-exec's
+// exec the way the real one does. Each route must end the pending update
+// (a second update is possible afterwards) and leave the page's state
+// right. The real QEMU runs the same routes in the e2e tests.
+import { describe, expect, it } from 'vitest';
+import { FakeBackend, fakeFetch, type FakeOptions } from '../test/fakes/fake-qemu';
+import type { LiveUpdateResult, Status } from './api';
+import { QemuHost } from './host';
+
+const BASE = 'http://test/artifacts/';
+
+async function booted(perLaunch: FakeOptions[] = [], opts: FakeOptions = {}) {
+  const backend = new FakeBackend(opts);
+  backend.perLaunch = perLaunch;
+  const host = new QemuHost({
+    backend,
+    fetch: fakeFetch(),
+    isolated: () => true,
+    wasmUrl: () => ({ url: 'blob:wasm', revoke: () => undefined }),
+    updateAttemptMs: 200,
+  });
+  const states: Status['state'][] = [];
+  const updates: LiveUpdateResult[] = [];
+  const enc = new TextEncoder();
+  await host.init(
+    { artifactsBase: BASE },
+    {
+      serial: () => undefined,
+      monitor: () => undefined,
+      status: (s) => states.push(s.state),
+      progress: () => undefined,
+      log: () => undefined,
+      liveUpdate: (r) => updates.push(r),
+    },
+  );
+  await host.boot({ guest: 'arm', build: 'v1' });
+  const typeHmp = async (line: string): Promise<void> => {
+    await host.writeMonitor(enc.encode(`${line}\r`));
+    await new Promise((r) => setTimeout(r, 10));
+  };
+  return { host, backend, states, updates, typeHmp };
+}
+
+const settle = (ms = 30) => new Promise((r) => setTimeout(r, ms));
+
+describe('live update routes (fake QEMU)', () => {
+  it('cpr-exec: QMP commands, exec, the new build runs the VM; again and back', async () => {
+    const { host, backend, updates } = await booted();
+    const r = await host.liveUpdate('v2');
+    expect(r).toMatchObject({ from: 'qemu-system-arm@v1', to: 'qemu-system-arm@v2', route: 'cpr-exec' });
+    expect(r.pauseMs).toBeGreaterThanOrEqual(0);
+    expect(Object.values(r.phases).every((ms) => ms >= 0)).toBe(true);
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v2', error: null });
+    expect(updates).toEqual([r]);
+    // Over QMP, not HMP: the user's console saw none of it.
+    expect(backend.instances[0]!.qmpLog).toEqual(expect.arrayContaining(['migrate-set-parameters', 'migrate']));
+    expect(backend.instances[0]!.killed).toBe(true);
+    expect(backend.instances[1]!.req.argv).toEqual(expect.arrayContaining(['-incoming', 'file:/vm.state']));
+    const back = await host.liveUpdate('v1');
+    expect(back.to).toBe('qemu-system-arm@v1');
+    expect(await host.monitor('info status')).toBe('VM status: running');
+  });
+
+  it('refused by QEMU (a blocker): the error says QEMU\'s reason, the guest runs on, the next update works', async () => {
+    const { host, backend } = await booted([{ migrate: 'blocked' }]);
+    await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'live-update-refused', message: /QEMU says: Memory region pc\.ram is not compatible with CPR.*untouched/ });
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
+    expect(backend.instances[0]!.killed).toBe(false);
+    // Not wedged: a second update is not "in progress"; QEMU refuses it again.
+    await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'live-update-refused' });
+  });
+
+  it('timed out before exec: the migration is cancelled, the VM runs on, nothing is left pending', async () => {
+    const { host, backend } = await booted([{ migrate: 'hang' }]);
+    await expect(host.liveUpdate('v2', { timeoutMs: 50 })).rejects.toMatchObject({ code: 'live-update-failed', message: /gave up: no exec within 50 ms; the VM runs on qemu-system-arm@v1/ });
+    expect(backend.instances[0]!.qmpLog).toContain('migrate_cancel');
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
+    await expect(host.liveUpdate('v2', { timeoutMs: 50 })).rejects.toMatchObject({ code: 'live-update-failed', message: /gave up/ });
+  });
+
+  it('the migration fails in QEMU: QEMU runs the VM again, the error says why', async () => {
+    const { host } = await booted([{ migrate: 'fail' }]);
+    await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'live-update-failed', message: /QEMU says: fake: could not write the state/ });
+    await settle();
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
+  });
+
+  it('QEMU dies mid-update: the update fails and the page learns that QEMU exited', async () => {
+    const { host } = await booted([{ migrate: 'die' }]);
+    await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'live-update-failed', message: /QEMU ended during the live update: .*status 1/ });
+    await settle();
+    expect(await host.status()).toMatchObject({ state: 'error', error: { code: 'qemu-exited', message: /status 1/ } });
+  });
+
+  it('the new build cannot load the state: tried twice, then the old build takes the VM back', async () => {
+    const { host, backend } = await booted([{}, { incomingFails: true }, { incomingFails: true }, {}]);
+    await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'live-update-failed', message: /runs again on qemu-system-arm@v1/ });
+    expect(backend.instances).toHaveLength(4);
+    expect(backend.instances[3]!.req.jsUrl).toMatch(/v1\/qemu-system-arm\.js$/);
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
+    expect(await host.monitor('info status')).toBe('VM status: running');
+  });
+
+  it('the new build never answers: each attempt times out, the old build takes the VM back', async () => {
+    const { host } = await booted([{}, { incomingHangs: true }, { incomingHangs: true }, {}]);
+    await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'live-update-failed', message: /did not run the VM within 200 ms.*runs again on qemu-system-arm@v1/ });
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
+  });
+
+  it('the fallback fails too: the session is lost, and the page says why', async () => {
+    const { host } = await booted([{}, { incomingFails: true }, { incomingFails: true }, { incomingFails: true }]);
+    await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'live-update-failed', message: /restarting qemu-system-arm@v1 failed too/ });
+    await settle();
+    expect(await host.status()).toMatchObject({ state: 'error', error: { code: 'live-update-failed' } });
+  });
+
+  it('typed into the HMP console: the host follows QEMU\'s exec and reports the update', async () => {
+    const { host, backend, updates, typeHmp } = await booted();
+    await typeHmp('migrate_set_parameter mode cpr-exec');
+    await typeHmp('migrate_set_parameter cpr-exec-command qemu-system-arm@v2 -M virt -incoming file:vm.state');
+    await typeHmp('migrate -d file:vm.state');
+    for (let i = 0; i < 500 && updates.length === 0; i++) await settle(10);
+    expect(updates).toHaveLength(1);
+    expect(updates[0]).toMatchObject({ from: 'qemu-system-arm@v1', to: 'qemu-system-arm@v2', route: 'cpr-exec' });
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v2', argv: ['qemu-system-arm', '-M', 'virt', '-incoming', 'file:vm.state', '-chardev', 'pipe,id=qmp0,path=/dev/cpr-qmp', '-mon', 'chardev=qmp0,mode=control'] });
+    // The host never wrote to the user's console.
+    expect(backend.instances[0]!.qmpLog).not.toContain('migrate');
+  });
+
+  it('stop() during an update ends it', async () => {
+    const { host } = await booted([{ migrate: 'hang' }]);
+    const pending = host.liveUpdate('v2', { timeoutMs: 10_000 });
+    await settle();
+    await host.stop();
+    await expect(pending).rejects.toMatchObject({ code: 'bad-state', message: /stopped during the live update/ });
+    expect((await host.status()).state).toBe('stopped');
+  });
+
+  it('copy route: stop, migrate to a file, a fresh instance loads it and runs', async () => {
+    const { host, backend } = await booted();
+    const r = await host.liveUpdate('v2', { route: 'copy' });
+    expect(r).toMatchObject({ route: 'copy', to: 'qemu-system-arm@v2' });
+    expect(backend.instances[1]!.req.argv).toEqual(expect.arrayContaining(['-global', 'migration.x-events=on', '-incoming', 'file:/vm.copy']));
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v2' });
+  });
+
+  it('pause and resume come from QEMU\'s events, whoever stops the VM', async () => {
+    const { host, typeHmp } = await booted();
+    await typeHmp('stop');
+    expect((await host.status()).state).toBe('paused');
+    await typeHmp('cont');
+    expect((await host.status()).state).toBe('running');
+  });
+});
