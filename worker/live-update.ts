@@ -326,6 +326,7 @@ export class LiveUpdates<S extends UpdateSession> {
       u.t0 = wallClock();
       u.phase = 'migrating';
       await running.qmp.execute('migrate', { uri: `file:${STATE_FILE}` });
+      this.port.pausing(s);
     } catch (e) {
       // QEMU refused (a blocker) or did not answer: the VM never stopped.
       if (u.phase === 'commanding' || e instanceof QmpError) u.end({ kind: 'refused', error: refused(`QEMU says: ${message(e)}`) });
@@ -527,6 +528,10 @@ export class LiveUpdates<S extends UpdateSession> {
     try {
       if (!qmp) throw new Error('QEMU is gone');
       await qmp.execute('migrate_cancel', undefined, 5000).catch(() => undefined);
+      // Too late to cancel: the state is saved and QEMU is exec'ing; the
+      // exec path takes the update over from here.
+      const info = await qmp.execute<{ status?: string }>('query-migrate', undefined, 5000).catch(() => ({ status: undefined }));
+      if (info.status === 'completed' || u.phase === 'replacing') return;
       const st = await qmp.status(5000);
       if (!st.running) await qmp.execute('cont', undefined, 5000);
       u.end(error('restored', `the VM runs on ${s.prepared?.build.name}`));

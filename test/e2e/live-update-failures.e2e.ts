@@ -19,20 +19,36 @@ async function bootArm(extraArgs: string[] = []): Promise<Page> {
 }
 
 /** liveUpdate() that must fail: its error code and message. */
-async function failingUpdate(page: Page, target: string): Promise<{ code: string; message: string }> {
+async function failingUpdate(page: Page, target: string, timeoutMs?: number): Promise<{ code: string; message: string }> {
   return within(
     400_000,
     `live update to ${target}`,
-    page.evaluate(async (t) => {
+    page.evaluate(async ({ t, timeoutMs }) => {
       try {
-        const r = await window.playground.liveUpdate(t);
+        const r = await window.playground.liveUpdate(t, timeoutMs === undefined ? {} : { timeoutMs });
         return { code: 'resolved', message: JSON.stringify(r) };
       } catch (e) {
         const err = e as { code?: string; message?: string };
         return { code: err.code ?? 'none', message: err.message ?? String(e) };
       }
-    }, target),
+    }, { t: target, timeoutMs }),
   );
+}
+
+/** Plants 1 MiB of random bytes in the guest's tmpfs; returns their sha256 line. */
+async function plantRandom(page: Page): Promise<string> {
+  await shell(page, 'head -c 1048576 /dev/urandom > /tmp/random; echo planted', /^planted$/m);
+  return (await shell(page, 'sha256sum /tmp/random', /^[0-9a-f]{64}(?=\s)/m)).trim();
+}
+
+/** Waits until QEMU's migration reaches `status` (info migrate). */
+async function migrationReaches(page: Page, status: RegExp): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (status.test(await page.evaluate(() => window.playground.monitor('info migrate')))) return;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`the migration never reached ${status}`);
 }
 
 /** The guest runs on v1, its tmpfs file intact and its shell answering. */
@@ -119,6 +135,63 @@ describe('live update failures keep the guest', { timeout: 60 * 60_000, skip: li
     // the state and the memfd kept for it no longer fit.
     const changed = argv.map((a) => (a === '128' ? '256' : a.replace('size=128M', 'size=256M')));
     const quoted = changed.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ');
+    const outcome = page.evaluate(
+      () => new Promise<string>((resolve) => {
+        const off = window.playground.onStatus((s) => {
+          if (s.state === 'running' && s.build) {
+            off();
+            resolve(s.build);
+          }
+        });
+      }),
+    );
+    await page.evaluate(() => window.playground.monitor('migrate_set_parameter mode cpr-exec'));
+    await page.evaluate((q) => window.playground.monitor(`migrate_set_parameter cpr-exec-command qemu-system-arm@v2 ${q} -incoming file:vm.state`), quoted);
+    await page.evaluate(() => window.playground.monitor('migrate -d file:vm.state'));
+    await page.waitForFunction(() => window.playground.status().state === 'updating', null, { timeout: 120_000, polling: 50 }).catch(() => undefined);
+    assert.equal(await within(300_000, 'the fallback', outcome), 'qemu-system-arm@v1');
+    await stillRunsOnV1(page, sha);
+  });
+
+  it('an update that does not reach exec in time is given up: migration cancelled, the VM runs on, the next update works', { timeout: BOOT_TIMEOUT_MS + 600_000 }, async () => {
+    const page = await bootArm();
+    const sha = await plantRandom(page);
+    // QEMU waits before the switchover until told to go on: no exec comes.
+    await page.evaluate(() => window.playground.monitor('migrate_set_capability pause-before-switchover on'));
+    const failed = await failingUpdate(page, 'v2', 5000);
+    log(`timed out: ${JSON.stringify(failed)}`);
+    assert.equal(failed.code, 'live-update-failed');
+    assert.match(failed.message, /gave up: no exec within 5000 ms; the VM runs on qemu-system-arm@v1/);
+    await stillRunsOnV1(page, sha);
+    await page.evaluate(() => window.playground.monitor('migrate_set_capability pause-before-switchover off'));
+    const r = await within(300_000, 'the next live update', page.evaluate(() => window.playground.liveUpdate('v2')));
+    assert.equal(r.to, 'qemu-system-arm@v2');
+    assert.equal((await shell(page, 'sha256sum /tmp/random', /^[0-9a-f]{64}(?=\s)/m)).trim(), sha);
+  });
+
+  it('QEMU ends in the middle of an update: the update fails and the page says QEMU ended, nothing hangs', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async () => {
+    const page = await bootArm();
+    await page.evaluate(() => window.playground.monitor('migrate_set_capability pause-before-switchover on'));
+    const pending = failingUpdate(page, 'v2', 120_000);
+    await migrationReaches(page, /pre-switchover/);
+    assert.equal(await page.evaluate(() => window.playground.status().state), 'updating');
+    // The user quits QEMU from the HMP console while it waits.
+    await page.evaluate(() => window.playground.sendMonitor('quit\r'));
+    const failed = await pending;
+    log(`QEMU ended mid-update: ${JSON.stringify(failed)}`);
+    assert.equal(failed.code, 'live-update-failed');
+    assert.match(failed.message, /QEMU ended during the live update/);
+    await page.waitForFunction(() => window.playground.status().state === 'stopped', null, { timeout: 60_000 });
+    // A new boot works: nothing of the old session is left pending.
+    await page.evaluate(() => window.playground.boot({ guest: 'arm', ramMiB: 128, build: 'v1' }));
+    await waitForState(page, 'running', BOOT_TIMEOUT_MS);
+  });
+
+  it('a new QEMU that exits at start (bad option): tried twice, then the old build takes the guest back from the same state', { timeout: BOOT_TIMEOUT_MS + 400_000 }, async () => {
+    const page = await bootArm();
+    const sha = await plantRandom(page);
+    const argv = await page.evaluate(() => window.playground.status().argv.slice(1));
+    const quoted = [...argv, '-no-such-option'].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ');
     const outcome = page.evaluate(
       () => new Promise<string>((resolve) => {
         const off = window.playground.onStatus((s) => {
