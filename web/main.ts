@@ -38,6 +38,9 @@ const updateForm = $<HTMLFormElement>('update-form');
 const updateSel = $<HTMLSelectElement>('update-build');
 const updateBtn = $<HTMLButtonElement>('update');
 const updateResult = $<HTMLOutputElement>('update-result');
+const saveBtn = $<HTMLButtonElement>('save-snapshot');
+const openInput = $<HTMLInputElement>('open-snapshot');
+const snapshotResult = $<HTMLOutputElement>('snapshot-result');
 let allBuilds: BuildInfo[] = [];
 
 // ---- consoles ---------------------------------------------------------------
@@ -113,6 +116,7 @@ function renderStatus(s: Status): void {
     updateSel.replaceChildren(...targets.map((t) => new Option(t, t)));
   }
   updateBtn.disabled = !(s.state === 'running' || s.state === 'paused') || targets.length === 0;
+  saveBtn.disabled = !(s.state === 'running' || s.state === 'paused');
   if (s.error) showError(s.error);
   if (s.state !== 'loading' && s.state !== 'starting' && s.state !== 'booting') $('progress').hidden = true;
 }
@@ -166,6 +170,78 @@ playground.onLiveUpdate((r) => {
   updateResult.textContent = liveUpdateText(r);
   updateResult.dataset.pauseMs = String(r.pauseMs);
 });
+
+// ---- snapshots ----------------------------------------------------------------
+function download(blob: Blob, name: string): void {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+saveBtn.addEventListener('click', () => {
+  showError(null);
+  const s = playground.status();
+  snapshotResult.textContent = 'saving…';
+  playground
+    .saveSnapshot()
+    .then((blob) => {
+      const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+      download(blob, `${s.guest}-${(s.build ?? 'qemu').replace(/^.*@/, '')}-${stamp}.cprsnap`);
+      snapshotResult.textContent = `saved (${(blob.size / 2 ** 20).toFixed(1)} MiB)`;
+    })
+    .catch((e: unknown) => {
+      snapshotResult.textContent = 'save failed';
+      report(e);
+    });
+});
+function restoreFrom(file: Blob | ArrayBuffer, what: string): void {
+  showError(null);
+  snapshotResult.textContent = `restoring ${what}…`;
+  serialPane.term.reset();
+  monitorPane.term.reset();
+  playground
+    .restoreSnapshot(file)
+    .then((s) => (snapshotResult.textContent = `restored ${what} on ${s.build}`))
+    .catch((e: unknown) => {
+      snapshotResult.textContent = 'restore refused';
+      report(e);
+    });
+}
+openInput.addEventListener('change', () => {
+  const file = openInput.files?.[0];
+  openInput.value = '';
+  if (file) restoreFrom(file, file.name);
+});
+// Drop a snapshot file anywhere on the page.
+document.addEventListener('dragover', (ev) => {
+  if (!ev.dataTransfer?.types.includes('Files')) return;
+  ev.preventDefault();
+  document.body.classList.add('dropping');
+});
+document.addEventListener('dragleave', () => document.body.classList.remove('dropping'));
+document.addEventListener('drop', (ev) => {
+  document.body.classList.remove('dropping');
+  const file = ev.dataTransfer?.files[0];
+  if (!file) return;
+  ev.preventDefault();
+  restoreFrom(file, file.name);
+});
+// ?snapshot=URL: restore that snapshot when the page opens.
+const snapshotUrl = new URLSearchParams(location.search).get('snapshot');
+if (snapshotUrl && !isolation) {
+  snapshotResult.textContent = `fetching ${snapshotUrl}…`;
+  fetch(new URL(snapshotUrl, location.href))
+    .then((r) => {
+      if (!r.ok) throw new Error(`${snapshotUrl}: HTTP ${r.status}`);
+      return r.arrayBuffer();
+    })
+    .then((bytes) => restoreFrom(bytes, snapshotUrl))
+    .catch((e: unknown) => {
+      snapshotResult.textContent = 'snapshot not loaded';
+      report(e);
+    });
+}
 
 // Fill the build picker from the manifest (and learn early if it is missing).
 if (!isolation) {

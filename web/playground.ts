@@ -17,6 +17,8 @@ import {
   type LiveUpdateResult,
   type Progress,
   type QemuWorkerApi,
+  type RestoreOptions,
+  type SnapshotInfo,
   type Status,
   type WorkerListener,
 } from '../worker/api';
@@ -47,6 +49,15 @@ export interface PlaygroundApi {
   /** Replaces the running QEMU by build `target` (`'v2'`, `'qemu-system-arm@v2'`,
    * ...) while the guest keeps running; resolves with the guest's pause. */
   liveUpdate(target: string, options?: LiveUpdateOptions): Promise<LiveUpdateResult>;
+  /** Saves the running VM as a snapshot file (QEMU's own migration
+   * stream, compressed, with a checked header); the VM runs on. */
+  saveSnapshot(): Promise<Blob>;
+  /** Checks a snapshot file whole, then replaces the running guest by the
+   * VM in it; a bad file is refused (bad-snapshot) before anything is
+   * touched. `options.build` restores on another build (`'v2'`). */
+  restoreSnapshot(file: Blob | ArrayBuffer | Uint8Array, options?: RestoreOptions): Promise<Status>;
+  /** What a snapshot file holds, checked whole; touches nothing. */
+  checkSnapshot(file: Blob | ArrayBuffer | Uint8Array, options?: RestoreOptions): Promise<SnapshotInfo>;
   /** Every finished live update, also one typed into the monitor. */
   onLiveUpdate(listener: (result: LiveUpdateResult) => void): Disposer;
   onSerial(listener: (bytes: Uint8Array) => void): Disposer;
@@ -84,6 +95,14 @@ class Emitter<T> {
 }
 
 const encoder = new TextEncoder();
+
+/** A snapshot given as a Blob (a File from a picker or a drop), bytes or a buffer. */
+async function snapshotBytes(file: Blob | ArrayBuffer | Uint8Array): Promise<Uint8Array> {
+  if (file instanceof Uint8Array) return file;
+  if (file instanceof ArrayBuffer) return new Uint8Array(file);
+  if (file instanceof Blob) return new Uint8Array(await file.arrayBuffer());
+  throw new PlaygroundError('bad-options', 'a snapshot is given as a Blob, an ArrayBuffer or a Uint8Array');
+}
 
 export interface PlaygroundDeps {
   /** Creates the worker; tests pass a fake. */
@@ -170,6 +189,26 @@ export class Playground implements PlaygroundApi {
 
   liveUpdate(target: string, options: LiveUpdateOptions = {}): Promise<LiveUpdateResult> {
     return this.call((w) => w.liveUpdate(target, options));
+  }
+
+  async saveSnapshot(): Promise<Blob> {
+    const bytes = await this.call((w) => w.saveSnapshot());
+    return new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' });
+  }
+
+  async checkSnapshot(file: Blob | ArrayBuffer | Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
+    const bytes = await snapshotBytes(file);
+    return this.call((w) => w.checkSnapshot(bytes, options));
+  }
+
+  async restoreSnapshot(file: Blob | ArrayBuffer | Uint8Array, options: RestoreOptions = {}): Promise<Status> {
+    const bytes = await snapshotBytes(file);
+    // Checked in the current worker first: a bad file leaves the running
+    // guest alone. Then, as boot() does, a fresh worker restores it.
+    await this.call((w) => w.checkSnapshot(bytes, options));
+    if (this.booted) await this.replaceWorker();
+    this.booted = true;
+    return this.call((w) => w.restoreSnapshot(bytes, options)).then((s) => this.setStatus(s));
   }
 
   onLiveUpdate(l: (result: LiveUpdateResult) => void): Disposer {

@@ -170,6 +170,37 @@ export interface QemuWorkerApi {
   /** Replaces the running QEMU by build `target` (`v2`,
    * `qemu-system-arm@v2`, ...) while the guest keeps running. */
   liveUpdate(target: string, options?: LiveUpdateOptions): Promise<LiveUpdateResult>;
+  /** Saves the running VM (QEMU's migration to a file) as a snapshot
+   * file; the VM runs on. */
+  saveSnapshot(): Promise<Uint8Array>;
+  /** Checks a snapshot file whole, then replaces the running guest (if
+   * any) by the VM in it; resolves once that VM runs. */
+  restoreSnapshot(file: Uint8Array, options?: RestoreOptions): Promise<Status>;
+  /** Checks a snapshot file whole (and that this page can restore it)
+   * without touching anything; rejects with bad-snapshot and the reason. */
+  checkSnapshot(file: Uint8Array, options?: RestoreOptions): Promise<SnapshotInfo>;
+}
+
+/** What a snapshot file says about the VM in it. */
+export interface SnapshotInfo {
+  guest: GuestName;
+  /** Full build name of the QEMU that saved it, e.g. `qemu-system-arm@v1`. */
+  build: string;
+  ramMiB: number;
+  /** QEMU's arguments after the program name, without -incoming. */
+  argv: string[];
+  /** ISO time of the save. */
+  createdAt: string;
+  /** Bytes of QEMU's migration stream (uncompressed). */
+  stateBytes: number;
+}
+
+/** Options of `restoreSnapshot()`. */
+export interface RestoreOptions {
+  /** Restore on this build instead of the one that saved it (`'v2'`). [the snapshot's] */
+  build?: string;
+  /** Give up when the VM does not run by then. [300000] */
+  timeoutMs?: number;
 }
 
 export type PlaygroundErrorCode =
@@ -183,6 +214,8 @@ export type PlaygroundErrorCode =
   | 'qemu-exited' // QEMU ended on its own
   | 'live-update-refused' // refused before the VM stopped; the guest ran on untouched
   | 'live-update-failed' // failed after the VM stopped; the VM runs again on the old build
+  | 'bad-snapshot' // a snapshot file was refused before anything was touched
+  | 'snapshot-failed' // QEMU could not save or load a snapshot
   | 'worker-crashed'; // the worker itself failed
 
 /** The one error type of the playground. Messages say what happened and

@@ -153,3 +153,36 @@ describe('live update routes (fake QEMU)', () => {
     expect((await host.status()).state).toBe('running');
   });
 });
+
+describe('snapshots (fake QEMU)', () => {
+  it('saves the running VM to a snapshot file and restores it, on the same build or another', async () => {
+    const { host, backend } = await booted();
+    const file = await host.saveSnapshot();
+    expect(new TextDecoder().decode(file.subarray(0, 26))).toBe('CPR-PLAYGROUND-SNAPSHOT 1\n');
+    expect(backend.instances[0]!.qmpLog).toEqual(expect.arrayContaining(['stop', 'migrate', 'cont']));
+    expect(await host.status()).toMatchObject({ state: 'running' });
+    const info = await host.checkSnapshot(file);
+    expect(info).toMatchObject({ guest: 'arm', build: 'qemu-system-arm@v1', ramMiB: 128 });
+    const s = await host.restoreSnapshot(file, { build: 'v2' });
+    expect(s).toMatchObject({ state: 'running', build: 'qemu-system-arm@v2' });
+    expect(backend.instances[0]!.killed).toBe(true);
+    expect(backend.instances[1]!.req.argv.slice(-4)).toEqual(['-global', 'migration.x-events=on', '-incoming', 'file:/snapshot.state']);
+    expect(backend.instances[1]!.req.files['/snapshot.state']).toBeDefined();
+    // A restored VM live-updates like a booted one.
+    expect((await host.liveUpdate('v1')).to).toBe('qemu-system-arm@v1');
+  });
+
+  it('refuses a bad file before touching the running guest', async () => {
+    const { host, backend } = await booted();
+    const file = await host.saveSnapshot();
+    const flipped = file.slice();
+    flipped[flipped.length - 3]! ^= 0x40;
+    await expect(host.restoreSnapshot(flipped)).rejects.toMatchObject({ code: 'bad-snapshot', message: /sha256/ });
+    await expect(host.restoreSnapshot(file.subarray(0, file.length - 1))).rejects.toMatchObject({ code: 'bad-snapshot', message: /truncated/ });
+    await expect(host.restoreSnapshot(new TextEncoder().encode('hello'))).rejects.toMatchObject({ code: 'bad-snapshot', message: /magic/ });
+    await expect(host.restoreSnapshot(file, { build: 'v7' })).rejects.toMatchObject({ code: 'bad-snapshot', message: /unknown build "v7".*nothing was changed/ });
+    expect(backend.instances).toHaveLength(1);
+    expect(backend.instances[0]!.killed).toBe(false);
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
+  });
+});

@@ -8,6 +8,7 @@
 // user's, passed through untouched. Live updates are the exec path's
 // (live-update.ts); QEMU itself is reached through a QemuBackend
 // (backend.ts), so tests drive this class with a fake QEMU.
+import { transfer } from 'comlink';
 import {
   DEFAULT_MONITOR_TIMEOUT_MS,
   GUEST_READY_LINE,
@@ -20,6 +21,8 @@ import {
   type LiveUpdateResult,
   type Progress,
   type QemuWorkerApi,
+  type RestoreOptions,
+  type SnapshotInfo,
   type Status,
   type WorkerConfig,
   type WorkerListener,
@@ -41,13 +44,16 @@ import {
   execName,
   LiveUpdates,
   wallClock,
+  saveState,
+  waitRunning,
   type PreparedBuild,
   type Running,
   type StartRequest,
   type UpdateOutcome,
   type UpdateSession,
 } from './live-update';
-import { resolveBootOptions, type ResolvedBootOptions } from './options';
+import { ramError, resolveBootOptions, type ResolvedBootOptions } from './options';
+import { readSnapshot, writeSnapshot } from './snapshot';
 import { QmpClient, QmpError, type QmpEvent } from './qmp';
 
 /** The page's listener as seen through Comlink: calls may return promises. */
@@ -96,7 +102,20 @@ interface Session extends UpdateSession {
   fail(e: PlaygroundError): void;
   /** The next instance, started ahead of a live update. */
   spare: SpareLike | null;
+  /** A snapshot save is in progress. */
+  saving: boolean;
 }
+
+/** A snapshot to restore instead of a boot: its arguments and QEMU's stream. */
+interface Restore {
+  argv: string[];
+  state: Uint8Array;
+}
+
+/** Where a snapshot's state lives in QEMU's file system, saving and loading. */
+const SNAPSHOT_FILE = '/snapshot.state';
+/** Saving writes every used page of guest RAM: up to a minute for 1 GiB here. */
+const SNAPSHOT_TIMEOUT_MS = 300_000;
 
 /** "qemu-system-arm" for "qemu-system-arm@v2". */
 function programOf(name: string): string {
@@ -191,7 +210,58 @@ export class QemuHost implements QemuWorkerApi {
 
   async boot(options: BootOptions): Promise<Status> {
     if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
-    const resolved = resolveBootOptions(options);
+    return this.start(resolveBootOptions(options), null);
+  }
+
+  async saveSnapshot(): Promise<Uint8Array> {
+    const s = this.session;
+    if (!s || !s.running || s.ended || !['running', 'paused'].includes(this.state.state)) {
+      throw new PlaygroundError('bad-state', `cannot save a snapshot: the guest is ${this.state.state}; boot it first`);
+    }
+    if (s.update || s.saving) throw new PlaygroundError('bad-state', 'a live update or another save is in progress');
+    s.saving = true;
+    try {
+      const state = await saveState(s.running, SNAPSHOT_FILE, SNAPSHOT_TIMEOUT_MS);
+      const file = await writeSnapshot({ guest: s.options.guest, build: s.build.name, ramMiB: s.options.ramMiB, argv: s.baseArgv }, state);
+      return transfer(file, [file.buffer]);
+    } catch (e) {
+      if (e instanceof PlaygroundError) throw e;
+      throw new PlaygroundError('snapshot-failed', `the snapshot could not be saved: ${e instanceof Error ? e.message : String(e)}; the VM runs on`);
+    } finally {
+      s.saving = false;
+    }
+  }
+
+  async checkSnapshot(file: Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
+    return (await this.openSnapshot(file, options)).info;
+  }
+
+  async restoreSnapshot(file: Uint8Array, options: RestoreOptions = {}): Promise<Status> {
+    if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
+    // Everything is checked before the running guest is touched.
+    const { info, state, build } = await this.openSnapshot(file, options);
+    const resolved = resolveBootOptions({ guest: info.guest, ramMiB: info.ramMiB, build: build.name, bootTimeoutMs: options.timeoutMs });
+    return this.start(resolved, { argv: info.argv, state });
+  }
+
+  /** A snapshot file checked whole, and the build to restore it on. */
+  private async openSnapshot(file: Uint8Array, options: RestoreOptions): Promise<{ info: SnapshotInfo; state: Uint8Array; build: ResolvedBuild }> {
+    if (!(file instanceof Uint8Array)) throw new PlaygroundError('bad-options', 'a snapshot is given as bytes (Uint8Array) or a Blob');
+    const { info, state } = await readSnapshot(file);
+    const registry = await this.loadRegistry();
+    let build: ResolvedBuild;
+    try {
+      build = registry.resolve(info.guest, options.build ?? info.build);
+    } catch (e) {
+      throw new PlaygroundError('bad-snapshot', `this page cannot restore the snapshot: ${e instanceof Error ? e.message : String(e)} (it was saved by ${info.build}); nothing was changed`);
+    }
+    const ram = ramError(info.ramMiB);
+    if (ram) throw new PlaygroundError('bad-snapshot', `this page cannot give the snapshot's RAM: ${ram}; nothing was changed`);
+    return { info, state, build };
+  }
+
+  /** Boots a guest, or restores one (`restore`): stops the running one first. */
+  private async start(resolved: ResolvedBootOptions, restore: Restore | null): Promise<Status> {
     if (!this.env.isolated()) {
       throw this.fail(
         new PlaygroundError(
@@ -206,7 +276,7 @@ export class QemuHost implements QemuWorkerApi {
     await this.stopSession();
     this.logs.length = 0;
     try {
-      return await this.bootSession(id, resolved);
+      return await this.bootSession(id, resolved, restore);
     } catch (e) {
       // A boot cancelled by stop() or by a newer boot only reports that;
       // the state belongs to whoever cancelled it.
@@ -293,7 +363,7 @@ export class QemuHost implements QemuWorkerApi {
 
   // ---- internals -----------------------------------------------------------
 
-  private async bootSession(id: number, options: ResolvedBootOptions): Promise<Status> {
+  private async bootSession(id: number, options: ResolvedBootOptions, restore: Restore | null): Promise<Status> {
     const base = this.config!.artifactsBase;
     this.setState({ state: 'loading', guest: options.guest, ramMiB: options.ramMiB, build: null, argv: [], error: null });
     this.progress({ phase: 'manifest', label: 'reading the artifacts manifest', loaded: 0, total: 0 });
@@ -302,7 +372,8 @@ export class QemuHost implements QemuWorkerApi {
     const glue = await this.glueSource(build);
     const liveUpdatable = this.env.backend.createMemory !== undefined && buildLayoutProblem(build.name, glue) === undefined;
     const plan = this.env.backend.plan(options.guest, options.ramMiB, liveUpdatable);
-    const argv = [...plan.argv, ...options.extraArgs];
+    // A restored VM runs with the arguments it was saved with.
+    const argv = restore ? restore.argv : [...plan.argv, ...options.extraArgs];
     const program = programOf(build.name);
     this.setState({ build: build.name, argv: [program, ...argv] });
 
@@ -372,6 +443,7 @@ export class QemuHost implements QemuWorkerApi {
       stoppedAt: null,
       migrateTypedAt: null,
       spare: null,
+      saving: false,
       ...failureSignal(),
     };
     this.session = session;
@@ -379,7 +451,11 @@ export class QemuHost implements QemuWorkerApi {
     // One deadline from here to the shell: QEMU may also hang while
     // starting (a trap in a pthread leaves the module promise pending).
     const deadline = this.bootDeadline(session, options.bootTimeoutMs);
-    const launched = this.launch(session, { prepared, argv, memory: session.memory, files })
+    // A restore loads the saved state (the incoming side reports the end
+    // of the load only with the events capability) instead of booting.
+    const launchArgv = restore ? [...argv, '-global', 'migration.x-events=on', '-incoming', `file:${SNAPSHOT_FILE}`] : argv;
+    const launchFiles = restore ? { ...files, [SNAPSHOT_FILE]: restore.state } : files;
+    const launched = this.launch(session, { prepared, argv: launchArgv, memory: session.memory, files: launchFiles })
       .catch((e: unknown) => {
         throw new PlaygroundError(
           'load-failed',
@@ -392,9 +468,19 @@ export class QemuHost implements QemuWorkerApi {
         await running.instance.kill();
         this.checkCurrent(id);
       }
-      if (!session.ended && this.state.state === 'starting') this.setState({ state: 'booting' });
-      this.progress({ phase: 'boot', label: `booting the ${options.guest} guest`, loaded: 0, total: 0 });
-      await Promise.race([ready, session.failure, deadline.expired]);
+      if (restore) {
+        this.progress({ phase: 'boot', label: `loading the snapshot into ${build.name}`, loaded: 0, total: 0 });
+        session.onReady = null;
+        await Promise.race([waitRunning(running, options.bootTimeoutMs, build.name), session.failure, deadline.expired]).catch((e: unknown) => {
+          if (e instanceof PlaygroundError) throw e;
+          throw new PlaygroundError('snapshot-failed', `the snapshot did not load: ${e instanceof Error ? e.message : String(e)}${this.recentLogs()}`);
+        });
+        this.setState({ state: 'running' });
+      } else {
+        if (!session.ended && this.state.state === 'starting') this.setState({ state: 'booting' });
+        this.progress({ phase: 'boot', label: `booting the ${options.guest} guest`, loaded: 0, total: 0 });
+        await Promise.race([ready, session.failure, deadline.expired]);
+      }
     } catch (e) {
       // If QEMU shows up after we gave up on it, end it.
       void launched.then((late) => (session.running === late ? undefined : late.instance.kill()), () => undefined);

@@ -241,6 +241,41 @@ export async function waitRunning(r: Running, timeoutMs: number, name: string): 
   }
 }
 
+/** Why QEMU's last migration failed, in its words. */
+async function migrationError(qmp: QmpClient): Promise<string> {
+  const info = await qmp.execute<{ 'error-desc'?: string }>('query-migrate').catch(() => ({ 'error-desc': undefined }));
+  return info['error-desc'] ?? 'the migration failed';
+}
+
+/**
+ * QEMU's whole state (RAM included) through a normal migration to a file
+ * in its file system, read back: the copy route's save and a snapshot's.
+ * The VM is paused for it and runs again afterwards if it ran before
+ * (`keepPaused` leaves it paused, for a copy update that ends the QEMU).
+ */
+export async function saveState(r: Running, path: string, timeoutMs: number, keepPaused = false): Promise<Uint8Array> {
+  const { qmp, instance } = r;
+  const wasRunning = (await qmp.status()).running;
+  let ok = false;
+  try {
+    if (wasRunning) await qmp.execute('stop');
+    const migrated = qmp.waitFor((e) => (e.kind === 'migration' && (e.status === 'completed' || e.status === 'failed') ? e.status : undefined), timeoutMs, 'the migration to a file did not end');
+    try {
+      await qmp.execute('migrate-set-parameters', { mode: 'normal' });
+      await qmp.execute('migrate', { uri: `file:${path}` });
+      if ((await migrated.promise) === 'failed') throw new Error(`QEMU says: ${await migrationError(qmp)}`);
+    } finally {
+      migrated.cancel();
+    }
+    const state = await instance.readFile?.(path);
+    if (!state || state.length === 0) throw new Error(`QEMU wrote no ${path}`);
+    ok = true;
+    return state;
+  } finally {
+    if (wasRunning && !(ok && keepPaused)) await qmp.execute('cont').catch(() => undefined);
+  }
+}
+
 type Phase = 'commanding' | 'migrating' | 'replacing';
 
 /** One pending live update: created by begin(), ended by end() only. */
@@ -452,27 +487,12 @@ export class LiveUpdates<S extends UpdateSession> {
       kind: 'refused',
       error: new PlaygroundError('live-update-refused', `copy update ${from.build.name} → ${prepared.build.name} refused: ${why}`),
     });
-    const { qmp } = running;
+    let state: Uint8Array;
     try {
       // Paused first: the whole state, RAM included, is written in the pause.
-      await qmp.execute('stop');
-      const migrated = qmp.waitFor((e) => (e.kind === 'migration' && (e.status === 'completed' || e.status === 'failed') ? e.status : undefined), timeoutMs, 'the migration to a file did not end');
-      try {
-        await qmp.execute('migrate-set-parameters', { mode: 'normal' });
-        await qmp.execute('migrate', { uri: `file:${COPY_FILE}` });
-        if ((await migrated.promise) === 'failed') throw new Error(await this.migrationError(qmp));
-      } finally {
-        migrated.cancel();
-      }
+      state = await saveState(running, COPY_FILE, timeoutMs, true);
     } catch (e) {
-      await qmp.execute('cont').catch(() => undefined);
-      u.end(refused(`QEMU says: ${message(e)}`));
-      return resultOf(u);
-    }
-    const state = await running.instance.readFile?.(COPY_FILE);
-    if (!state || state.length === 0) {
-      await qmp.execute('cont').catch(() => undefined);
-      u.end(refused(`QEMU wrote no ${COPY_FILE}`));
+      u.end(refused(message(e)));
       return resultOf(u);
     }
     const saved = wallClock();
@@ -505,16 +525,11 @@ export class LiveUpdates<S extends UpdateSession> {
   private watchMigration(s: S, u: Update, qmp: QmpClient): void {
     const off = qmp.onEvent((e) => {
       if (e.kind !== 'migration' || e.status !== 'failed' || u.phase !== 'migrating') return;
-      void this.migrationError(qmp).then((why) =>
+      void migrationError(qmp).then((why) =>
         u.end({ kind: 'restored', error: new PlaygroundError('live-update-failed', `live update to ${u.target} failed: QEMU says: ${why}. The VM runs on ${s.prepared?.build.name}`) }),
       );
     });
     u.onCleanup(off);
-  }
-
-  private async migrationError(qmp: QmpClient): Promise<string> {
-    const info = await qmp.execute<{ 'error-desc'?: string }>('query-migrate').catch(() => ({ 'error-desc': undefined }));
-    return info['error-desc'] ?? 'the migration failed';
   }
 
   /** Gives up an update before exec: cancel the migration, make sure the

@@ -1,0 +1,62 @@
+// Runs in Node (vitest): the snapshot file, and every way it is refused.
+import { describe, expect, it } from 'vitest';
+import { readSnapshot, writeSnapshot } from './snapshot';
+
+const INFO = { guest: 'arm' as const, build: 'qemu-system-arm@v1', ramMiB: 128, argv: ['-M', 'virt', '-m', '128'] };
+const STATE = new Uint8Array(100_000).map((_, i) => (i * 7) & 0xff);
+STATE.set([0x51, 0x45, 0x56, 0x4d]);
+
+async function file(): Promise<Uint8Array> {
+  return writeSnapshot(INFO, STATE, new Date('2026-11-28T00:00:00Z'));
+}
+
+function withHeader(f: Uint8Array, edit: (h: Record<string, unknown>) => void): Uint8Array {
+  const text = new TextDecoder('latin1').decode(f);
+  const a = text.indexOf('\n');
+  const b = text.indexOf('\n', a + 1);
+  const h = JSON.parse(text.slice(a + 1, b)) as Record<string, unknown>;
+  edit(h);
+  const head = new TextEncoder().encode(`${text.slice(0, a + 1)}${JSON.stringify(h)}\n`);
+  const out = new Uint8Array(head.length + f.length - (b + 1));
+  out.set(head);
+  out.set(f.subarray(b + 1), head.length);
+  return out;
+}
+
+describe('snapshot files', () => {
+  it('round-trip: header and QEMU stream come back as saved, compressed in between', async () => {
+    const f = await file();
+    expect(new TextDecoder().decode(f.subarray(0, 26))).toBe('CPR-PLAYGROUND-SNAPSHOT 1\n');
+    expect(f.length).toBeLessThan(STATE.length);
+    const { info, state } = await readSnapshot(f);
+    expect(info).toEqual({ ...INFO, createdAt: '2026-11-28T00:00:00.000Z', stateBytes: STATE.length });
+    expect(state).toEqual(STATE);
+  });
+
+  it('refuses a truncated file', async () => {
+    const f = await file();
+    await expect(readSnapshot(f.subarray(0, f.length - 10))).rejects.toMatchObject({ code: 'bad-snapshot', message: /truncated or padded/ });
+    await expect(readSnapshot(f.subarray(0, 30))).rejects.toMatchObject({ code: 'bad-snapshot', message: /header line is cut off/ });
+  });
+
+  it('refuses a flipped byte in the payload before decompressing it', async () => {
+    const f = await file();
+    f[f.length - 100]! ^= 0x01;
+    await expect(readSnapshot(f)).rejects.toMatchObject({ code: 'bad-snapshot', message: /does not match its sha256/ });
+  });
+
+  it('refuses a file that is not a snapshot, and a format it does not read', async () => {
+    await expect(readSnapshot(new TextEncoder().encode('QEVM\x00\x00\x00\x03 some other file'))).rejects.toMatchObject({ code: 'bad-snapshot', message: /magic line/ });
+    const f = await file();
+    f[24] = '2'.charCodeAt(0);
+    await expect(readSnapshot(f)).rejects.toMatchObject({ message: /format 2, this page reads format 1/ });
+  });
+
+  it('refuses headers that lie or name what this page has not', async () => {
+    const f = await file();
+    await expect(readSnapshot(withHeader(f, (h) => (h.guest = 'riscv')))).rejects.toMatchObject({ message: /guest "riscv"/ });
+    await expect(readSnapshot(withHeader(f, (h) => (h.argv = ['-incoming', 'x'])))).rejects.toMatchObject({ message: /without -incoming/ });
+    await expect(readSnapshot(withHeader(f, (h) => (h.stateBytes = 5)))).rejects.toMatchObject({ message: /the header says 5/ });
+    await expect(readSnapshot(withHeader(f, (h) => (h.build = 'rm -rf /')))).rejects.toMatchObject({ message: /not a build name/ });
+  });
+});
