@@ -9,9 +9,7 @@
 import type { GuestName } from './api';
 import type { ConsoleName } from './qemu/consoles';
 import { guestArgv } from './qemu/guests';
-import type { ExecRequest } from './qemu/instance';
-import { prewarmInstance, startInstance, type SpareInstance } from './qemu/instance-client';
-import type { OpenMemfd } from './qemu/memfd';
+import { prewarmInstance, startInstance, type InstanceLaunch, type SpareInstance } from './qemu/instance-client';
 import { createSharedMemory } from './qemu/memory';
 
 export type { ConsoleName } from './qemu/consoles';
@@ -38,26 +36,10 @@ export interface QemuInstanceLike {
   readFile?(path: string): Promise<Uint8Array | null>;
 }
 
-/** Everything needed to start one QEMU instance: the one launch type. */
-export interface LaunchRequest {
-  jsUrl: string;
-  wasmUrl: string;
-  argv: string[];
-  files: Record<string, Uint8Array>;
-  onConsole(console: ConsoleName, bytes: Uint8Array): void;
-  onLog(line: string): void;
-  /** Live update: the compiled build, the shared Memory, QEMU's
-   * environment, the memfds to reopen, the names QEMU may exec. */
-  wasmModule?: WebAssembly.Module;
-  memory?: WebAssembly.Memory;
-  env?: Record<string, string>;
-  adopt?: OpenMemfd[];
-  execNames?: string[];
-  onExec?(request: ExecRequest): void;
-  onExecRefused?(argv: string[], reason: string): void;
-  /** The runtime is up (wall clock ms); QEMU's main() runs next. */
-  onRuntimeReady?(at: number): void;
-  /** A pre-started instance for this build (prewarm), if any. */
+/** Everything needed to start one QEMU instance: the instance worker's
+ * launch message with the host's callbacks (worker/qemu/instance-client.ts),
+ * plus a pre-started worker to use, if any. */
+export interface LaunchRequest extends InstanceLaunch {
   spare?: SpareLike;
 }
 

@@ -41,6 +41,34 @@ async function plantRandom(page: Page): Promise<string> {
   return (await shell(page, 'sha256sum /tmp/random', /^[0-9a-f]{64}(?=\s)/m)).trim();
 }
 
+/**
+ * Types cpr-exec to v2 with the guest's command line changed by `edit`,
+ * so that the new QEMU cannot run the VM: the host must start v1 again
+ * from the same state, the guest's bytes intact.
+ */
+async function typedUpdateFallsBack(edit: (argv: string[]) => string[]): Promise<void> {
+  const page = await bootArm();
+  const sha = await plantRandom(page);
+  const argv = edit(await page.evaluate(() => window.playground.status().argv.slice(1)));
+  const quoted = argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ');
+  const outcome = page.evaluate(
+    () => new Promise<string>((resolve) => {
+      const off = window.playground.onStatus((s) => {
+        if (s.state === 'running' && s.build) {
+          off();
+          resolve(s.build);
+        }
+      });
+    }),
+  );
+  await page.evaluate(() => window.playground.monitor('migrate_set_parameter mode cpr-exec'));
+  await page.evaluate((q) => window.playground.monitor(`migrate_set_parameter cpr-exec-command qemu-system-arm@v2 ${q} -incoming file:vm.state`), quoted);
+  await page.evaluate(() => window.playground.monitor('migrate -d file:vm.state'));
+  await page.waitForFunction(() => window.playground.status().state === 'updating', null, { timeout: 120_000, polling: 50 }).catch(() => undefined);
+  assert.equal(await within(300_000, 'the fallback', outcome), 'qemu-system-arm@v1');
+  await stillRunsOnV1(page, sha);
+}
+
 /** Waits until QEMU's migration reaches `status` (info migrate). */
 async function migrationReaches(page: Page, status: RegExp): Promise<void> {
   const deadline = Date.now() + 120_000;
@@ -127,30 +155,9 @@ describe('live update failures keep the guest', { timeout: 60 * 60_000, skip: li
   });
 
   it('a new QEMU that cannot take the state (RAM size changed): the old build takes the guest back', { timeout: BOOT_TIMEOUT_MS + 400_000 }, async () => {
-    const page = await bootArm();
-    await shell(page, 'head -c 1048576 /dev/urandom > /tmp/random; echo planted', /^planted$/m);
-    const sha = (await shell(page, 'sha256sum /tmp/random', /^[0-9a-f]{64}(?=\s)/m)).trim();
-    const argv = await page.evaluate(() => window.playground.status().argv.slice(1));
     // The same command line with 256 MiB instead of 128: the RAM block in
     // the state and the memfd kept for it no longer fit.
-    const changed = argv.map((a) => (a === '128' ? '256' : a.replace('size=128M', 'size=256M')));
-    const quoted = changed.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ');
-    const outcome = page.evaluate(
-      () => new Promise<string>((resolve) => {
-        const off = window.playground.onStatus((s) => {
-          if (s.state === 'running' && s.build) {
-            off();
-            resolve(s.build);
-          }
-        });
-      }),
-    );
-    await page.evaluate(() => window.playground.monitor('migrate_set_parameter mode cpr-exec'));
-    await page.evaluate((q) => window.playground.monitor(`migrate_set_parameter cpr-exec-command qemu-system-arm@v2 ${q} -incoming file:vm.state`), quoted);
-    await page.evaluate(() => window.playground.monitor('migrate -d file:vm.state'));
-    await page.waitForFunction(() => window.playground.status().state === 'updating', null, { timeout: 120_000, polling: 50 }).catch(() => undefined);
-    assert.equal(await within(300_000, 'the fallback', outcome), 'qemu-system-arm@v1');
-    await stillRunsOnV1(page, sha);
+    await typedUpdateFallsBack((argv) => argv.map((a) => (a === '128' ? '256' : a.replace('size=128M', 'size=256M'))));
   });
 
   it('an update that does not reach exec in time is given up: migration cancelled, the VM runs on, the next update works', { timeout: BOOT_TIMEOUT_MS + 600_000 }, async () => {
@@ -188,26 +195,7 @@ describe('live update failures keep the guest', { timeout: 60 * 60_000, skip: li
   });
 
   it('a new QEMU that exits at start (bad option): tried twice, then the old build takes the guest back from the same state', { timeout: BOOT_TIMEOUT_MS + 400_000 }, async () => {
-    const page = await bootArm();
-    const sha = await plantRandom(page);
-    const argv = await page.evaluate(() => window.playground.status().argv.slice(1));
-    const quoted = [...argv, '-no-such-option'].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ');
-    const outcome = page.evaluate(
-      () => new Promise<string>((resolve) => {
-        const off = window.playground.onStatus((s) => {
-          if (s.state === 'running' && s.build) {
-            off();
-            resolve(s.build);
-          }
-        });
-      }),
-    );
-    await page.evaluate(() => window.playground.monitor('migrate_set_parameter mode cpr-exec'));
-    await page.evaluate((q) => window.playground.monitor(`migrate_set_parameter cpr-exec-command qemu-system-arm@v2 ${q} -incoming file:vm.state`), quoted);
-    await page.evaluate(() => window.playground.monitor('migrate -d file:vm.state'));
-    await page.waitForFunction(() => window.playground.status().state === 'updating', null, { timeout: 120_000, polling: 50 }).catch(() => undefined);
-    assert.equal(await within(300_000, 'the fallback', outcome), 'qemu-system-arm@v1');
-    await stillRunsOnV1(page, sha);
+    await typedUpdateFallsBack((argv) => [...argv, '-no-such-option']);
   });
 
   it('a configuration that cannot live-update (RAM not shared): refused before the VM stops, with QEMU\'s reason', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async () => {
