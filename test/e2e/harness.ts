@@ -5,9 +5,9 @@
 // playwright-core; each returns a close() that the caller must call.
 import { createServer as createNetServer } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
-import { after, before } from 'node:test';
+import { after, afterEach, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
 // For the window.playground declaration used inside page.evaluate().
 import type {} from '../../web/playground';
@@ -78,6 +78,12 @@ export function sharedBrowser(): { readonly server: Server; readonly browser: Br
     shared.server = await startServer();
     shared.browser = await launchBrowser();
   });
+  // A test's pages end with it: each runs a QEMU, and guests left running
+  // took the CPU from the tests after them.
+  afterEach(async () => {
+    for (const c of [...openContexts]) await c.close().catch(() => undefined);
+    openContexts.clear();
+  });
   after(async () => {
     await shared.browser?.close();
     await shared.server?.close();
@@ -85,9 +91,13 @@ export function sharedBrowser(): { readonly server: Server; readonly browser: Br
   return shared;
 }
 
+const openContexts = new Set<BrowserContext>();
+
 /** A fresh page; console errors and page errors are echoed for debugging. */
 export async function openPage(browser: Browser, url: string, log: (line: string) => void = () => undefined): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  openContexts.add(context);
+  context.on('close', () => openContexts.delete(context));
   const page = await context.newPage();
   // Actions (click, fill) never wait long: only boots do, explicitly.
   page.setDefaultTimeout(60_000);
