@@ -3,8 +3,9 @@
 // Wires the page: the controls, the two consoles, the status bar, the
 // progress bar and the error panel, all on top of window.playground.
 import { toErrorInfo, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
-import { controlsFor, formatArgv, liveUpdateText, progressFraction, progressText, STATE_LABEL } from './format';
+import { controlsFor, formatArgv, formatBytes, liveUpdateText, progressFraction, progressText, STATE_LABEL } from './format';
 import { isolationProblem } from './isolation';
+import { KeptVmStore } from './kept-vm';
 import { Playground } from './playground';
 import { NORMAL_FONT, PRESENTER_FONT, TerminalPane } from './terminal';
 
@@ -41,6 +42,10 @@ const updateResult = $<HTMLOutputElement>('update-result');
 const saveBtn = $<HTMLButtonElement>('save-snapshot');
 const openInput = $<HTMLInputElement>('open-snapshot');
 const snapshotResult = $<HTMLOutputElement>('snapshot-result');
+const keepBtn = $<HTMLButtonElement>('keep-vm');
+const resumeBtn = $<HTMLButtonElement>('resume-vm');
+const forgetBtn = $<HTMLButtonElement>('forget-vm');
+const keptOut = $<HTMLOutputElement>('kept-vm');
 let allBuilds: BuildInfo[] = [];
 
 // ---- consoles ---------------------------------------------------------------
@@ -117,6 +122,7 @@ function renderStatus(s: Status): void {
   }
   updateBtn.disabled = !(s.state === 'running' || s.state === 'paused') || targets.length === 0;
   saveBtn.disabled = !(s.state === 'running' || s.state === 'paused');
+  keepBtn.disabled = saveBtn.disabled || keptStore.problem !== undefined;
   if (s.error) showError(s.error);
   if (s.state !== 'loading' && s.state !== 'starting' && s.state !== 'booting') $('progress').hidden = true;
 }
@@ -227,6 +233,31 @@ document.addEventListener('drop', (ev) => {
   ev.preventDefault();
   restoreFrom(file, file.name);
 });
+// "Keep this VM": one snapshot in the browser's storage, offered on the next visit.
+const keptStore = new KeptVmStore();
+async function showKept(): Promise<void> {
+  const kept = await keptStore.kept();
+  resumeBtn.hidden = forgetBtn.hidden = kept === null;
+  keptOut.textContent = kept ? `kept VM: ${formatBytes(kept.bytes)}, ${kept.keptAt.toLocaleString()}` : '';
+}
+keepBtn.addEventListener('click', () => {
+  showError(null);
+  keptOut.textContent = 'keeping…';
+  playground
+    .saveSnapshot()
+    .then((blob) => keptStore.keep(blob))
+    .then(showKept)
+    .catch((e: unknown) => {
+      keptOut.textContent = 'not kept';
+      report(e);
+    });
+});
+resumeBtn.addEventListener('click', () => {
+  void keptStore.read().then((file) => restoreFrom(file, 'the kept VM'), report);
+});
+forgetBtn.addEventListener('click', () => void keptStore.forget().then(showKept, report));
+void showKept();
+
 // ?snapshot=URL: restore that snapshot when the page opens.
 const snapshotUrl = new URLSearchParams(location.search).get('snapshot');
 if (snapshotUrl && !isolation) {

@@ -87,6 +87,22 @@ describe('snapshots', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }, (
     await facts();
   });
 
+  it('Keep this VM, reload the page, Resume kept VM: the guest as it was; Forget clears it', { timeout: BOOT_TIMEOUT_MS + 600_000 }, async () => {
+    const page = await bootArm();
+    await shell(page, 'echo KEPT-$((6*7)) > /tmp/kept; echo written', /^written$/m);
+    await page.click('#keep-vm');
+    await page.waitForFunction(() => /kept VM: /.test(document.querySelector('#kept-vm')?.textContent ?? ''), null, { timeout: 300_000 });
+    await page.reload();
+    await page.waitForFunction(() => typeof window.playground === 'object');
+    await page.waitForSelector('#resume-vm:not([hidden])', { timeout: 30_000 });
+    await page.click('#resume-vm');
+    await waitForState(page, 'running', BOOT_TIMEOUT_MS);
+    assert.match(await shell(page, 'cat /tmp/kept', /^KEPT-42$/m), /KEPT-42/);
+    await page.click('#forget-vm');
+    await page.waitForSelector('#resume-vm', { state: 'hidden', timeout: 30_000 });
+    assert.equal(await page.locator('#kept-vm').textContent(), '');
+  });
+
   it('bad files are refused with the reason before the running guest is touched; QEMU\'s own loader fails cleanly', { timeout: BOOT_TIMEOUT_MS + 900_000 }, async () => {
     const page = await bootArm();
     await shell(page, 'echo KEEP > /tmp/keep; echo kept', /^kept$/m);
