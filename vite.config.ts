@@ -13,7 +13,7 @@ export default defineConfig({
   base: './',
   // CPR_ARTIFACTS serves another unpacked artifacts tree (e.g. a work dir's
   // builds before they are packaged into wasm/dist).
-  plugins: [artifactsPlugin(process.env.CPR_ARTIFACTS ?? `${repo}wasm/out`)],
+  plugins: [process.env.CPR_ARTIFACTS ? artifactsPlugin(process.env.CPR_ARTIFACTS, null) : artifactsPlugin(`${repo}wasm/out`, `${repo}wasm/dist`)],
   server: {
     port,
     strictPort: !!process.env.PORT,

@@ -5,6 +5,11 @@
 // (which `vite preview` then serves like any static server would). They
 // are served as files, never bundled: the Emscripten glue must load from
 // its own URL, because QEMU's pthreads are Workers started from it.
+//
+// Bytes on the wire: a browser that accepts gzip gets the committed
+// gzip -9 files (wasm/dist/**.gz) as they are, with Content-Encoding:
+// gzip, in dev, in the static build (each file's .gz beside it) and in
+// `vite preview`; nothing is compressed at serve time.
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
 import { extname, join, normalize, resolve, sep } from 'node:path';
@@ -35,7 +40,16 @@ export function artifactPath(dir: string, prefix: string, url: string): string |
   return file.startsWith(resolve(dir) + sep) ? file : null;
 }
 
-function serve(dir: string, prefix: string) {
+/** The precompressed twin of `file` to send for this request, or null. */
+export function gzipTwin(req: IncomingMessage, file: string, gzDir: string | null, dir: string): string | null {
+  if (!/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) return null;
+  const twin = gzDir ? join(gzDir, `${file.slice(resolve(dir).length + 1)}.gz`) : `${file}.gz`;
+  return existsSync(twin) && statSync(twin).isFile() ? twin : null;
+}
+
+/** Serves files under `dir` at `prefix`; `gzDir` holds their .gz twins
+ * (same relative paths), or null when they sit beside the files. */
+function serve(dir: string, prefix: string, gzDir: string | null) {
   return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
     const file = artifactPath(dir, prefix, req.url ?? '');
     if (!file) return next();
@@ -50,20 +64,31 @@ function serve(dir: string, prefix: string) {
       );
       return;
     }
+    const twin = gzipTwin(req, file, gzDir, dir);
     res.setHeader('Content-Type', TYPES[extname(file)] ?? 'application/octet-stream');
-    res.setHeader('Content-Length', String(statSync(file).size));
+    res.setHeader('Vary', 'Accept-Encoding');
+    if (twin) res.setHeader('Content-Encoding', 'gzip');
+    res.setHeader('Content-Length', String(statSync(twin ?? file).size));
     res.setHeader('Cache-Control', 'no-cache');
     if (req.method === 'HEAD') return void res.end();
-    createReadStream(file).pipe(res);
+    createReadStream(twin ?? file).pipe(res);
   };
 }
 
-export function artifactsPlugin(dir: string, prefix = '/artifacts/'): Plugin {
+/**
+ * `dir`: the unpacked artifacts; `gzDir`: their committed .gz twins
+ * (wasm/dist), or null (CPR_ARTIFACTS: a tree without twins).
+ */
+export function artifactsPlugin(dir: string, gzDir: string | null, prefix = '/artifacts/'): Plugin {
   let outDir = '';
   return {
     name: 'cpr-playground-artifacts',
     configureServer(server) {
-      server.middlewares.use(serve(dir, prefix));
+      server.middlewares.use(serve(dir, prefix, gzDir));
+    },
+    configurePreviewServer(server) {
+      // The static build's artifacts, each with its .gz beside it.
+      server.middlewares.use(serve(join(outDir, prefix), prefix, null));
     },
     configResolved(config) {
       outDir = resolve(config.root, config.build.outDir);
@@ -74,6 +99,10 @@ export function artifactsPlugin(dir: string, prefix = '/artifacts/'): Plugin {
         return;
       }
       await cp(dir, join(outDir, prefix), { recursive: true });
+      // Any static server can send these with Content-Encoding: gzip.
+      if (gzDir && existsSync(gzDir)) {
+        await cp(gzDir, join(outDir, prefix), { recursive: true, filter: (src) => statSync(src).isDirectory() || src.endsWith('.gz') });
+      }
     },
   };
 }

@@ -36,9 +36,11 @@ export function parseManifest(json: unknown): ArtifactsManifest {
 
 export class BuildRegistry {
   private readonly builds: ResolvedBuild[] = [];
+  /** Unpacked artifact path → its size, when the manifest says. */
+  private readonly sizes = new Map<string, number | undefined>();
 
   constructor(manifest: ArtifactsManifest) {
-    const sizes = new Map<string, number | undefined>();
+    const sizes = this.sizes;
     for (const a of manifest.artifacts) sizes.set(a.path.replace(/\.gz$/, ''), a.rawSize);
     const re = /^qemu\/([^/]+)\/qemu-system-([a-z0-9_]+)\.js$/;
     for (const path of sizes.keys()) {
@@ -54,6 +56,11 @@ export class BuildRegistry {
     const order = manifest.qemu?.builds ?? [];
     const rank = (v: string): number => (order.includes(v) ? order.indexOf(v) : order.length);
     this.builds.sort((a, b) => rank(a.version) - rank(b.version) || a.name.localeCompare(b.name));
+  }
+
+  /** The unpacked size of an artifact (e.g. `guest/arm/uImage`), if known. */
+  rawSize(path: string): number | undefined {
+    return this.sizes.get(path);
   }
 
   list(): BuildInfo[] {

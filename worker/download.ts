@@ -16,11 +16,19 @@ export interface DownloadProgress {
 
 const HINT = 'run `npm run artifacts` (it unpacks wasm/dist into wasm/out) and reload';
 
+/**
+ * `expectedBytes`: the unpacked size, when known (the manifest's). A
+ * server may send the file gzip-encoded (the dev server and the static
+ * build do): then Content-Length counts the compressed bytes while the
+ * body arrives decompressed, so progress and the length check use
+ * `expectedBytes` instead.
+ */
 export async function download(
   url: string,
   onProgress: (p: DownloadProgress) => void,
   fetchImpl: FetchLike = (u) => fetch(u),
   hint: string = HINT,
+  expectedBytes?: number,
 ): Promise<Uint8Array> {
   let response: Response;
   try {
@@ -31,7 +39,8 @@ export async function download(
   if (!response.ok) {
     throw new PlaygroundError('load-failed', `could not fetch ${url}: HTTP ${response.status} ${response.statusText}; ${hint}`);
   }
-  const total = Number(response.headers.get('content-length') ?? 0) || 0;
+  const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
+  const total = encoded ? (expectedBytes ?? 0) : Number(response.headers.get('content-length') ?? 0) || 0;
   if (!response.body) {
     const bytes = new Uint8Array(await response.arrayBuffer());
     onProgress({ url, loaded: bytes.length, total: bytes.length });

@@ -400,6 +400,8 @@ export class QemuHost implements QemuWorkerApi {
             report(`downloading ${path}`);
           },
           this.env.fetch,
+          undefined,
+          registry.rawSize(path),
         );
         return [path, bytes] as const;
       }),
@@ -567,7 +569,7 @@ export class QemuHost implements QemuWorkerApi {
     if (!p) {
       p = (async () => {
         const base = this.config!.artifactsBase;
-        const [wasm, glue] = await Promise.all([download(base + build.wasmPath, () => undefined, this.env.fetch), this.glueSource(build)]);
+        const [wasm, glue] = await Promise.all([download(base + build.wasmPath, () => undefined, this.env.fetch, undefined, build.wasmSize), this.glueSource(build)]);
         checkWasmMagic(base + build.wasmPath, wasm);
         const compile = this.env.backend.compile;
         let module: WebAssembly.Module | undefined;

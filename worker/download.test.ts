@@ -1,0 +1,33 @@
+// Runs in Node (vitest): downloads with progress, plain and gzip-encoded.
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { download, type DownloadProgress } from './download';
+
+const BODY = new Uint8Array(200_000).map((_, i) => i & 0xff);
+
+describe('download', () => {
+  it('counts progress against Content-Length and checks it', async () => {
+    const seen: DownloadProgress[] = [];
+    const bytes = await download('http://x/a.wasm', (p) => seen.push(p), async () => new Response(BODY.slice(), { headers: { 'content-length': String(BODY.length) } }));
+    expect(bytes).toEqual(BODY);
+    expect(seen.at(-1)).toMatchObject({ loaded: BODY.length, total: BODY.length });
+  });
+
+  it('a gzip-encoded body: progress and the check use the unpacked size, not the compressed Content-Length', async () => {
+    const gz = gzipSync(BODY);
+    // What a browser's fetch gives for Content-Encoding: gzip: the body
+    // decompressed, the headers as sent.
+    const fetchGz = async (): Promise<Response> =>
+      new Response(BODY.slice(), { headers: { 'content-length': String(gz.length), 'content-encoding': 'gzip' } });
+    const seen: DownloadProgress[] = [];
+    expect(await download('http://x/a.wasm', (p) => seen.push(p), fetchGz, undefined, BODY.length)).toEqual(BODY);
+    expect(seen.at(-1)).toMatchObject({ loaded: BODY.length, total: BODY.length });
+    // Unknown unpacked size: no total, and no false "ended after" error.
+    expect(await download('http://x/a.wasm', () => undefined, fetchGz)).toEqual(BODY);
+  });
+
+  it('says where a cut-off download ended', async () => {
+    const cut = async (): Promise<Response> => new Response(BODY.slice(0, 1000), { headers: { 'content-length': String(BODY.length) } });
+    await expect(download('http://x/a.wasm', () => undefined, cut)).rejects.toMatchObject({ code: 'load-failed', message: /ended after 1000 of 200000 bytes/ });
+  });
+});
