@@ -82,7 +82,8 @@ export interface QemuModule {
 
 export type QemuFactory = (options: Partial<ModuleOptions>) => Promise<QemuModule>;
 
-// errno and poll values of Emscripten's musl (they match Linux's).
+// errno values of Emscripten (its own numbering: EAGAIN is 6, Linux's is
+// 11); poll and mode bits as Linux's, which Emscripten's musl keeps.
 export const EAGAIN = 6;
 export const POLLIN = 0x001;
 export const POLLOUT = 0x004;

@@ -22,7 +22,7 @@ export const READY_LINE = 'cpr-playground guest ready';
 /** Busybox's prompt as set by the guest's profile ends with this. */
 export const PROMPT_SUFFIX = '# ';
 
-// Why these options (docs/guests.md has the long form):
+// Why these options (docs/guest.md has the long form):
 // -nodefaults: no VGA, parallel port, floppy or default NIC; the playground
 //   wires exactly the devices it shows (one serial port, one monitor).
 // -nic none: no network backend is built into the wasm QEMU (no slirp, no

@@ -18,7 +18,8 @@
 import type { EmscriptenFS, EmscriptenNode, EmscriptenStream } from './emscripten';
 import { RegionTable } from './memory';
 
-// Linux/musl values (Emscripten uses them).
+// errno values are Emscripten's own (not Linux's: its ENOMEM is 48, not 12);
+// open and mmap flags are Linux's, which Emscripten's musl keeps.
 const ENOMEM = 48;
 const EINVAL = 28;
 const EBUSY = 10;
