@@ -274,6 +274,31 @@ if (snapshotUrl && !isolation) {
     });
 }
 
+// ---- deep links ---------------------------------------------------------------
+// ?guest=i386&ram=192&build=v2 fill the boot form; ?boot boots at once;
+// each ?type=... is typed into the guest's shell once it is ready
+// (docs/api.md, "Deep links").
+const params = new URLSearchParams(location.search);
+const linkedGuest = params.get('guest');
+if (linkedGuest !== null) guestSel.value = linkedGuest;
+if (params.has('ram')) ramInput.value = params.get('ram') ?? '';
+function deepLinkBoot(): void {
+  if (!params.has('boot') || snapshotUrl) return;
+  const typed = params.getAll('type');
+  // The link's own values, not the form's: a guest or build the form has
+  // no option for gets the worker's error ("unknown guest ...").
+  playground
+    .boot({
+      guest: (linkedGuest ?? guestSel.value) as GuestName,
+      ramMiB: Number(params.get('ram') ?? ramInput.value),
+      build: params.get('build') ?? (buildSel.value || undefined),
+    })
+    .then(async () => {
+      for (const line of typed) await playground.sendSerial(`${line}\n`);
+    })
+    .catch(report);
+}
+
 // Fill the build picker from the manifest (and learn early if it is missing).
 if (!isolation) {
   playground
@@ -283,6 +308,9 @@ if (!isolation) {
       renderStatus(playground.status());
       const versions = [...new Set(builds.map((b) => b.version))];
       for (const v of versions) buildSel.add(new Option(v, v));
+      const linkedBuild = params.get('build');
+      if (linkedBuild !== null) buildSel.value = linkedBuild.replace(/^.*@/, '');
+      deepLinkBoot();
     })
     .catch(report);
 }

@@ -104,6 +104,20 @@ describe('playground page', { timeout: 30 * 60_000 }, () => {
     await page.context().close();
   });
 
+  it('a deep link boots the guest it names and types its commands; a bad one says what is wrong', { timeout: BOOT_TIMEOUT_MS + 120_000 }, async () => {
+    const page = await openPage(shared.browser, `${shared.server.url}?guest=i386&ram=160&build=v2&boot&type=${encodeURIComponent('echo deep-$((6*7))')}`, log);
+    await waitForState(page, 'running', BOOT_TIMEOUT_MS);
+    const s = await page.evaluate(() => window.playground.status());
+    assert.equal(s.guest, 'i386');
+    assert.equal(s.ramMiB, 160);
+    assert.equal(s.build, 'qemu-system-i386@v2');
+    await within(130_000, 'the typed command', page.evaluate(() => window.playground.waitForSerial(/^deep-42\r?$/m, 120_000)));
+    const bad = await openPage(shared.browser, `${shared.server.url}?guest=riscv&boot`, log);
+    const err = await errorPanel(bad, 60_000);
+    assert.equal(err.code, 'bad-options');
+    assert.match(err.message, /riscv/);
+  });
+
   it('explains a page without cross-origin isolation', async () => {
     const context = await shared.browser.newContext();
     const page = await context.newPage();
