@@ -6,6 +6,7 @@ import { toErrorInfo, type BuildInfo, type ErrorInfo, type GuestName, type Progr
 import { controlsFor, formatArgv, formatBytes, liveUpdateText, progressFraction, progressText, STATE_LABEL } from './format';
 import { isolationProblem } from './isolation';
 import { KeptVmStore } from './kept-vm';
+import { pauseChart } from './pause-chart';
 import { Playground } from './playground';
 import { NORMAL_FONT, PRESENTER_FONT, TerminalPane } from './terminal';
 
@@ -175,6 +176,9 @@ updateForm.addEventListener('submit', (ev) => {
 playground.onLiveUpdate((r) => {
   updateResult.textContent = liveUpdateText(r);
   updateResult.dataset.pauseMs = String(r.pauseMs);
+  // Markup from pauseChart(), whose every text is escaped.
+  $('pause-chart-svg').innerHTML = pauseChart(playground.liveUpdates());
+  $('pause-chart').hidden = false;
 });
 
 // ---- snapshots ----------------------------------------------------------------

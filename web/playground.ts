@@ -58,6 +58,8 @@ export interface PlaygroundApi {
   restoreSnapshot(file: Blob | ArrayBuffer | Uint8Array, options?: RestoreOptions): Promise<Status>;
   /** What a snapshot file holds, checked whole; touches nothing. */
   checkSnapshot(file: Blob | ArrayBuffer | Uint8Array, options?: RestoreOptions): Promise<SnapshotInfo>;
+  /** Every live update this page saw finish, oldest first (the pause chart's numbers). */
+  liveUpdates(): LiveUpdateResult[];
   /** Every finished live update, also one typed into the monitor. */
   onLiveUpdate(listener: (result: LiveUpdateResult) => void): Disposer;
   onSerial(listener: (bytes: Uint8Array) => void): Disposer;
@@ -119,6 +121,7 @@ export class Playground implements PlaygroundApi {
   private readonly progressEvents = new Emitter<Progress>();
   private readonly logEvents = new Emitter<string>();
   private readonly updateEvents = new Emitter<LiveUpdateResult>();
+  private readonly updates: LiveUpdateResult[] = [];
   private current: Status = { seq: 0, state: 'idle', guest: null, build: null, argv: [], ramMiB: null, error: null };
   private remote: Remote<QemuWorkerApi> | null = null;
   private worker: Worker | null = null;
@@ -211,6 +214,10 @@ export class Playground implements PlaygroundApi {
     return this.call((w) => w.restoreSnapshot(bytes, options)).then((s) => this.setStatus(s));
   }
 
+  liveUpdates(): LiveUpdateResult[] {
+    return this.updates.map((r) => ({ ...r, phases: { ...r.phases } }));
+  }
+
   onLiveUpdate(l: (result: LiveUpdateResult) => void): Disposer {
     return this.updateEvents.on(l);
   }
@@ -294,7 +301,11 @@ export class Playground implements PlaygroundApi {
         monitor: (bytes) => mine() && this.monitorEvents.emit(bytes),
         status: (status) => mine() && this.setStatus(status),
         progress: (p) => mine() && this.progressEvents.emit(p),
-        liveUpdate: (result) => mine() && this.updateEvents.emit(result),
+        liveUpdate: (result) => {
+          if (!mine()) return;
+          this.updates.push(result);
+          this.updateEvents.emit(result);
+        },
         log: (line) => {
           if (!mine()) return;
           this.lastLog = line;

@@ -206,6 +206,12 @@ describe('live update', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() },
     assert.deepEqual(await page.locator('#update-build option').allTextContents(), ['qemu-system-arm@v1']);
     await page.click('#update');
     await page.waitForFunction(() => /@v2 → qemu-system-arm@v1: guest paused/.test(document.querySelector('#update-result')?.textContent ?? ''), null, { timeout: 300_000 });
+    // The live pause chart: a bar per update, by phase, and the same numbers in the API.
+    assert.equal(await page.locator('#pause-chart').isVisible(), true);
+    const updates = await page.evaluate(() => window.playground.liveUpdates());
+    assert.equal(updates.length, 2);
+    assert.ok((await page.locator("#pause-chart svg text", { hasText: `${updates[1]!.pauseMs} ms` }).count()) >= 1);
+    assert.equal(await page.locator('#pause-chart svg rect title').count(), 12);
     await shell(page, 'echo still-$((3*3))', /^still-9$/m);
   });
 });
