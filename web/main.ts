@@ -2,11 +2,13 @@
 //
 // Wires the page: the controls, the two consoles, the status bar, the
 // progress bar and the error panel, all on top of window.playground.
-import { toErrorInfo, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
+import { toErrorInfo, type BootOptions, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
 import { controlsFor, formatArgv, formatBytes, liveUpdateText, progressFraction, progressText, STATE_LABEL } from './format';
 import { isolationProblem } from './isolation';
 import { KeptVmStore } from './kept-vm';
 import { pauseChart } from './pause-chart';
+import { TourPanel } from './tour-panel';
+import type { TourId } from './tour';
 import { Playground } from './playground';
 import { NORMAL_FONT, PRESENTER_FONT, TerminalPane } from './terminal';
 
@@ -145,15 +147,19 @@ function report(e: unknown): void {
   showError(toErrorInfo(e));
 }
 
-form.addEventListener('submit', (ev) => {
-  ev.preventDefault();
+/** Boots as the Boot button does: fresh terminals, errors in the panel. */
+function bootGuest(options: BootOptions): Promise<unknown> {
   showError(null);
   serialPane.term.reset();
   monitorPane.term.reset();
   showTab(0);
-  playground
-    .boot({ guest: guestSel.value as GuestName, ramMiB: Number(ramInput.value), build: buildSel.value || undefined })
-    .catch(report);
+  const booting = playground.boot(options);
+  booting.catch(report);
+  return booting;
+}
+form.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  void bootGuest({ guest: guestSel.value as GuestName, ramMiB: Number(ramInput.value), build: buildSel.value || undefined }).catch(() => undefined);
 });
 // Let QEMU's own validation speak for RAM too: the form must not block
 // an invalid value silently, so boot() reports it in the error panel.
@@ -278,12 +284,28 @@ if (snapshotUrl && !isolation) {
     });
 }
 
+// ---- guided tours -------------------------------------------------------------
+const tour = new TourPanel($('tour'), playground, {
+  showConsole: (c) => showTab(c === 'serial' ? 0 : 1),
+  boot: (options) => {
+    guestSel.value = options.guest ?? 'arm';
+    ramInput.value = String(options.ramMiB ?? 128);
+    return bootGuest(options);
+  },
+});
+$('tour-live').addEventListener('click', () => tour.open('live-update'));
+$('tour-refusal').addEventListener('click', () => tour.open('refusal'));
+
 // ---- deep links ---------------------------------------------------------------
 // ?guest=i386&ram=192&build=v2 fill the boot form; ?boot boots at once;
 // each ?type=... is typed into the guest's shell once it is ready
 // (docs/api.md, "Deep links").
 const params = new URLSearchParams(location.search);
 const linkedGuest = params.get('guest');
+// ?tour=live-update (or refusal) &step=N opens a tour at step N (1-based).
+const linkedTour = params.get('tour');
+if (linkedTour === 'live-update' || linkedTour === 'refusal') tour.open(linkedTour as TourId, Number(params.get('step') ?? 1) - 1);
+else if (linkedTour !== null) showError({ code: 'bad-options', message: `unknown tour "${linkedTour}": use tour=live-update or tour=refusal` });
 if (linkedGuest !== null) guestSel.value = linkedGuest;
 if (params.has('ram')) ramInput.value = params.get('ram') ?? '';
 function deepLinkBoot(): void {
