@@ -2,7 +2,7 @@
 //
 // Wires the page: the controls, the two consoles, the status bar, the
 // progress bar and the error panel, all on top of window.playground.
-import { toErrorInfo, type BootOptions, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
+import { toErrorInfo, type BootOptions, type ExecFault, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
 import { controlsFor, formatArgv, formatBytes, liveUpdateText, progressFraction, progressText, STATE_LABEL } from './format';
 import { isolationProblem } from './isolation';
 import { KeptVmStore } from './kept-vm';
@@ -24,6 +24,9 @@ const artifactsBase = new URL(`${import.meta.env.BASE_URL}artifacts/`, location.
 
 const playground = new Playground({
   artifactsBase,
+  // ?fault=kill-new-instance (or truncate-state): show that a live update
+  // survives a failure (docs/api.md); the worker refuses unknown names.
+  faults: new URLSearchParams(location.search).getAll('fault') as ExecFault[],
   isolated: self.crossOriginIsolated === true,
   createWorker: () =>
     new Worker(new URL('../worker/qemu-host.worker.ts', import.meta.url), { type: 'module', name: 'qemu-host' }),

@@ -13,6 +13,7 @@ import {
   type BootOptions,
   type BuildInfo,
   type ErrorInfo,
+  type ExecFault,
   type LiveUpdateOptions,
   type LiveUpdateResult,
   type Progress,
@@ -111,6 +112,8 @@ export interface PlaygroundDeps {
   createWorker(): Worker;
   artifactsBase: string;
   isolated: boolean;
+  /** Failures to inject into live updates (`?fault=`). [] */
+  faults?: ExecFault[];
 }
 
 export class Playground implements PlaygroundApi {
@@ -312,7 +315,7 @@ export class Playground implements PlaygroundApi {
           this.logEvents.emit(line);
         },
       };
-      await remote.init({ artifactsBase: this.deps.artifactsBase }, proxy(listener));
+      await remote.init({ artifactsBase: this.deps.artifactsBase, faults: this.deps.faults ?? [] }, proxy(listener));
       this.remote = remote;
       return remote;
     })();

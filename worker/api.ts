@@ -145,7 +145,19 @@ export interface WorkerListener {
 export interface WorkerConfig {
   /** Absolute URL of the unpacked artifacts (wasm/out), ending in '/'. */
   artifactsBase: string;
+  /** Failures to inject into the exec path, to show (and test) that a
+   * live update survives them (the page's `?fault=` parameter). [] */
+  faults?: ExecFault[];
 }
+
+/**
+ * - `kill-new-instance`: every new QEMU a live update starts is ended
+ *   right after it launched, as if its instance worker died;
+ * - `truncate-state`: the device state handed to the new QEMU is cut to
+ *   half its length (the old build's fallback gets the bytes QEMU saved).
+ */
+export type ExecFault = 'kill-new-instance' | 'truncate-state';
+export const EXEC_FAULTS: readonly ExecFault[] = ['kill-new-instance', 'truncate-state'];
 
 /** The worker's API over Comlink. Every method may reject with a
  * PlaygroundError. */

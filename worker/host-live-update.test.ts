@@ -5,12 +5,12 @@
 // right. The real QEMU runs the same routes in the e2e tests.
 import { describe, expect, it } from 'vitest';
 import { FakeBackend, fakeFetch, type FakeOptions } from '../test/fakes/fake-qemu';
-import type { LiveUpdateResult, Status } from './api';
+import type { ExecFault, LiveUpdateResult, Status } from './api';
 import { QemuHost } from './host';
 
 const BASE = 'http://test/artifacts/';
 
-async function booted(perLaunch: FakeOptions[] = [], opts: FakeOptions = {}) {
+async function booted(perLaunch: FakeOptions[] = [], opts: FakeOptions = {}, faults: ExecFault[] = []) {
   const backend = new FakeBackend(opts);
   backend.perLaunch = perLaunch;
   const host = new QemuHost({
@@ -24,7 +24,7 @@ async function booted(perLaunch: FakeOptions[] = [], opts: FakeOptions = {}) {
   const updates: LiveUpdateResult[] = [];
   const enc = new TextEncoder();
   await host.init(
-    { artifactsBase: BASE },
+    { artifactsBase: BASE, faults },
     {
       serial: () => undefined,
       monitor: () => undefined,
@@ -126,6 +126,26 @@ describe('live update routes (fake QEMU)', () => {
     expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v2', argv: ['qemu-system-arm', '-M', 'virt', '-incoming', 'file:vm.state', '-chardev', 'pipe,id=qmp0,path=/dev/cpr-qmp', '-mon', 'chardev=qmp0,mode=control'] });
     // The host never wrote to the user's console.
     expect(backend.instances[0]!.qmpLog).not.toContain('migrate');
+  });
+
+  it('injected fault: each new QEMU ends right after its launch; the old build takes the VM back', async () => {
+    const { host, backend } = await booted([], {}, ['kill-new-instance']);
+    await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'live-update-failed', message: /runs again on qemu-system-arm@v1/ });
+    expect(backend.instances.map((q) => q.req.jsUrl.replace(/^.*qemu\//, ''))).toEqual(['v1/qemu-system-arm.js', 'v2/qemu-system-arm.js', 'v2/qemu-system-arm.js', 'v1/qemu-system-arm.js']);
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
+  });
+
+  it('injected fault: the new QEMU gets a truncated state, the fallback the whole one', async () => {
+    const { host, backend } = await booted([{}, { incomingFails: true }, { incomingFails: true }, {}], {}, ['truncate-state']);
+    await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'live-update-failed' });
+    expect(backend.instances[1]!.req.files['/vm.state']).toHaveLength(2);
+    expect(backend.instances[3]!.req.files['/vm.state']).toHaveLength(4);
+  });
+
+  it('an unknown fault is refused at init', async () => {
+    const host = new QemuHost({ backend: new FakeBackend(), fetch: fakeFetch(), isolated: () => true, wasmUrl: () => ({ url: 'blob:', revoke: () => undefined }) });
+    const listener = { serial: () => undefined, monitor: () => undefined, status: () => undefined, progress: () => undefined, log: () => undefined, liveUpdate: () => undefined };
+    await expect(host.init({ artifactsBase: BASE, faults: ['melt' as ExecFault] }, listener)).rejects.toMatchObject({ code: 'bad-options', message: /unknown fault "melt"/ });
   });
 
   it('stop() during an update ends it', async () => {

@@ -11,6 +11,7 @@
 import { transfer } from 'comlink';
 import {
   DEFAULT_MONITOR_TIMEOUT_MS,
+  EXEC_FAULTS,
   GUEST_READY_LINE,
   PlaygroundError,
   toErrorInfo,
@@ -158,7 +159,7 @@ export class QemuHost implements QemuWorkerApi {
       ended: (s, outcome) => this.updateEnded(s, outcome),
       // To the page's log only, not into the 'QEMU said' of error messages.
       log: (line) => this.call('log', line),
-    }, env.updateAttemptMs);
+    }, env.updateAttemptMs, () => this.config?.faults ?? []);
   }
 
   /**
@@ -195,6 +196,8 @@ export class QemuHost implements QemuWorkerApi {
     if (!/\/$/.test(config.artifactsBase)) {
       throw new PlaygroundError('bad-options', `artifactsBase must end in "/", got ${config.artifactsBase}`);
     }
+    const unknown = (config.faults ?? []).filter((f) => !EXEC_FAULTS.includes(f));
+    if (unknown.length) throw new PlaygroundError('bad-options', `unknown fault ${JSON.stringify(unknown[0])}: faults are ${EXEC_FAULTS.join(', ')}`);
     this.config = config;
     this.listener = listener as ListenerLike;
     this.emitStatus();

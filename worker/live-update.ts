@@ -21,7 +21,7 @@
 // One Update object owns a pending update from its start to its end, and
 // every way out (done, refused, failed and restored, timed out, QEMU died,
 // fallback failed) goes through Update.end(), the one place that clears it.
-import { PlaygroundError, type LiveUpdateResult, type LiveUpdateRoute, type PausePhases } from './api';
+import { PlaygroundError, type ExecFault, type LiveUpdateResult, type LiveUpdateRoute, type PausePhases } from './api';
 import {
   clearBelow,
   HEAP_LIMIT,
@@ -276,6 +276,13 @@ export async function saveState(r: Running, path: string, timeoutMs: number, kee
   }
 }
 
+/** The state files cut to half their length (a fault). */
+function truncated(files: Record<string, Uint8Array>): Record<string, Uint8Array> {
+  const out: Record<string, Uint8Array> = {};
+  for (const [path, bytes] of Object.entries(files)) out[path] = bytes.slice(0, bytes.length >> 1);
+  return out;
+}
+
 type Phase = 'commanding' | 'migrating' | 'replacing';
 
 /** One pending live update: created by begin(), ended by end() only. */
@@ -330,6 +337,8 @@ export class LiveUpdates<S extends UpdateSession> {
     private readonly port: UpdatePort<S>,
     /** How long one new instance gets to run the VM. */
     private readonly attemptMs = ATTEMPT_TIMEOUT_MS,
+    /** Failures to inject (WorkerConfig.faults). */
+    private readonly faults: () => readonly ExecFault[] = () => [],
   ) {}
 
   /** A pending update for the session; every route starts here. */
@@ -423,8 +432,9 @@ export class LiveUpdates<S extends UpdateSession> {
       clearBelow(memory, req.heapTop && exitTop ? Math.max(req.heapTop, exitTop) + CLEAR_MARGIN : HEAP_LIMIT);
       const cleared = wallClock();
       const argv = withQmpConsole(req.argv.slice(1));
+      const handed = this.faults().includes('truncate-state') ? truncated(files) : files;
       const start = (): Promise<StartTimes> =>
-        this.start(s, { prepared, argv, memory, env, adopt: req.open, files: { ...s.guestFiles, ...files } }, this.attemptMs);
+        this.start(s, { prepared, argv, memory, env, adopt: req.open, files: { ...s.guestFiles, ...handed } }, this.attemptMs, true);
       let times: StartTimes;
       try {
         times = await start();
@@ -555,11 +565,16 @@ export class LiveUpdates<S extends UpdateSession> {
     }
   }
 
-  /** Starts an instance and waits until its VM runs. */
-  private async start(s: S, req: StartRequest, timeoutMs: number): Promise<StartTimes> {
+  /** Starts an instance and waits until its VM runs; `target`: a new
+   * build of an update (faults apply to it, not to a fallback). */
+  private async start(s: S, req: StartRequest, timeoutMs: number, target = false): Promise<StartTimes> {
     let runtimeReadyAt = 0;
     const launchedAt = wallClock();
     const running = await this.port.launch(s, req, (at) => (runtimeReadyAt = at));
+    if (target && this.faults().includes('kill-new-instance')) {
+      this.port.log('[live-update] fault injected: ending the new QEMU right after its launch');
+      void running.instance.kill();
+    }
     const { monitorAt, runningAt } = await waitRunning(running, timeoutMs, req.prepared.build.name);
     return { runtimeReadyAt: runtimeReadyAt || launchedAt, monitorAt, runningAt };
   }

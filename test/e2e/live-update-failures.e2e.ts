@@ -11,8 +11,8 @@ import { BOOT_TIMEOUT_MS, e2eLog, sharedBrowser, liveUpdateUnavailable, openPage
 const shared = sharedBrowser();
 const log = e2eLog;
 
-async function bootArm(extraArgs: string[] = []): Promise<Page> {
-  const page = await openPage(shared.browser, shared.server.url, log);
+async function bootArm(extraArgs: string[] = [], fault?: string): Promise<Page> {
+  const page = await openPage(shared.browser, fault ? `${shared.server.url}?fault=${fault}` : shared.server.url, log);
   await page.evaluate((extraArgs) => window.playground.boot({ guest: 'arm', ramMiB: 128, build: 'v1', extraArgs }), extraArgs);
   await waitForState(page, 'running', BOOT_TIMEOUT_MS);
   return page;
@@ -196,6 +196,26 @@ describe('live update failures keep the guest', { timeout: 60 * 60_000, skip: li
 
   it('a new QEMU that exits at start (bad option): tried twice, then the old build takes the guest back from the same state', { timeout: BOOT_TIMEOUT_MS + 400_000 }, async () => {
     await typedUpdateFallsBack((argv) => [...argv, '-no-such-option']);
+  });
+
+  it('the new instance worker killed mid-update (injected fault): tried twice, then the old build takes the guest back', { timeout: BOOT_TIMEOUT_MS + 400_000 }, async () => {
+    const page = await bootArm([], 'kill-new-instance');
+    const sha = await plantRandom(page);
+    const failed = await failingUpdate(page, 'v2');
+    log(`killed new instance: ${JSON.stringify(failed)}`);
+    assert.equal(failed.code, 'live-update-failed');
+    assert.match(failed.message, /runs again on qemu-system-arm@v1/);
+    await stillRunsOnV1(page, sha);
+  });
+
+  it('the device state truncated between save and load (injected fault): the new QEMU refuses it, the old build loads the whole state', { timeout: BOOT_TIMEOUT_MS + 400_000 }, async () => {
+    const page = await bootArm([], 'truncate-state');
+    const sha = await plantRandom(page);
+    const failed = await failingUpdate(page, 'v2');
+    log(`truncated state: ${JSON.stringify(failed)}`);
+    assert.equal(failed.code, 'live-update-failed');
+    assert.match(failed.message, /runs again on qemu-system-arm@v1/);
+    await stillRunsOnV1(page, sha);
   });
 
   it('a configuration that cannot live-update (RAM not shared): refused before the VM stops, with QEMU\'s reason', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async () => {
