@@ -37,8 +37,9 @@ import {
   type QemuInstanceLike,
   type SpareLike,
 } from './backend';
-import { BuildRegistry, parseManifest, type ResolvedBuild } from './builds';
-import { checkWasmMagic, download, type FetchLike } from './download';
+import { BuildStore } from './build-store';
+import type { ResolvedBuild } from './builds';
+import { checkWasmMagic, type FetchLike } from './download';
 import { HmpLines, typedHint } from './hmp-lines';
 import {
   DEFAULT_UPDATE_TIMEOUT_MS,
@@ -133,7 +134,7 @@ function failureSignal(): { failure: Promise<never>; fail(e: PlaygroundError): v
 export class QemuHost implements QemuWorkerApi {
   private config: WorkerConfig | null = null;
   private listener: ListenerLike | null = null;
-  private registry: BuildRegistry | null = null;
+  private buildStore: BuildStore | null = null;
   private session: Session | null = null;
   private nextId = 1;
   /** The boot in progress; stop() or a newer boot clears it, cancelling it. */
@@ -143,8 +144,6 @@ export class QemuHost implements QemuWorkerApi {
   private readonly logs: string[] = [];
   private serialOut: Uint8Array[] = [];
   private serialTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Builds downloaded and compiled, by full name. */
-  private readonly prepared = new Map<string, Promise<PreparedBuild>>();
   private readonly updates: LiveUpdates<Session>;
 
   constructor(private readonly env: HostEnvironment) {
@@ -181,10 +180,10 @@ export class QemuHost implements QemuWorkerApi {
       throw new PlaygroundError('bad-options', `unknown route ${JSON.stringify(route)}: use "cpr-exec" (default) or "copy"`);
     }
     const timeoutMs = options.timeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS;
-    const build = (await this.loadRegistry()).resolve(s.options.guest, target);
+    const build = (await this.store.builds()).resolve(s.options.guest, target);
     let prepared: PreparedBuild;
     try {
-      prepared = await this.prepare(build);
+      prepared = await this.store.prepare(build);
     } catch (e) {
       throw new PlaygroundError('live-update-refused', `live update to ${build.name} refused: ${toErrorInfo(e).message}; the guest runs on ${s.build.name}, untouched`);
     }
@@ -199,12 +198,13 @@ export class QemuHost implements QemuWorkerApi {
     const unknown = (config.faults ?? []).filter((f) => !EXEC_FAULTS.includes(f));
     if (unknown.length) throw new PlaygroundError('bad-options', `unknown fault ${JSON.stringify(unknown[0])}: faults are ${EXEC_FAULTS.join(', ')}`);
     this.config = config;
+    this.buildStore = new BuildStore(config.artifactsBase, { fetch: this.env.fetch, compile: this.env.backend.compile, wasmUrl: this.env.wasmUrl });
     this.listener = listener as ListenerLike;
     this.emitStatus();
   }
 
   async builds(): Promise<BuildInfo[]> {
-    return (await this.loadRegistry()).list();
+    return (await this.store.builds()).list();
   }
 
   async status(): Promise<Status> {
@@ -251,7 +251,7 @@ export class QemuHost implements QemuWorkerApi {
   private async openSnapshot(file: Uint8Array, options: RestoreOptions): Promise<{ info: SnapshotInfo; state: Uint8Array; build: ResolvedBuild }> {
     if (!(file instanceof Uint8Array)) throw new PlaygroundError('bad-options', 'a snapshot is given as bytes (Uint8Array) or a Blob');
     const { info, state } = await readSnapshot(file);
-    const registry = await this.loadRegistry();
+    const registry = await this.store.builds();
     let build: ResolvedBuild;
     try {
       build = registry.resolve(info.guest, options.build ?? info.build);
@@ -370,9 +370,9 @@ export class QemuHost implements QemuWorkerApi {
     const base = this.config!.artifactsBase;
     this.setState({ state: 'loading', guest: options.guest, ramMiB: options.ramMiB, build: null, argv: [], error: null });
     this.progress({ phase: 'manifest', label: 'reading the artifacts manifest', loaded: 0, total: 0 });
-    const registry = await this.loadRegistry();
+    const registry = await this.store.builds();
     const build = registry.resolve(options.guest, options.build);
-    const glue = await this.glueSource(build);
+    const glue = await this.store.glueSource(build);
     const liveUpdatable = this.env.backend.createMemory !== undefined && buildLayoutProblem(build.name, glue) === undefined;
     const plan = this.env.backend.plan(options.guest, options.ramMiB, liveUpdatable);
     // A restored VM runs with the arguments it was saved with.
@@ -381,36 +381,11 @@ export class QemuHost implements QemuWorkerApi {
     this.setState({ build: build.name, argv: [program, ...argv] });
 
     // Download QEMU's wasm and the guest files, with one combined progress bar.
-    const wanted = [build.wasmPath, ...Object.keys(plan.files)];
-    const loaded = new Map<string, number>();
-    const totals = new Map<string, number>();
-    const report = (label: string): void => {
-      let l = 0;
-      let t = 0;
-      for (const p of wanted) {
-        l += loaded.get(p) ?? 0;
-        t += totals.get(p) ?? 0;
-      }
-      this.progress({ phase: 'download', label, loaded: l, total: t });
-    };
-    const fetched = await Promise.all(
-      wanted.map(async (path) => {
-        const bytes = await download(
-          base + path,
-          (p) => {
-            loaded.set(path, p.loaded);
-            totals.set(path, p.total || p.loaded);
-            report(`downloading ${path}`);
-          },
-          this.env.fetch,
-          undefined,
-          registry.rawSize(path),
-        );
-        return [path, bytes] as const;
-      }),
+    const fetched = await this.store.fetchAll([build.wasmPath, ...Object.keys(plan.files)], (loaded, total, label) =>
+      this.progress({ phase: 'download', label, loaded, total }),
     );
     this.checkCurrent(id);
-    const bytes = new Map(fetched);
+    const bytes = fetched;
     const wasm = bytes.get(build.wasmPath)!;
     checkWasmMagic(base + build.wasmPath, wasm);
     const files: Record<string, Uint8Array> = {};
@@ -426,7 +401,7 @@ export class QemuHost implements QemuWorkerApi {
     }) : undefined;
     this.checkCurrent(id);
     const prepared: PreparedBuild = { build, wasmUrl: wasmUrl.url, module, layoutProblem: liveUpdatable ? undefined : buildLayoutProblem(build.name, glue) ?? 'no shared Memory' };
-    this.prepared.set(build.name, Promise.resolve(prepared));
+    this.store.remember(prepared);
     const session: Session = {
       id,
       running: null,
@@ -548,7 +523,7 @@ export class QemuHost implements QemuWorkerApi {
 
   /** Every name QEMU may exec for this guest: `v2`, `qemu-system-arm@v2`, `qemu-system-arm`. */
   private execNames(guest: GuestName): string[] {
-    const builds = this.registry?.list().filter((b) => b.guest === guest) ?? [];
+    const builds = this.buildStore?.known()?.list().filter((b) => b.guest === guest) ?? [];
     return [...new Set(builds.flatMap((b) => [b.name, b.version, programOf(b.name)]))];
   }
 
@@ -562,44 +537,8 @@ export class QemuHost implements QemuWorkerApi {
 
   /** The build named in a cpr-exec-command, downloaded and compiled. */
   private async prepareTarget(session: Session, name: string): Promise<PreparedBuild> {
-    const build = (await this.loadRegistry()).resolve(session.options.guest, execName(name));
-    return this.prepare(build);
-  }
-
-  /** Downloads and compiles a build once; later calls share the result. */
-  private prepare(build: ResolvedBuild): Promise<PreparedBuild> {
-    let p = this.prepared.get(build.name);
-    if (!p) {
-      p = (async () => {
-        const base = this.config!.artifactsBase;
-        const [wasm, glue] = await Promise.all([download(base + build.wasmPath, () => undefined, this.env.fetch, undefined, build.wasmSize), this.glueSource(build)]);
-        checkWasmMagic(base + build.wasmPath, wasm);
-        const compile = this.env.backend.compile;
-        let module: WebAssembly.Module | undefined;
-        try {
-          module = compile ? await compile(wasm) : undefined;
-        } catch (e) {
-          throw new PlaygroundError('load-failed', `${build.name}'s wasm does not compile: ${e instanceof Error ? e.message : String(e)}`);
-        }
-        const url = this.env.wasmUrl(wasm);
-        return { build, wasmUrl: url.url, module, layoutProblem: buildLayoutProblem(build.name, glue) };
-      })();
-      this.prepared.set(build.name, p);
-      // A failed preparation is not cached: the next attempt tries again.
-      p.catch(() => this.prepared.delete(build.name));
-    }
-    return p;
-  }
-
-  /** The build's JS glue as text ('' if it cannot be read): it says
-   * whether the build speaks our memory layout. */
-  private async glueSource(build: ResolvedBuild): Promise<string> {
-    try {
-      const bytes = await download(this.config!.artifactsBase + build.jsPath, () => undefined, this.env.fetch);
-      return new TextDecoder().decode(bytes);
-    } catch {
-      return '';
-    }
+    const build = (await this.store.builds()).resolve(session.options.guest, execName(name));
+    return this.store.prepare(build);
   }
 
   private createMemory(): WebAssembly.Memory {
@@ -852,25 +791,10 @@ export class QemuHost implements QemuWorkerApi {
     return s.running;
   }
 
-  private async loadRegistry(): Promise<BuildRegistry> {
-    if (this.registry) return this.registry;
-    if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
-    const url = `${this.config.artifactsBase}manifest.json`;
-    const bytes = await download(
-      url,
-      () => undefined,
-      this.env.fetch,
-      'the QEMU artifacts are not unpacked: run `npm run artifacts` (it unpacks wasm/dist into wasm/out; ' +
-        'if wasm/dist is missing, build it with `npm run build:wasm`, as root, see docs/build.md) and reload',
-    );
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder().decode(bytes));
-    } catch {
-      throw new PlaygroundError('load-failed', `${url} is not JSON; run \`npm run artifacts\``);
-    }
-    this.registry = new BuildRegistry(parseManifest(json));
-    return this.registry;
+  /** The build store, once init() gave the artifacts' URL. */
+  private get store(): BuildStore {
+    if (!this.buildStore) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
+    return this.buildStore;
   }
 
   /** Records an error in the status and returns it as a PlaygroundError. */

@@ -1,0 +1,123 @@
+// Runs in the QEMU host worker (and in Node for unit tests); no DOM.
+//
+// The builds the host can run: the artifacts manifest (read once), and
+// each build downloaded and compiled once, before any pause needs it. A
+// failed preparation is not kept: the next attempt tries again.
+import { PlaygroundError } from './api';
+import { buildLayoutProblem } from './backend';
+import { BuildRegistry, parseManifest, type ResolvedBuild } from './builds';
+import { checkWasmMagic, download, type FetchLike } from './download';
+import type { PreparedBuild } from './live-update';
+
+export interface BuildStoreEnv {
+  fetch?: FetchLike;
+  /** Compiles a build's wasm (the backend's), if it can. */
+  compile?(bytes: Uint8Array): Promise<WebAssembly.Module>;
+  /** A URL QEMU can load the fetched wasm from. */
+  wasmUrl(bytes: Uint8Array): { url: string; revoke(): void };
+}
+
+export class BuildStore {
+  private registry: BuildRegistry | null = null;
+  private readonly prepared = new Map<string, Promise<PreparedBuild>>();
+
+  constructor(
+    /** Absolute URL of the artifacts, ending in '/'. */
+    private readonly base: string,
+    private readonly env: BuildStoreEnv,
+  ) {}
+
+  /** The manifest's builds (read once). */
+  async builds(): Promise<BuildRegistry> {
+    if (this.registry) return this.registry;
+    const url = `${this.base}manifest.json`;
+    const bytes = await download(
+      url,
+      () => undefined,
+      this.env.fetch,
+      'the QEMU artifacts are not unpacked: run `npm run artifacts` (it unpacks wasm/dist into wasm/out; ' +
+        'if wasm/dist is missing, build it with `npm run build:wasm`, as root, see docs/build.md) and reload',
+    );
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      throw new PlaygroundError('load-failed', `${url} is not JSON; run \`npm run artifacts\``);
+    }
+    this.registry = new BuildRegistry(parseManifest(json));
+    return this.registry;
+  }
+
+  /** The registry if it was read already (no download). */
+  known(): BuildRegistry | null {
+    return this.registry;
+  }
+
+  /** Downloads and compiles a build once; later calls share the result. */
+  prepare(build: ResolvedBuild): Promise<PreparedBuild> {
+    let p = this.prepared.get(build.name);
+    if (!p) {
+      p = (async () => {
+        const [wasm, glue] = await Promise.all([download(this.base + build.wasmPath, () => undefined, this.env.fetch, undefined, build.wasmSize), this.glueSource(build)]);
+        checkWasmMagic(this.base + build.wasmPath, wasm);
+        let module: WebAssembly.Module | undefined;
+        try {
+          module = this.env.compile ? await this.env.compile(wasm) : undefined;
+        } catch (e) {
+          throw new PlaygroundError('load-failed', `${build.name}'s wasm does not compile: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        const url = this.env.wasmUrl(wasm);
+        return { build, wasmUrl: url.url, module, layoutProblem: buildLayoutProblem(build.name, glue) };
+      })();
+      this.prepared.set(build.name, p);
+      p.catch(() => this.prepared.delete(build.name));
+    }
+    return p;
+  }
+
+  /** Downloads artifacts (paths relative to the artifacts) together,
+   * reporting their combined progress in bytes. */
+  async fetchAll(paths: readonly string[], onProgress: (loaded: number, total: number, label: string) => void): Promise<Map<string, Uint8Array>> {
+    const registry = await this.builds();
+    const loaded = new Map<string, number>();
+    const totals = new Map<string, number>();
+    const fetched = await Promise.all(
+      paths.map(async (path) => {
+        const bytes = await download(
+          this.base + path,
+          (p) => {
+            loaded.set(path, p.loaded);
+            totals.set(path, p.total || p.loaded);
+            let l = 0;
+            let t = 0;
+            for (const q of paths) {
+              l += loaded.get(q) ?? 0;
+              t += totals.get(q) ?? 0;
+            }
+            onProgress(l, t, `downloading ${path}`);
+          },
+          this.env.fetch,
+          undefined,
+          registry.rawSize(path),
+        );
+        return [path, bytes] as const;
+      }),
+    );
+    return new Map(fetched);
+  }
+
+  /** A build the host prepared itself (the booted one), for updates back to it. */
+  remember(prepared: PreparedBuild): void {
+    this.prepared.set(prepared.build.name, Promise.resolve(prepared));
+  }
+
+  /** The build's JS glue as text ('' if it cannot be read): it says
+   * whether the build speaks our memory layout. */
+  async glueSource(build: ResolvedBuild): Promise<string> {
+    try {
+      return new TextDecoder().decode(await download(this.base + build.jsPath, () => undefined, this.env.fetch));
+    } catch {
+      return '';
+    }
+  }
+}
