@@ -1,5 +1,6 @@
 // Runs in Node: `npm run screenshot` refreshes docs/screenshot.png with
-// the playground showing a booted arm guest that answered a command.
+// the playground showing a booted arm guest that answered a command and
+// went through one live update (the pause chart under the controls).
 import { BOOT_TIMEOUT_MS, launchBrowser, openPage, REPO, startServer, waitForState, waitForTerminal } from './harness';
 
 const server = await startServer();
@@ -20,6 +21,8 @@ try {
     await page.keyboard.press('Enter');
     await waitForTerminal(page, 'serial', answer, 60_000);
   }
+  await page.evaluate(() => window.playground.liveUpdate('v2'));
+  await page.locator('#pause-chart').waitFor({ state: 'visible', timeout: 60_000 });
   await page.screenshot({ path: `${REPO}docs/screenshot.png` });
   console.log('screenshot: wrote docs/screenshot.png');
 } finally {
