@@ -108,9 +108,18 @@ describe('live update routes (fake QEMU)', () => {
     expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
   });
 
+  it('the old build\'s first restart does not run the VM: it is started once more and takes the VM back', async () => {
+    const { host, backend } = await booted([{}, { incomingFails: true }, { incomingFails: true }, { incomingHangs: true }, {}]);
+    await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'live-update-failed', message: /runs again on qemu-system-arm@v1/ });
+    expect(backend.instances).toHaveLength(5);
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
+  });
+
   it('the fallback fails too: the session is lost, and the page says why', async () => {
-    const { host } = await booted([{}, { incomingFails: true }, { incomingFails: true }, { incomingFails: true }]);
+    const { host, backend } = await booted([{}, { incomingFails: true }, { incomingFails: true }, { incomingFails: true }, { incomingFails: true }]);
     await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'live-update-failed', message: /restarting qemu-system-arm@v1 failed too/ });
+    // Two tries of the new build, two of the old one.
+    expect(backend.instances.map((q) => q.req.jsUrl.replace(/^.*qemu\//, ''))).toEqual(['v1/qemu-system-arm.js', 'v2/qemu-system-arm.js', 'v2/qemu-system-arm.js', 'v1/qemu-system-arm.js', 'v1/qemu-system-arm.js']);
     await settle();
     expect(await host.status()).toMatchObject({ state: 'error', error: { code: 'live-update-failed' } });
   });

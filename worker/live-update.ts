@@ -623,10 +623,20 @@ export class LiveUpdates<S extends UpdateSession> {
     clearBelow(s.memory!, top);
     restoreFiles(s.memory!, saved);
     const stateFile = Object.keys(files)[0] ?? STATE_FILE;
-    await this.start(
-      s,
-      { prepared: old, argv: [...s.baseArgv, '-incoming', `file:${stateFile}`], memory: s.memory, env, adopt: req.open, files: { ...s.guestFiles, ...files } },
-      2 * this.attemptMs,
-    );
+    const start = (): Promise<StartTimes> =>
+      this.start(
+        s,
+        { prepared: old, argv: [...s.baseArgv, '-incoming', `file:${stateFile}`], memory: s.memory, env, adopt: req.open, files: { ...s.guestFiles, ...files } },
+        this.attemptMs,
+      );
+    try {
+      await start();
+    } catch (e) {
+      // The rare start that never runs the VM (see replace()) hits the
+      // fallback too: once more from the same state before the VM is lost.
+      this.port.log(`[live-update] ${old.build.name} did not take the VM back (${message(e)}); starting it again`);
+      await this.clearAfter(s, u, saved);
+      await start();
+    }
   }
 }
