@@ -79,6 +79,14 @@ const bootStep = (what: string): TourStep => ({
   },
 });
 
+const modeStep = (text: string): TourStep => ({
+  title: 'Choose the cpr-exec mode',
+  text,
+  console: 'monitor',
+  command: () => 'migrate_set_parameter mode cpr-exec',
+  check: async (pg) => (/mode: cpr-exec/.test(await pg.monitor('info migrate_parameters')) ? undefined : 'the migration mode is not cpr-exec'),
+});
+
 export const TOURS: Record<TourId, Tour> = {
   'live-update': {
     id: 'live-update',
@@ -103,13 +111,7 @@ export const TOURS: Record<TourId, Tour> = {
           return /true/.test(share) ? undefined : `guest RAM is not shared (qom-get /objects/ram0 share said ${JSON.stringify(share)})`;
         },
       },
-      {
-        title: 'Choose the cpr-exec mode',
-        text: 'A migration in mode cpr-exec writes no RAM at all: only the device state (a few tens of KB) goes to the file. QEMU then exec\'s the command you give it, and hands over its memfds.',
-        console: 'monitor',
-        command: () => 'migrate_set_parameter mode cpr-exec',
-        check: async (pg) => (/mode: cpr-exec/.test(await pg.monitor('info migrate_parameters')) ? undefined : 'the migration mode is not cpr-exec'),
-      },
+      modeStep('A migration in mode cpr-exec writes no RAM at all: only the device state (a few tens of KB) goes to the file. QEMU then exec\'s the command you give it, and hands over its memfds.'),
       {
         title: 'Name the new QEMU',
         text: 'cpr-exec-command is the new QEMU\'s command line: the other build, with the same arguments as this one, and -incoming for the device state. In the browser, "exec" instantiates that build on the same shared Memory.',
@@ -164,13 +166,7 @@ export const TOURS: Record<TourId, Tour> = {
     boot: { ...ARM, extraArgs: ['-machine', 'aux-ram-share=off'] },
     steps: [
       bootStep('a guest whose ROMs and flash are in private memory (-machine aux-ram-share=off)'),
-      {
-        title: 'Choose the cpr-exec mode',
-        text: 'cpr-exec writes no RAM: every RAM block must be something the new QEMU can map again, a shared memfd or a shared file.',
-        console: 'monitor',
-        command: () => 'migrate_set_parameter mode cpr-exec',
-        check: async (pg) => (/mode: cpr-exec/.test(await pg.monitor('info migrate_parameters')) ? undefined : 'the migration mode is not cpr-exec'),
-      },
+      modeStep('cpr-exec writes no RAM: every RAM block must be something the new QEMU can map again, a shared memfd or a shared file.'),
       {
         title: 'Migrate: QEMU refuses',
         text: 'QEMU checks its migration blockers before it stops anything. Private RAM would come up empty in the new QEMU, so it refuses, names the memory region, and says what would make it work.',
