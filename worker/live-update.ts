@@ -612,16 +612,8 @@ export class LiveUpdates<S extends UpdateSession> {
     saved: SavedFiles,
   ): Promise<void> {
     // A failed new instance (or the old one, if preparing failed before
-    // the teardown): end it and clear what it dirtied (all if unknown).
-    const r = s.running;
-    let top = HEAP_LIMIT;
-    if (r) {
-      u.retiring.add(r.instance);
-      const exit = await Promise.race([r.instance.exited, r.instance.kill().then(() => r.instance.exited)]);
-      top = exit.heapTop || HEAP_LIMIT;
-    }
-    clearBelow(s.memory!, top);
-    restoreFiles(s.memory!, saved);
+    // the teardown): end it and clear what it dirtied.
+    await this.clearAfter(s, u, saved);
     const stateFile = Object.keys(files)[0] ?? STATE_FILE;
     const start = (): Promise<StartTimes> =>
       this.start(

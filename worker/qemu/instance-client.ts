@@ -100,6 +100,28 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     worker.terminate();
     end({ status: 137, message: 'killed' });
   };
+  /**
+   * Terminates the instance worker once QEMU's threads are ended, and
+   * settles `exited` only when no ended thread waits on the Memory any
+   * more: the next instance may start on it at once. A thread that did
+   * not end (busy in wasm, or in a wait that is no cancellation point) is
+   * ended by the browser only later, and only while its parent lives;
+   * until then it stays listed as a waiter. Wake the words they were
+   * parked on until nothing waits there: a thread of the old QEMU left
+   * waiting on a word the next QEMU uses would take the one wake-up meant
+   * for the new thread (seen as a new QEMU that never runs the VM, or a
+   * main loop that stops).
+   */
+  const endWorker = async (exit: QemuExit & { heapTop?: number }, threads: StoppedThreads | undefined, whose: string): Promise<void> => {
+    const parked = threads ?? { threads: [], runtime: [], cancelled: 0, left: 0 };
+    const before = await wakeUntilGone(parked.threads);
+    worker.terminate();
+    await new Promise((r) => setTimeout(r, KILL_GRACE_MS));
+    const after = await wakeUntilGone([...parked.threads, ...parked.runtime]);
+    if (threads) opts.onLog(`[live-update] ended ${whose} threads: ${parked.cancelled} cancelled, ${parked.left} still running; woke parked waiters ${before.join(', ') || '-'} / after: ${after.join(', ') || '-'}`);
+    end(exit);
+  };
+  let ending: Promise<void> | undefined;
   const handle: InstanceHandle = {
     write: (console, bytes) => post({ type: 'console', console, bytes }),
     exited,
@@ -107,26 +129,12 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     kill: async () => {
       // QEMU's pthread workers are nested in the instance worker; ending
       // that worker ends them only as it is torn down. Have it terminate
-      // them first, then give them a moment to stop: a thread of the old
-      // QEMU that still ran would write into the Memory the next one uses.
-      if (!ended) {
+      // them first (its reply comes after the 'parked' report): a thread
+      // of the old QEMU that still ran would write into the Memory the
+      // next one uses.
+      if (!ended && !ending) {
         const top = await Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), KILL_REPLY_MS))]);
-        // The instance worker has cancelled QEMU's threads and terminated
-        // their workers. A thread that did not end (busy in wasm, or in a
-        // wait that is no cancellation point) is ended by the browser only
-        // later, and only while its parent lives; until then it stays
-        // listed as a waiter. Wake the words they were parked on until
-        // nothing waits there any more: a thread of the old QEMU left
-        // waiting on a word the next QEMU uses would take the one wake-up
-        // meant for the new thread (seen as a new QEMU that never runs
-        // the VM, or a main loop that stops).
-        const parked = stopped ?? { threads: [], runtime: [], cancelled: 0, left: 0 };
-        const before = await wakeUntilGone(parked.threads);
-        worker.terminate();
-        end({ status: 137, message: 'killed', heapTop: top || undefined });
-        await new Promise((r) => setTimeout(r, KILL_GRACE_MS));
-        const after = await wakeUntilGone([...parked.threads, ...parked.runtime]);
-        opts.onLog(`[live-update] ended the old QEMU's threads: ${parked.cancelled} cancelled, ${parked.left} still running; woke parked waiters ${before.join(', ') || '-'} / after: ${after.join(', ') || '-'}`);
+        ending ??= endWorker({ status: 137, message: 'killed', heapTop: top || undefined }, stopped ?? { threads: [], runtime: [], cancelled: 0, left: 0 }, "the old QEMU's");
       }
       await exited;
     },
@@ -163,8 +171,11 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
           opts.onLog(m.line);
           break;
         case 'exit':
-          worker.terminate();
-          end({ status: m.status, message: m.message, heapTop: m.heapTop });
+          ending ??= endWorker(
+            { status: m.status, message: m.message, heapTop: m.heapTop },
+            m.parked && { ...m.parked, cancelled: 0, left: 0 },
+            'the exited QEMU\'s',
+          );
           // An exit during start-up: the launch resolves with a dead instance.
           resolve(handle);
           break;

@@ -3,7 +3,7 @@
 import type { ConsoleName } from './consoles';
 import type { ExecRequest } from './instance';
 import type { OpenMemfd } from './memfd';
-import type { StoppedThreads } from './parked';
+import type { Parked, StoppedThreads } from './parked';
 
 /** Host → instance worker. */
 export type ToInstance =
@@ -40,7 +40,8 @@ export type FromInstance =
   /** Output of one of QEMU's consoles, batched. */
   | { type: 'console'; console: ConsoleName; bytes: Uint8Array }
   | { type: 'log'; line: string }
-  | { type: 'exit'; status: number; message?: string; heapTop: number }
+  /** QEMU ended itself; `parked`: where its ended threads waited. */
+  | { type: 'exit'; status: number; message?: string; heapTop: number; parked?: Parked }
   | { type: 'exec'; request: ExecRequest }
   | { type: 'exec-refused'; argv: string[]; reason: string }
   /** Before the reply to 'kill': how QEMU's threads ended and the futex

@@ -7,7 +7,7 @@ import { CONSOLE_DEVICES, CONSOLES, type ConsoleName } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
 import { MemfdFs, type OpenMemfd } from './memfd';
 import { LAYOUT_TAG } from './memory';
-import { parkedAddresses, threadExited, type StoppedThreads } from './parked';
+import { parkedAddresses, threadExited, type Parked, type StoppedThreads } from './parked';
 
 /** How long cancelled QEMU threads get to end before their workers are
  * terminated anyway (then by force, ~2 s later in Chromium). */
@@ -77,6 +77,9 @@ export interface QemuExit {
   status: number;
   /** Why it ended, when QEMU aborted or could not start. */
   message?: string;
+  /** QEMU ended itself (exit or abort) with threads running: the futex
+   * words they were parked on, for the host to wake (parked.ts). */
+  parked?: Parked;
 }
 
 export interface QemuInstance {
@@ -114,6 +117,24 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
     ended = true;
     settle(exit);
   };
+  /** QEMU ended itself: end its pthreads (else the vCPU thread would run
+   * on), and report where they were parked. A thread of this QEMU left
+   * waiting on a futex word takes the wake-up meant for the next QEMU's
+   * thread on the same Memory (parked.ts): seen as a fallback QEMU that
+   * never ran the VM after the new build exited on a bad device state. */
+  let exiting = false;
+  const endItself = (exit: QemuExit): void => {
+    if (exiting || ended) return;
+    exiting = true;
+    const threads = Object.keys(loaded?.PThread?.pthreads ?? {}).map(Number);
+    loaded?.PThread?.terminateAllThreads();
+    const memory = opts.memory;
+    if (!memory || threads.length === 0) {
+      end(exit);
+      return;
+    }
+    setTimeout(() => end({ ...exit, parked: parkedAddresses(memory, threads) }), SETTLE_MS);
+  };
 
   // The module object, known from preRun on (before the factory resolves,
   // which start-up errors can prevent).
@@ -149,13 +170,9 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
         for (const [c, device] of devices) device.install(module.FS, CONSOLE_DEVICES[c].major);
       },
     ],
-    // exit() in QEMU arrives here (wasm/emscripten/exit.js); stop QEMU's
-    // pthreads, or the vCPU thread would run on.
-    onExit: (status) => {
-      loaded?.PThread?.terminateAllThreads();
-      end({ status });
-    },
-    onAbort: (what) => end({ status: 134, message: `QEMU aborted: ${String(what)}` }),
+    // exit() in QEMU arrives here (wasm/emscripten/exit.js).
+    onExit: (status) => endItself({ status }),
+    onAbort: (what) => endItself({ status: 134, message: `QEMU aborted: ${String(what)}` }),
     onRuntimeInitialized: () => opts.onRuntimeReady?.(),
   };
   if (opts.memory) {
@@ -201,7 +218,7 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
     module = created;
   } catch (err) {
     // A failed instantiation, or an exit during start-up (bad arguments).
-    if (ended) return deadInstance(exited);
+    if (ended || exiting) return deadInstance(exited);
     throw err;
   }
 

@@ -138,7 +138,7 @@ async function launch(m: Extract<ToInstance, { type: 'launch' }>): Promise<void>
     // An exit while the host ends the instance (a cancelled thread may take
     // the runtime down) is not QEMU's: the host reads the kill's reply.
     void inst.exited.then((exit) => {
-      if (!killing) post({ type: 'exit', status: exit.status, message: exit.message, heapTop: inst.heapTop() });
+      if (!killing) post({ type: 'exit', status: exit.status, message: exit.message, heapTop: inst.heapTop(), parked: exit.parked });
     });
     post({ type: 'launched' });
     for (const e of early.splice(0)) handle(inst, e);
