@@ -753,7 +753,8 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   private recentLogs(except = ''): string {
-    const lines = this.logs.filter((l) => l.trim() !== '' && l !== except).slice(-8);
+    // Our own diagnostics ([live-update] ...) stay in the page's log only.
+    const lines = this.logs.filter((l) => l.trim() !== '' && l !== except && !l.startsWith('[live-update]')).slice(-8);
     return lines.length ? `. QEMU said: ${lines.join(' | ')}` : '';
   }
 
