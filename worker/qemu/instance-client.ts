@@ -112,7 +112,8 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
    * for the new thread (seen as a new QEMU that never runs the VM, or a
    * main loop that stops).
    */
-  const endWorker = async (exit: QemuExit & { heapTop?: number }, threads: StoppedThreads | undefined, whose: string): Promise<void> => {
+  const endWorker = async (exit: QemuExit & { heapTop?: number }, threads: StoppedThreads | undefined, whose: string, settleFirst = false): Promise<void> => {
+    if (settleFirst) end(exit);
     const parked = threads ?? { threads: [], runtime: [], cancelled: 0, left: 0 };
     const before = await wakeUntilGone(parked.threads);
     worker.terminate();
@@ -136,6 +137,10 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
         const top = await Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), KILL_REPLY_MS))]);
         ending ??= endWorker({ status: 137, message: 'killed', heapTop: top || undefined }, stopped ?? { threads: [], runtime: [], cancelled: 0, left: 0 }, "the old QEMU's");
       }
+      // Also for a QEMU that exited by itself: its ended threads' waiters
+      // are gone only once `ending` is done; whoever reuses the Memory
+      // kills the instance first.
+      await ending;
       await exited;
     },
     heapTop: () => ask((id) => ({ type: 'heap-top', id }), 0),
@@ -175,6 +180,9 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
             { status: m.status, message: m.message, heapTop: m.heapTop },
             m.parked && { ...m.parked, cancelled: 0, left: 0 },
             'the exited QEMU\'s',
+            // Reported at once (a start-up error shows without delay);
+            // kill() waits for the rest before the Memory is reused.
+            true,
           );
           // An exit during start-up: the launch resolves with a dead instance.
           resolve(handle);
