@@ -11,15 +11,16 @@
 // (content-encoding.ts), with Content-Encoding and Vary: Accept-Encoding.
 // - dev (`npm start`): gzip only, the committed gzip -9 files of
 //   wasm/dist as they are;
-// - the static build (`npm run build`): each file with its FILE.gz (and
-//   FILE.br, when there is one) beside it, which `vite preview` sends:
-//   br, else gzip, else the file itself.
+// - the static build (`npm run build`): each file with FILE.br (brotli 11,
+//   made by the build, precompress.ts) and FILE.gz beside it, which
+//   `vite preview` sends: br, else gzip, else the file itself.
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
 import { extname, join, normalize, relative, resolve, sep } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Plugin } from 'vite';
+import type { Logger, Plugin } from 'vite';
 import { negotiateEncoding, type Encoding } from './content-encoding';
+import { precompressTree } from './precompress';
 
 /** Headers that make the page cross-origin isolated (SharedArrayBuffer). */
 export const ISOLATION_HEADERS: Record<string, string> = {
@@ -99,10 +100,13 @@ export function serveArtifacts(dir: string, prefix: string, twins: Twins) {
 
 /**
  * `dir`: the unpacked artifacts; `gzDir`: their committed .gz twins
- * (wasm/dist), or null (CPR_ARTIFACTS: a tree without twins).
+ * (wasm/dist), or null (CPR_ARTIFACTS: a tree without twins);
+ * `brotliCache`: where the build keeps brotli results across builds
+ * (precompress.ts), or null.
  */
-export function artifactsPlugin(dir: string, gzDir: string | null, prefix = '/artifacts/'): Plugin {
+export function artifactsPlugin(dir: string, gzDir: string | null, brotliCache: string | null, prefix = '/artifacts/'): Plugin {
   let outDir = '';
+  let logger: Logger | undefined;
   return {
     name: 'cpr-playground-artifacts',
     configureServer(server) {
@@ -114,6 +118,7 @@ export function artifactsPlugin(dir: string, gzDir: string | null, prefix = '/ar
     },
     configResolved(config) {
       outDir = resolve(config.root, config.build.outDir);
+      logger = config.logger;
     },
     async closeBundle() {
       if (!outDir || !existsSync(dir)) {
@@ -121,10 +126,17 @@ export function artifactsPlugin(dir: string, gzDir: string | null, prefix = '/ar
         return;
       }
       await cp(dir, join(outDir, prefix), { recursive: true });
-      // Any static server can send these with Content-Encoding: gzip.
+      // Any static server that serves precompressed files can send these
+      // with Content-Encoding: gzip or br.
       if (gzDir && existsSync(gzDir)) {
         await cp(gzDir, join(outDir, prefix), { recursive: true, filter: (src) => statSync(src).isDirectory() || src.endsWith('.gz') });
       }
+      const r = await precompressTree(join(outDir, prefix), brotliCache, {
+        onCompress: () => logger?.info('artifacts: compressing with brotli 11 what the cache lacks (minutes for all of QEMU on 2 cores)'),
+      });
+      logger?.info(
+        `artifacts: ${r.files} files precompressed in ${r.seconds.toFixed(1)} s (brotli: ${r.brotliMade} compressed, ${r.brotliCached} from the cache; gzip: ${r.gzipMade} made, the others committed)`,
+      );
     },
   };
 }
