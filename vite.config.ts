@@ -6,14 +6,20 @@ import { artifactsPlugin, ISOLATION_HEADERS } from './scripts/vite-artifacts';
 
 const repo = fileURLToPath(new URL('.', import.meta.url));
 const port = Number(process.env.PORT) || 5173;
+const brotliCache = `${repo}node_modules/.cache/cpr-playground/artifacts`;
 
 export default defineConfig({
   root: 'web',
   // Relative asset URLs: the static site works from any path of any server.
   base: './',
   // CPR_ARTIFACTS serves another unpacked artifacts tree (e.g. a work dir's
-  // builds before they are packaged into wasm/dist).
-  plugins: [process.env.CPR_ARTIFACTS ? artifactsPlugin(process.env.CPR_ARTIFACTS, null) : artifactsPlugin(`${repo}wasm/out`, `${repo}wasm/dist`)],
+  // builds before they are packaged into wasm/dist). The build keeps its
+  // brotli results in node_modules/.cache (disposable; keyed by content).
+  plugins: [
+    process.env.CPR_ARTIFACTS
+      ? artifactsPlugin(process.env.CPR_ARTIFACTS, null, brotliCache)
+      : artifactsPlugin(`${repo}wasm/out`, `${repo}wasm/dist`, brotliCache),
+  ],
   server: {
     port,
     strictPort: !!process.env.PORT,

@@ -6,15 +6,21 @@
 // are served as files, never bundled: the Emscripten glue must load from
 // its own URL, because QEMU's pthreads are Workers started from it.
 //
-// Bytes on the wire: a browser that accepts gzip gets the committed
-// gzip -9 files (wasm/dist/**.gz) as they are, with Content-Encoding:
-// gzip, in dev, in the static build (each file's .gz beside it) and in
-// `vite preview`; nothing is compressed at serve time.
+// Bytes on the wire: nothing is compressed at serve time; each response
+// is the precompressed twin its Accept-Encoding asks for
+// (content-encoding.ts), with Content-Encoding and Vary: Accept-Encoding.
+// - dev (`npm start`): gzip only, the committed gzip -9 files of
+//   wasm/dist as they are;
+// - the static build (`npm run build`): each file with FILE.br (brotli 11,
+//   made by the build, precompress.ts) and FILE.gz beside it, which
+//   `vite preview` sends: br, else gzip, else the file itself.
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
-import { extname, join, normalize, resolve, sep } from 'node:path';
+import { extname, join, normalize, relative, resolve, sep } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Plugin } from 'vite';
+import type { Logger, Plugin } from 'vite';
+import { negotiateEncoding, type Encoding } from './content-encoding';
+import { precompressTree } from './precompress';
 
 /** Headers that make the page cross-origin isolated (SharedArrayBuffer). */
 export const ISOLATION_HEADERS: Record<string, string> = {
@@ -40,16 +46,33 @@ export function artifactPath(dir: string, prefix: string, url: string): string |
   return file.startsWith(resolve(dir) + sep) ? file : null;
 }
 
-/** The precompressed twin of `file` to send for this request, or null. */
-export function gzipTwin(req: IncomingMessage, file: string, gzDir: string | null, dir: string): string | null {
-  if (!/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) return null;
-  const twin = gzDir ? join(gzDir, `${file.slice(resolve(dir).length + 1)}.gz`) : `${file}.gz`;
-  return existsSync(twin) && statSync(twin).isFile() ? twin : null;
+/** Where the precompressed twins of a file would be. */
+export type Twins = (file: string) => Partial<Record<Exclude<Encoding, 'identity'>, string>>;
+
+/** Twins beside the file: FILE.br, FILE.gz (the static build). */
+export const twinsBeside: Twins = (file) => ({ br: `${file}.br`, gzip: `${file}.gz` });
+
+/** Gzip twins only, in `gzDir` at the same relative paths as under `dir`
+ * (dev: wasm/dist for wasm/out). */
+export const gzipTwinsIn =
+  (gzDir: string, dir: string): Twins =>
+  (file) => ({ gzip: join(gzDir, `${relative(dir, file)}.gz`) });
+
+/** What to send for this request: the encoding and the file holding it.
+ * A twin counts only when it is there and smaller than the file. */
+export function pickTwin(acceptEncoding: string | string[] | undefined, file: string, twins: Twins): { encoding: Encoding; path: string } {
+  const size = statSync(file).size;
+  const found = new Map<Encoding, string>();
+  for (const [encoding, path] of Object.entries(twins(file)) as [Encoding, string][]) {
+    if (existsSync(path) && statSync(path).isFile() && statSync(path).size < size) found.set(encoding, path);
+  }
+  const encoding = negotiateEncoding(acceptEncoding, [...found.keys()]);
+  return { encoding, path: found.get(encoding) ?? file };
 }
 
-/** Serves files under `dir` at `prefix`; `gzDir` holds their .gz twins
- * (same relative paths), or null when they sit beside the files. */
-function serve(dir: string, prefix: string, gzDir: string | null) {
+/** Serves files under `dir` at `prefix`, each as the twin the request
+ * accepts (`twins` says where they are). */
+export function serveArtifacts(dir: string, prefix: string, twins: Twins) {
   return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
     const file = artifactPath(dir, prefix, req.url ?? '');
     if (!file) return next();
@@ -64,34 +87,38 @@ function serve(dir: string, prefix: string, gzDir: string | null) {
       );
       return;
     }
-    const twin = gzipTwin(req, file, gzDir, dir);
+    const { encoding, path } = pickTwin(req.headers['accept-encoding'], file, twins);
     res.setHeader('Content-Type', TYPES[extname(file)] ?? 'application/octet-stream');
     res.setHeader('Vary', 'Accept-Encoding');
-    if (twin) res.setHeader('Content-Encoding', 'gzip');
-    res.setHeader('Content-Length', String(statSync(twin ?? file).size));
+    if (encoding !== 'identity') res.setHeader('Content-Encoding', encoding);
+    res.setHeader('Content-Length', String(statSync(path).size));
     res.setHeader('Cache-Control', 'no-cache');
     if (req.method === 'HEAD') return void res.end();
-    createReadStream(twin ?? file).pipe(res);
+    createReadStream(path).pipe(res);
   };
 }
 
 /**
  * `dir`: the unpacked artifacts; `gzDir`: their committed .gz twins
- * (wasm/dist), or null (CPR_ARTIFACTS: a tree without twins).
+ * (wasm/dist), or null (CPR_ARTIFACTS: a tree without twins);
+ * `brotliCache`: where the build keeps brotli results across builds
+ * (precompress.ts), or null.
  */
-export function artifactsPlugin(dir: string, gzDir: string | null, prefix = '/artifacts/'): Plugin {
+export function artifactsPlugin(dir: string, gzDir: string | null, brotliCache: string | null, prefix = '/artifacts/'): Plugin {
   let outDir = '';
+  let logger: Logger | undefined;
   return {
     name: 'cpr-playground-artifacts',
     configureServer(server) {
-      server.middlewares.use(serve(dir, prefix, gzDir));
+      server.middlewares.use(serveArtifacts(dir, prefix, gzDir ? gzipTwinsIn(gzDir, dir) : () => ({})));
     },
     configurePreviewServer(server) {
-      // The static build's artifacts, each with its .gz beside it.
-      server.middlewares.use(serve(join(outDir, prefix), prefix, null));
+      // The static build's artifacts, each with its twins beside it.
+      server.middlewares.use(serveArtifacts(join(outDir, prefix), prefix, twinsBeside));
     },
     configResolved(config) {
       outDir = resolve(config.root, config.build.outDir);
+      logger = config.logger;
     },
     async closeBundle() {
       if (!outDir || !existsSync(dir)) {
@@ -99,10 +126,17 @@ export function artifactsPlugin(dir: string, gzDir: string | null, prefix = '/ar
         return;
       }
       await cp(dir, join(outDir, prefix), { recursive: true });
-      // Any static server can send these with Content-Encoding: gzip.
+      // Any static server that serves precompressed files can send these
+      // with Content-Encoding: gzip or br.
       if (gzDir && existsSync(gzDir)) {
         await cp(gzDir, join(outDir, prefix), { recursive: true, filter: (src) => statSync(src).isDirectory() || src.endsWith('.gz') });
       }
+      const r = await precompressTree(join(outDir, prefix), brotliCache, {
+        onCompress: () => logger?.info('artifacts: compressing with brotli 11 what the cache lacks (minutes for all of QEMU on 2 cores)'),
+      });
+      logger?.info(
+        `artifacts: ${r.files} files precompressed in ${r.seconds.toFixed(1)} s (brotli: ${r.brotliMade} compressed, ${r.brotliCached} from the cache; gzip: ${r.gzipMade} made, the others committed)`,
+      );
     },
   };
 }

@@ -18,10 +18,10 @@ const HINT = 'run `npm run artifacts` (it unpacks wasm/dist into wasm/out) and r
 
 /**
  * `expectedBytes`: the unpacked size, when known (the manifest's). A
- * server may send the file gzip-encoded (the dev server and the static
- * build do): then Content-Length counts the compressed bytes while the
- * body arrives decompressed, so progress and the length check use
- * `expectedBytes` instead.
+ * server may send the file encoded (the dev server sends gzip, the static
+ * build brotli or gzip): then Content-Length counts the compressed bytes
+ * while the body arrives decompressed, so progress and the length check
+ * use `expectedBytes` instead.
  */
 export async function download(
   url: string,
