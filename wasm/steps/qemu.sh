@@ -1,6 +1,7 @@
 # Step: QEMU itself. The pristine Debian source plus our patch series
-# (wasm/patches/*.patch, in order), cross-built with TCI for the 32-bit
-# targets, linked as ES modules with wasm-opt.
+# (wasm/patches/*.patch, then wasm/patches/info-version/*.patch, in
+# order), cross-built with TCI for the 32-bit targets, linked as ES
+# modules with wasm-opt.
 
 QEMU_SPEC=qemu=1:10.2.2+ds-1
 QEMU_TARGETS="arm-softmmu i386-softmmu"
@@ -33,12 +34,16 @@ qemu_prepare_tree() {
     rm -rf "$stage"
     cp -a "$(source_dir $QEMU_SPEC)" "$stage"
     rm -rf "$stage/.pc"
+    # The series (qemu_patches in lib.sh: the main one, then the "info
+    # version" one; not the cover letter), applied in order inside the root.
+    rm -rf "$ROOT/build/patches"
     mkdir -p "$ROOT/build/patches"
-    rm -f "$ROOT/build/patches/"*.patch
-    if ls "$WASM_DIR"/patches/*.patch >/dev/null 2>&1; then
-        cp "$WASM_DIR"/patches/*.patch "$ROOT/build/patches/"
-        in_root_sh "cd /build/qemu-stage && for p in /build/patches/*.patch; do
-                git apply --whitespace=nowarn \"\$p\" || { echo \"patch \$(basename \$p) does not apply\" >&2; exit 1; }
+    cp -r "$WASM_DIR"/patches/. "$ROOT/build/patches/"
+    local patches
+    patches=$(qemu_patches)
+    if [ -n "$patches" ]; then
+        in_root_sh "cd /build/qemu-stage && for p in $(echo $patches); do
+                git apply --whitespace=nowarn \"/build/patches/\$p\" || { echo \"patch \$p does not apply\" >&2; exit 1; }
             done" || die "the patch series does not apply to $QEMU_SPEC"
     fi
     # libfdt: QEMU's own dtc subproject, fed from Debian's source package
