@@ -65,3 +65,18 @@ step() {
     echo "$hash" > "$stamp"
     log "[$name] done in $(( $(date +%s) - t0 )) s"
 }
+
+# The QEMU patches in the order they apply, as paths under wasm/patches/:
+# the main series, then the one-patch "info version" series on top of it.
+# A cover letter (0000-cover-letter.patch, no diff) is not applied.
+QEMU_PATCH_SERIES=". info-version"
+qemu_patches() {
+    local s p
+    for s in $QEMU_PATCH_SERIES; do
+        for p in "$WASM_DIR/patches/$s"/*.patch; do
+            [ -e "$p" ] || continue
+            grep -q '^diff --git ' "$p" || continue
+            echo "${p#"$WASM_DIR/patches/"}" | sed 's|^\./||'
+        done
+    done
+}

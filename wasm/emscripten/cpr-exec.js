@@ -1,16 +1,16 @@
 // Emscripten JS library linked into QEMU (--js-library): exec() for
 // cpr-exec. A thin trampoline into the host (worker/qemu/instance.ts).
-// Runs on the module's main thread (proxied from QEMU's).
 //
-// migration/cpr-exec.c calls qemu_wasm_exec(argv, envp) where it would
-// execvp(). The host (Module.onExec) decides at once whether it can start
+// migration/cpr-exec.c (patch series) calls Module.qemuWasmExec(argv,
+// envp) on the module's main thread where it would execvp(), and fails
+// with ENOSYS when there is no such hook (a build linked without this
+// library). The host (Module.onExec) decides at once whether it can start
 // the build argv[0] names: 0 = accepted (the host then ends this instance
 // and instantiates the new one on the same Memory), or -errno (ENOENT: no
 // such build), and QEMU takes its exec-failure path and restarts the VM.
 addToLibrary({
-  qemu_wasm_exec__proxy: 'sync',
-  qemu_wasm_exec__sig: 'ipp',
-  qemu_wasm_exec: (argv, envp) => {
+  $qemuWasmExec__deps: ['$UTF8ToString'],
+  $qemuWasmExec: (argv, envp) => {
     var strings = (p) => {
       var out = [];
       for (var s; (s = {{{ makeGetValue('p', 0, '*') }}}); p += {{{ POINTER_SIZE }}}) {
@@ -29,11 +29,13 @@ addToLibrary({
       return -{{{ cDefs.EIO }}};
     }
   },
+  $qemuWasmExec__postset: 'Module["qemuWasmExec"] = qemuWasmExec;',
 
   // The top of this instance's heap (sbrk), so that the host clears only
   // what this instance dirtied before the next one starts on the Memory.
   $cprHeapTop__deps: ['emscripten_get_sbrk_ptr'],
   $cprHeapTop: () => HEAPU32[_emscripten_get_sbrk_ptr() >> 2],
   $cprHeapTop__postset: 'Module["cprHeapTop"] = cprHeapTop;',
-  qemu_wasm_exec__deps: ['$cprHeapTop'],
 });
+// Nothing in the wasm imports these: include them whenever the library is linked.
+extraLibraryFuncs.push('$qemuWasmExec', '$cprHeapTop');

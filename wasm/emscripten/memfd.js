@@ -1,13 +1,19 @@
-// Emscripten JS library linked into QEMU (--js-library): the C side of
+// Emscripten JS library linked into QEMU (--js-library): the host side of
 // memfds over the shared WebAssembly.Memory, for cpr-exec in the browser.
 // A thin trampoline: the memfd file system itself is TypeScript in the
 // worker (worker/qemu/memfd.ts), reached through Module.cprMemfdCreate,
 // so that it can change without relinking QEMU.
 //
-// qemu_wasm_memfd_create is proxied to the module's main thread, where
-// Emscripten's FS lives (every FS syscall is proxied there in this build).
-// qemu_wasm_heap_limit runs on any of QEMU's threads: it only reads the
-// layout header that the host writes at the top of the Memory
+// QEMU (util/memfd.c, util/oslib-posix.c in the patch series) calls the
+// hooks it finds on Module, and does without them when there are none:
+// a build linked without this library has no memfds (ENOSYS) and no heap
+// cap. The postsets below put them there, on every thread.
+//
+// Module.qemuWasmMemfdCreate is called on the module's main thread (QEMU
+// proxies the call there), where Emscripten's FS lives (every FS syscall
+// is proxied there in this build).
+// Module.qemuWasmHeapLimit is called on any of QEMU's threads: it only
+// reads the layout header that the host writes at the top of the Memory
 // (worker/qemu/memory.ts, "cpr-memory-layout/1"):
 //   [end - 64 KiB]  u32 magic 0x4d525043 ("CPRM"), u32 version 1,
 //                   u32 heap limit, ...
@@ -17,21 +23,19 @@ addToLibrary({
   $CPR_LAYOUT_TAG: '"cpr-memory-layout/1"',
   $CPR_LAYOUT_TAG__postset: 'Module["cprLayout"] = CPR_LAYOUT_TAG;',
 
-  qemu_wasm_heap_limit__deps: ['$CPR_LAYOUT_TAG'],
-  qemu_wasm_heap_limit__sig: 'p',
-  qemu_wasm_heap_limit: () => {
+  $qemuWasmHeapLimit: () => {
     var h = (HEAPU8.length - 0x10000) >> 2;
     if (HEAPU32[h] === 0x4d525043 && HEAPU32[h + 1] === 1) {
       return HEAPU32[h + 2];
     }
     return 0;
   },
+  $qemuWasmHeapLimit__postset: 'Module["qemuWasmHeapLimit"] = qemuWasmHeapLimit;',
 
   // memfd_create() of util/memfd.c on Emscripten: an fd or -errno (a JS
-  // function proxied to the main thread cannot set the caller's errno).
-  qemu_wasm_memfd_create__proxy: 'sync',
-  qemu_wasm_memfd_create__sig: 'ipi',
-  qemu_wasm_memfd_create: (name, flags) => {
+  // function called for another thread cannot set that thread's errno).
+  $qemuWasmMemfdCreate__deps: ['$UTF8ToString'],
+  $qemuWasmMemfdCreate: (name, flags) => {
     var create = Module['cprMemfdCreate'];
     if (!create) {
       return -{{{ cDefs.ENOSYS }}};
@@ -46,4 +50,7 @@ addToLibrary({
       return -{{{ cDefs.EIO }}};
     }
   },
+  $qemuWasmMemfdCreate__postset: 'Module["qemuWasmMemfdCreate"] = qemuWasmMemfdCreate;',
 });
+// Nothing in the wasm imports these: include them whenever the library is linked.
+extraLibraryFuncs.push('$CPR_LAYOUT_TAG', '$qemuWasmHeapLimit', '$qemuWasmMemfdCreate');

@@ -27,6 +27,9 @@ CROSS
 }
 
 # Run a build script inside the root with the cross environment set.
+# The script is a double-quoted string: the host shell expands $ and
+# backquotes in it first, even in its comments (a backquoted command in
+# a comment ran on the host). Escape them (\$) to have the root see them.
 in_cross() {
     in_root_sh "export PKG_CONFIG_PATH=/build/sysroot/lib/pkgconfig PKG_CONFIG_LIBDIR=/build/sysroot/lib/pkgconfig
         export EM_PKG_CONFIG_PATH=/build/sysroot/lib/pkgconfig CPATH=/build/sysroot/include
@@ -95,7 +98,7 @@ C
         sed -i -E '/#define HAVE_POSIX_SPAWN 1/d; /#define HAVE_PTHREAD_GETNAME_NP 1/d' _build/config.h
         # Only the libraries: glib's tools would each be linked and
         # Asyncify-optimized for nothing (minutes on two cores).
-        # girepository too: `meson install --tags devel` stops at its first
+        # girepository too: meson install --tags devel stops at its first
         # missing file, before the .pc files, if they are not built.
         ninja -C _build glib/libglib-2.0.a gobject/libgobject-2.0.a gmodule/libgmodule-2.0.a \
             gio/libgio-2.0.a gthread/libgthread-2.0.a \

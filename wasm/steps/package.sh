@@ -125,7 +125,7 @@ print(json.dumps({
     'qemu': {'version': '10.2.2', 'debianSource': 'qemu 1:10.2.2+ds-1', 'builds': builds},
     'toolchain': {'emcc': emcc, 'root': 'Debian sid (debootstrap --variant=minbase), package emscripten'},
     'recipe': {'sha256': recipe_hash, 'files': recipe_files},
-    'patchSeries': {'sha256': series_hash, 'patches': [os.path.basename(p) for p in patches]},
+    'patchSeries': {'sha256': series_hash, 'patches': [os.path.relpath(p, 'wasm/patches') for p in patches]},
     'sources': locked('sources.lock'),
     'guestInputs': locked('guest.lock'),
     'artifacts': artifacts,

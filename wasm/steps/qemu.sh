@@ -1,6 +1,7 @@
 # Step: QEMU itself. The pristine Debian source plus our patch series
-# (wasm/patches/*.patch, in order), cross-built with TCI for the 32-bit
-# targets, linked as ES modules with wasm-opt.
+# (wasm/patches/*.patch, then wasm/patches/info-version/*.patch, in
+# order), cross-built with TCI for the 32-bit targets, linked as ES
+# modules with wasm-opt.
 
 QEMU_SPEC=qemu=1:10.2.2+ds-1
 QEMU_TARGETS="arm-softmmu i386-softmmu"
@@ -28,17 +29,29 @@ QEMU_LDFLAGS="-L/build/sysroot/lib -O2 -sMODULARIZE=1 -sEXPORT_NAME=createQemu
  -sEXPORTED_RUNTIME_METHODS=FS,ENV,PThread,addFunction,removeFunction
  -sENVIRONMENT=web,worker,node"
 
+# decodetree.py, which generates the instruction decoders (decode-*.c.inc)
+# at build time, orders them by iterating a Python set: with Python's
+# random string hashing every build generated them in another order, and
+# the arm wasm differed between two builds of the same tree. A fixed seed
+# makes them reproducible. Configure (meson) and ninja (which runs
+# decodetree) both get it; the in-root environment starts empty (env -i).
+QEMU_PY_ENV="export PYTHONHASHSEED=0"
+
 qemu_prepare_tree() {
     local stage=$ROOT/build/qemu-stage
     rm -rf "$stage"
     cp -a "$(source_dir $QEMU_SPEC)" "$stage"
     rm -rf "$stage/.pc"
+    # The series (qemu_patches in lib.sh: the main one, then the "info
+    # version" one; not the cover letter), applied in order inside the root.
+    rm -rf "$ROOT/build/patches"
     mkdir -p "$ROOT/build/patches"
-    rm -f "$ROOT/build/patches/"*.patch
-    if ls "$WASM_DIR"/patches/*.patch >/dev/null 2>&1; then
-        cp "$WASM_DIR"/patches/*.patch "$ROOT/build/patches/"
-        in_root_sh "cd /build/qemu-stage && for p in /build/patches/*.patch; do
-                git apply --whitespace=nowarn \"\$p\" || { echo \"patch \$(basename \$p) does not apply\" >&2; exit 1; }
+    cp -r "$WASM_DIR"/patches/. "$ROOT/build/patches/"
+    local patches
+    patches=$(qemu_patches)
+    if [ -n "$patches" ]; then
+        in_root_sh "cd /build/qemu-stage && for p in $(echo $patches); do
+                git apply --whitespace=nowarn \"/build/patches/\$p\" || { echo \"patch \$p does not apply\" >&2; exit 1; }
             done" || die "the patch series does not apply to $QEMU_SPEC"
     fi
     # libfdt: QEMU's own dtc subproject, fed from Debian's source package
@@ -63,7 +76,8 @@ qemu_configure() {
     local ld dir
     ld=$(echo $QEMU_LDFLAGS)
     dir=$(qemu_build_dir "$1")
-    in_cross "mkdir -p $dir && cd $dir
+    in_cross "$QEMU_PY_ENV
+        mkdir -p $dir && cd $dir
         emconfigure ../qemu-src/configure --static --disable-tools --disable-docs \
             --enable-tcg-interpreter --disable-install-blobs --disable-download \
             --enable-fdt=internal --disable-sdl --disable-gtk --disable-vnc \
@@ -80,10 +94,14 @@ qemu_build() {
     dir=$(qemu_build_dir "$name")
     t0=$(date +%s)
     # Reconfigure when the configure inputs (this file, configure) changed.
-    cfg_hash=$( (echo "$QEMU_TARGETS $QEMU_LDFLAGS $name"
+    cfg_hash=$( (echo "$QEMU_TARGETS $QEMU_LDFLAGS $QEMU_PY_ENV $name"
                  cat "$ROOT/build/qemu-src/configure") | sha256sum | cut -c1-16)
     if [ "$(cat "$ROOT$dir/.cpr-config" 2>/dev/null)" != "$cfg_hash" ]; then
         # In place: ninja then recompiles only what the new flags change.
+        # ninja does not see an environment change: decoders generated
+        # before (maybe under another hash seed) are deleted, so that
+        # they are generated again under this one.
+        [ ! -d "$ROOT$dir" ] || find "$ROOT$dir" -name 'decode-*.c.inc' -delete
         qemu_configure "$name"
         echo "$cfg_hash" > "$ROOT$dir/.cpr-config"
     fi
@@ -95,7 +113,8 @@ qemu_build() {
     # link flag. The builds differ only in qemu-version.h, so a second
     # build dir compiles from the cache too; NOHASHDIR because with -g
     # ccache would otherwise key every object on its build dir.
-    in_cross "cd $dir
+    in_cross "$QEMU_PY_ENV
+        cd $dir
         if command -v ccache >/dev/null; then
             export EM_COMPILER_WRAPPER=ccache CCACHE_DIR=/build/ccache CCACHE_BASEDIR=/build CCACHE_NOHASHDIR=true
         fi
