@@ -2,7 +2,7 @@
 //
 // Wires the page: the controls, the two consoles, the status bar, the
 // progress bar and the error panel, all on top of window.playground.
-import { toErrorInfo, type BootOptions, type ExecFault, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
+import { BOOTED_SNAPSHOT_RAM_MIB, toErrorInfo, type BootFrom, type BootOptions, type ExecFault, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
 import { controlsFor, formatArgv, formatBytes, liveUpdateText, progressFraction, progressText, STATE_LABEL } from './format';
 import { isolationProblem } from './isolation';
 import { KeptVmStore } from './kept-vm';
@@ -37,6 +37,7 @@ const form = $<HTMLFormElement>('boot-form');
 const guestSel = $<HTMLSelectElement>('guest');
 const ramInput = $<HTMLInputElement>('ram');
 const buildSel = $<HTMLSelectElement>('build');
+const startBtn = $<HTMLButtonElement>('start');
 const bootBtn = $<HTMLButtonElement>('boot');
 const resetBtn = $<HTMLButtonElement>('reset');
 const stopBtn = $<HTMLButtonElement>('stop');
@@ -117,7 +118,7 @@ function renderStatus(s: Status): void {
   $('st-argv').textContent = argv;
   $('st-argv').title = argv;
   const c = controlsFor(s.state);
-  bootBtn.disabled = !c.boot;
+  bootBtn.disabled = startBtn.disabled = !c.boot;
   resetBtn.disabled = !c.reset;
   stopBtn.disabled = !c.stop;
   document.body.dataset.state = s.state;
@@ -160,9 +161,16 @@ function bootGuest(options: BootOptions): Promise<unknown> {
   booting.catch(report);
   return booting;
 }
+/** Start restores the booted snapshot, which has one RAM size; any other
+ * size, and "Boot from scratch", boot the kernel. */
+function startFrom(ramMiB: number, scratch: boolean): BootFrom {
+  return !scratch && ramMiB === BOOTED_SNAPSHOT_RAM_MIB ? 'snapshot' : 'scratch';
+}
 form.addEventListener('submit', (ev) => {
   ev.preventDefault();
-  void bootGuest({ guest: guestSel.value as GuestName, ramMiB: Number(ramInput.value), build: buildSel.value || undefined }).catch(() => undefined);
+  const ramMiB = Number(ramInput.value);
+  const from = startFrom(ramMiB, ev.submitter === bootBtn);
+  void bootGuest({ guest: guestSel.value as GuestName, ramMiB, build: buildSel.value || undefined, from }).catch(() => undefined);
 });
 // Let QEMU's own validation speak for RAM too: the form must not block
 // an invalid value silently, so boot() reports it in the error panel.
@@ -314,13 +322,16 @@ if (params.has('ram')) ramInput.value = params.get('ram') ?? '';
 function deepLinkBoot(): void {
   if (!params.has('boot') || snapshotUrl) return;
   const typed = params.getAll('type');
+  const ramMiB = Number(params.get('ram') ?? ramInput.value);
   // The link's own values, not the form's: a guest or build the form has
   // no option for gets the worker's error ("unknown guest ...").
+  // ?boot starts from the booted snapshot where it can; ?boot=scratch boots.
   playground
     .boot({
       guest: (linkedGuest ?? guestSel.value) as GuestName,
-      ramMiB: Number(params.get('ram') ?? ramInput.value),
+      ramMiB,
       build: params.get('build') ?? (buildSel.value || undefined),
+      from: startFrom(ramMiB, params.get('boot') === 'scratch'),
     })
     .then(async () => {
       for (const line of typed) await playground.sendSerial(`${line}\n`);
