@@ -86,10 +86,27 @@ function setPresenter(on: boolean): void {
   document.body.classList.toggle('presenter', on);
   presenterBtn.setAttribute('aria-pressed', String(on));
   for (const { pane } of tabs) pane.setFontSize(on ? PRESENTER_FONT : NORMAL_FONT);
-  localStorage.setItem('presenter', on ? '1' : '0');
+  remember('presenter', on ? '1' : '0');
+}
+/** localStorage, where the page may use it: a cross-origin iframe (a
+ * tutorial embedding the playground) can be denied it, and reading it then
+ * throws; the page works on without remembering. */
+function remembered(key: string): string | null {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+function remember(key: string, value: string): void {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+    /* not remembered: see remembered() */
+  }
 }
 presenterBtn.addEventListener('click', () => setPresenter(!document.body.classList.contains('presenter')));
-if (localStorage.getItem('presenter') === '1' || new URLSearchParams(location.search).has('presenter')) setPresenter(true);
+if (remembered('presenter') === '1' || new URLSearchParams(location.search).has('presenter')) setPresenter(true);
 
 // ---- error panel ------------------------------------------------------------
 const errorPanel = $('error');
@@ -101,7 +118,7 @@ function showError(info: ErrorInfo | null): void {
 }
 $('error-close').addEventListener('click', () => showError(null));
 
-const isolation = isolationProblem(self.crossOriginIsolated === true);
+const isolation = isolationProblem(self.crossOriginIsolated === true, self !== self.top);
 if (isolation) {
   const panel = $('isolation');
   panel.textContent = isolation;
