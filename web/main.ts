@@ -7,6 +7,7 @@ import { controlsFor, formatArgv, formatBytes, liveUpdateText, progressFraction,
 import { isolationProblem } from './isolation';
 import { KeptVmStore } from './kept-vm';
 import { pauseChart } from './pause-chart';
+import { splitArgs } from './qemu-args';
 import { TourPanel } from './tour-panel';
 import type { TourId } from './tour';
 import { Playground } from './playground';
@@ -38,6 +39,7 @@ const guestSel = $<HTMLSelectElement>('guest');
 const ramInput = $<HTMLInputElement>('ram');
 const buildSel = $<HTMLSelectElement>('build');
 const startBtn = $<HTMLButtonElement>('start');
+const extraArgsInput = $<HTMLInputElement>('extra-args');
 const bootBtn = $<HTMLButtonElement>('boot');
 const resetBtn = $<HTMLButtonElement>('reset');
 const stopBtn = $<HTMLButtonElement>('stop');
@@ -185,9 +187,15 @@ function startFrom(ramMiB: number, scratch: boolean): BootFrom {
 }
 form.addEventListener('submit', (ev) => {
   ev.preventDefault();
+  const extra = splitArgs(extraArgsInput.value);
+  if ('error' in extra) {
+    showError({ code: 'bad-options', message: extra.error });
+    return;
+  }
   const ramMiB = Number(ramInput.value);
-  const from = startFrom(ramMiB, ev.submitter === bootBtn);
-  void bootGuest({ guest: guestSel.value as GuestName, ramMiB, build: buildSel.value || undefined, from }).catch(() => undefined);
+  // The booted snapshot was saved without extra arguments.
+  const from = startFrom(ramMiB, ev.submitter === bootBtn || extra.args.length > 0);
+  void bootGuest({ guest: guestSel.value as GuestName, ramMiB, build: buildSel.value || undefined, from, extraArgs: extra.args }).catch(() => undefined);
 });
 // Let QEMU's own validation speak for RAM too: the form must not block
 // an invalid value silently, so boot() reports it in the error panel.
