@@ -139,7 +139,7 @@ function bootMarkdown(b: BootSection): string[] {
     if (r.status !== 'ok') lines.push(`| ${vm} | ${r.guest} | ${r.mode} | ${r.status}: ${r.note ?? ''} | | | |`);
     else lines.push(`| ${vm} | ${r.guest} | ${r.mode} | ${ms(r.promptMs)} | ${ms(r.guestMs)} | ${mib(r.pssBytes)} | ${r.uaBytes != null ? mib(r.uaBytes) : (r.uaError ?? '—')} |`);
   }
-  lines.push('', 'Downloads of a cold load (bytes as served by the dev server, which does not compress; and the same files gzip -9, as `wasm/dist` stores them and a compressing server would send them):', '', '| VM | guest | requests | as served | gzip -9 | largest |', '| --- | --- | ---: | ---: | ---: | --- |');
+  lines.push('', 'Downloads of a cold load (bytes as served by the dev server, which sends the committed gzip -9 files with Content-Encoding: gzip; and the same files gzip -9, as `wasm/dist` stores them; `npm run preview` sends brotli, docs/build.md):', '', '| VM | guest | requests | as served | gzip -9 | largest |', '| --- | --- | ---: | ---: | ---: | --- |');
   for (const d of b.downloads) lines.push(`| ${d.vm === 'ours' ? 'our QEMU' : 'v86'} | ${d.guest} | ${d.requests} | ${mib(d.servedBytes)} | ${mib(d.gzipBytes)} | ${d.largest.slice(0, 3).map((l) => `${l.url.split('/').pop()} ${mib(l.bytes)}`).join(', ')} |`);
   lines.push('', '![boot](boot.svg)', '');
   return lines;
