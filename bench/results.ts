@@ -62,6 +62,9 @@ export interface BootRow {
   vm: BootVm;
   guest: 'arm' | 'i386';
   mode: 'cold' | 'warm';
+  /** Ours: booted from the kernel, or restored from the booted snapshot
+   * (the page's Start, issue 13). Rows before it have none: scratch. */
+  from?: 'scratch' | 'snapshot';
   status: RowStatus;
   note?: string;
   /** From starting the page load to the shell prompt. */

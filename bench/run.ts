@@ -169,7 +169,8 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
   const rows: BootRow[] = [];
   const downloads: DownloadRow[] = [];
   let lastBrowser: Browser | null = null;
-  for (const guest of opts.vms.includes('ours') ? (['arm', 'i386'] as const) : []) {
+  const ourRuns = opts.vms.includes('ours') ? (['arm', 'i386'] as const).flatMap((guest) => (['snapshot', 'scratch'] as const).map((from) => ({ guest, from }))) : [];
+  for (const { guest, from } of ourRuns) {
     // Cold: a new browser, so a new profile: no HTTP cache, no code cache.
     const browser = await launchBrowser();
     lastBrowser = browser;
@@ -179,25 +180,25 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
       const page = await context.newPage();
       page.on('console', (m) => pageLog(`[page ${m.type()}] ${m.text()}`));
       for (const mode of ['cold', 'warm'] as const) {
-        say(`boot: ours ${guest} ${mode}`);
+        say(`boot: ours ${guest} ${mode} from ${from}`);
         try {
           const start = Date.now();
           // warm: the same profile loads the page a second time.
           const ours = await OurPage.openIn(page, server.url);
           const bootStart = Date.now();
-          await ours.boot({ guest, ramMiB: 128 });
+          await ours.boot({ guest, ramMiB: 128, from });
           await ours.waitForPrompt();
           const now = Date.now();
           const mem = await pageMemory(page);
-          rows.push({ vm: 'ours', guest, mode, status: 'ok', promptMs: now - start, guestMs: now - bootStart, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError });
+          rows.push({ vm: 'ours', guest, mode, from, status: 'ok', promptMs: now - start, guestMs: now - bootStart, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError });
           say(`  prompt after ${now - start} ms (guest ${now - bootStart} ms), browser PSS ${(mem.pssBytes / 2 ** 20).toFixed(0)} MiB`);
-          if (mode === 'cold') {
+          if (mode === 'cold' && from === 'snapshot') {
             await new Promise((r) => setTimeout(r, 500));
             downloads.push(downloaded());
           }
           await ours.stop();
         } catch (e) {
-          rows.push({ vm: 'ours', guest, mode, status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
+          rows.push({ vm: 'ours', guest, mode, from, status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
           say(`  failed: ${errorText(e)}`);
         }
       }

@@ -16,7 +16,9 @@ all() {
     step guest step_guest "$WASM_DIR/steps/guest.sh" "$WASM_DIR/guest" "$WASM_DIR/guest.lock" "$STAMPS/toolchain"
     step deps step_deps "$WASM_DIR/steps/deps.sh" "$WASM_DIR/deps-patches" "$STAMPS/sources"
     step qemu step_qemu "$WASM_DIR/steps/qemu.sh" "$WASM_DIR/patches" "$WASM_DIR/emscripten" "$STAMPS/deps"
-    step package step_package "$WASM_DIR/steps/package.sh" "$STAMPS/qemu" "$STAMPS/guest"
+    step snapshot step_snapshot "$WASM_DIR/steps/snapshot.sh" "$WASM_DIR/snapshot" "$REPO_DIR/worker/snapshot.ts" \
+        "$REPO_DIR/worker/qemu/guests.ts" "$STAMPS/qemu" "$STAMPS/guest"
+    step package step_package "$WASM_DIR/steps/package.sh" "$STAMPS/qemu" "$STAMPS/guest" "$STAMPS/snapshot"
 }
 
 if [ $# -eq 0 ]; then all; else for s in "$@"; do "step_$s"; done; fi

@@ -12,7 +12,7 @@ const dist = join(repo, 'wasm/dist');
 
 // The same set as recipe_files in wasm/steps/package.sh.
 const RECIPE = ['wasm/build.sh', 'wasm/lib.sh', 'wasm/steps', 'wasm/patches', 'wasm/deps-patches', 'wasm/emscripten',
-  'wasm/guest', 'wasm/sources.lock', 'wasm/guest.lock'];
+  'wasm/guest', 'wasm/snapshot', 'wasm/sources.lock', 'wasm/guest.lock'];
 
 const sha256 = (path) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
@@ -76,6 +76,11 @@ for (const b of recipeBuilds) {
       if (!paths.has(`qemu/${b}/${t}.${ext}.gz`)) problems.push(`the manifest has no qemu/${b}/${t}.${ext}.gz (build ${b})`);
     }
   }
+}
+
+// 4. Every guest has its booted snapshot (the page starts from it).
+for (const guest of ['arm', 'i386']) {
+  if (!paths.has(`snapshots/${guest}.cprsnap.gz`)) problems.push(`the manifest has no snapshots/${guest}.cprsnap.gz (the ${guest} guest's booted snapshot)`);
 }
 
 if (problems.length > 0) {

@@ -34,5 +34,7 @@ describe('format', () => {
   it('explains missing isolation with the exact headers', () => {
     expect(isolationProblem(true)).toBeNull();
     expect(isolationProblem(false)).toMatch(/Cross-Origin-Opener-Policy: same-origin.*Cross-Origin-Embedder-Policy: require-corp/);
+    expect(isolationProblem(false)).not.toMatch(/iframe/);
+    expect(isolationProblem(false, true)).toMatch(/iframe needs allow="cross-origin-isolated".*Cross-Origin-Resource-Policy: cross-origin/);
   });
 });

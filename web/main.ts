@@ -2,11 +2,12 @@
 //
 // Wires the page: the controls, the two consoles, the status bar, the
 // progress bar and the error panel, all on top of window.playground.
-import { toErrorInfo, type BootOptions, type ExecFault, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
+import { BOOTED_SNAPSHOT_RAM_MIB, toErrorInfo, type BootFrom, type BootOptions, type ExecFault, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
 import { controlsFor, formatArgv, formatBytes, liveUpdateText, progressFraction, progressText, STATE_LABEL } from './format';
 import { isolationProblem } from './isolation';
 import { KeptVmStore } from './kept-vm';
 import { pauseChart } from './pause-chart';
+import { splitArgs } from './qemu-args';
 import { TourPanel } from './tour-panel';
 import type { TourId } from './tour';
 import { Playground } from './playground';
@@ -37,6 +38,8 @@ const form = $<HTMLFormElement>('boot-form');
 const guestSel = $<HTMLSelectElement>('guest');
 const ramInput = $<HTMLInputElement>('ram');
 const buildSel = $<HTMLSelectElement>('build');
+const startBtn = $<HTMLButtonElement>('start');
+const extraArgsInput = $<HTMLInputElement>('extra-args');
 const bootBtn = $<HTMLButtonElement>('boot');
 const resetBtn = $<HTMLButtonElement>('reset');
 const stopBtn = $<HTMLButtonElement>('stop');
@@ -85,10 +88,27 @@ function setPresenter(on: boolean): void {
   document.body.classList.toggle('presenter', on);
   presenterBtn.setAttribute('aria-pressed', String(on));
   for (const { pane } of tabs) pane.setFontSize(on ? PRESENTER_FONT : NORMAL_FONT);
-  localStorage.setItem('presenter', on ? '1' : '0');
+  remember('presenter', on ? '1' : '0');
+}
+/** localStorage, where the page may use it: a cross-origin iframe (a
+ * tutorial embedding the playground) can be denied it, and reading it then
+ * throws; the page works on without remembering. */
+function remembered(key: string): string | null {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+function remember(key: string, value: string): void {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+    /* not remembered: see remembered() */
+  }
 }
 presenterBtn.addEventListener('click', () => setPresenter(!document.body.classList.contains('presenter')));
-if (localStorage.getItem('presenter') === '1' || new URLSearchParams(location.search).has('presenter')) setPresenter(true);
+if (remembered('presenter') === '1' || new URLSearchParams(location.search).has('presenter')) setPresenter(true);
 
 // ---- error panel ------------------------------------------------------------
 const errorPanel = $('error');
@@ -100,7 +120,7 @@ function showError(info: ErrorInfo | null): void {
 }
 $('error-close').addEventListener('click', () => showError(null));
 
-const isolation = isolationProblem(self.crossOriginIsolated === true);
+const isolation = isolationProblem(self.crossOriginIsolated === true, self !== self.top);
 if (isolation) {
   const panel = $('isolation');
   panel.textContent = isolation;
@@ -117,7 +137,7 @@ function renderStatus(s: Status): void {
   $('st-argv').textContent = argv;
   $('st-argv').title = argv;
   const c = controlsFor(s.state);
-  bootBtn.disabled = !c.boot;
+  bootBtn.disabled = startBtn.disabled = !c.boot;
   resetBtn.disabled = !c.reset;
   stopBtn.disabled = !c.stop;
   document.body.dataset.state = s.state;
@@ -160,9 +180,22 @@ function bootGuest(options: BootOptions): Promise<unknown> {
   booting.catch(report);
   return booting;
 }
+/** Start restores the booted snapshot, which has one RAM size; any other
+ * size, and "Boot from scratch", boot the kernel. */
+function startFrom(ramMiB: number, scratch: boolean): BootFrom {
+  return !scratch && ramMiB === BOOTED_SNAPSHOT_RAM_MIB ? 'snapshot' : 'scratch';
+}
 form.addEventListener('submit', (ev) => {
   ev.preventDefault();
-  void bootGuest({ guest: guestSel.value as GuestName, ramMiB: Number(ramInput.value), build: buildSel.value || undefined }).catch(() => undefined);
+  const extra = splitArgs(extraArgsInput.value);
+  if ('error' in extra) {
+    showError({ code: 'bad-options', message: extra.error });
+    return;
+  }
+  const ramMiB = Number(ramInput.value);
+  // The booted snapshot was saved without extra arguments.
+  const from = startFrom(ramMiB, ev.submitter === bootBtn || extra.args.length > 0);
+  void bootGuest({ guest: guestSel.value as GuestName, ramMiB, build: buildSel.value || undefined, from, extraArgs: extra.args }).catch(() => undefined);
 });
 // Let QEMU's own validation speak for RAM too: the form must not block
 // an invalid value silently, so boot() reports it in the error panel.
@@ -314,13 +347,16 @@ if (params.has('ram')) ramInput.value = params.get('ram') ?? '';
 function deepLinkBoot(): void {
   if (!params.has('boot') || snapshotUrl) return;
   const typed = params.getAll('type');
+  const ramMiB = Number(params.get('ram') ?? ramInput.value);
   // The link's own values, not the form's: a guest or build the form has
   // no option for gets the worker's error ("unknown guest ...").
+  // ?boot starts from the booted snapshot where it can; ?boot=scratch boots.
   playground
     .boot({
       guest: (linkedGuest ?? guestSel.value) as GuestName,
-      ramMiB: Number(params.get('ram') ?? ramInput.value),
+      ramMiB,
       build: params.get('build') ?? (buildSel.value || undefined),
+      from: startFrom(ramMiB, params.get('boot') === 'scratch'),
     })
     .then(async () => {
       for (const line of typed) await playground.sendSerial(`${line}\n`);

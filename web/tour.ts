@@ -4,7 +4,7 @@
 // commands, and a second, short one on what cpr-exec refuses. Each step
 // says what QEMU does and why, names the line to type and the console to
 // type it in, and checks the result before the next step is offered.
-import type { BootOptions, LiveUpdateResult } from '../worker/api';
+import type { BootFrom, BootOptions, LiveUpdateResult } from '../worker/api';
 import type { PlaygroundApi } from './playground';
 
 export type TourId = 'live-update' | 'refusal';
@@ -67,9 +67,14 @@ async function serialShows(pg: PlaygroundApi, mark: TourMark, pattern: RegExp, t
   return pg.waitForSerial(pattern, timeoutMs, { from: mark.serialOffset }).then(() => true, () => false);
 }
 
-const bootStep = (what: string): TourStep => ({
-  title: 'Boot the guest',
-  text: `QEMU, compiled to WebAssembly, starts in a Web Worker and boots ${what}. Its guest RAM lives in memfds carved from one shared WebAssembly.Memory: that is what lets a new QEMU take it over later. Booting under QEMU's interpreter takes tens of seconds.`,
+const bootStep = (what: string, from: BootFrom): TourStep => ({
+  title: from === 'snapshot' ? 'Start the guest' : 'Boot the guest',
+  text:
+    `QEMU, compiled to WebAssembly, starts in a Web Worker and ${from === 'snapshot' ? 'restores' : 'boots'} ${what}. ` +
+    "Its guest RAM lives in memfds carved from one shared WebAssembly.Memory: that is what lets a new QEMU take it over later. " +
+    (from === 'snapshot'
+      ? 'The guest was booted once when the builds were made and saved at its shell prompt, so it is there in seconds; booting under QEMU\'s interpreter would take tens of seconds.'
+      : "Booting under QEMU's interpreter takes tens of seconds."),
   console: 'page',
   command: () => '',
   check: async (pg) => {
@@ -91,9 +96,9 @@ export const TOURS: Record<TourId, Tour> = {
   'live-update': {
     id: 'live-update',
     title: 'Live update: replace QEMU under a running guest',
-    boot: ARM,
+    boot: { ...ARM, from: 'snapshot' },
     steps: [
-      bootStep('a small Linux on Arm'),
+      bootStep('a small Linux on Arm, booted to its shell', 'snapshot'),
       {
         title: 'Start something that visibly runs',
         text: 'The guest\'s counter appends 1, 2, 3, ... to /tmp/counter, one number a second. If the guest notices the update, the numbers will show a gap or start again.',
@@ -165,7 +170,7 @@ export const TOURS: Record<TourId, Tour> = {
     // The machine's ROMs and flash in private memory: nothing a new QEMU could map again.
     boot: { ...ARM, extraArgs: ['-machine', 'aux-ram-share=off'] },
     steps: [
-      bootStep('a guest whose ROMs and flash are in private memory (-machine aux-ram-share=off)'),
+      bootStep('a guest whose ROMs and flash are in private memory (-machine aux-ram-share=off)', 'scratch'),
       modeStep('cpr-exec writes no RAM: every RAM block must be something the new QEMU can map again, a shared memfd or a shared file.'),
       {
         title: 'Migrate: QEMU refuses',

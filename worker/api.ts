@@ -36,7 +36,15 @@ export interface BootOptions {
   bootTimeoutMs?: number;
   /** Extra QEMU arguments, appended after the guest's own (e.g. `['-S']`). [] */
   extraArgs?: string[];
+  /** `'snapshot'`: start from the guest's booted snapshot, shipped with
+   * the builds (the shell in seconds; BOOTED_SNAPSHOT_RAM_MIB of RAM and
+   * no extraArgs); `'scratch'`: the full boot. [`'scratch'`] */
+  from?: BootFrom;
 }
+
+export type BootFrom = 'scratch' | 'snapshot';
+/** The RAM size the booted snapshots are saved with. */
+export const BOOTED_SNAPSHOT_RAM_MIB = 128;
 
 /** Lifecycle of the one QEMU instance the worker owns. */
 export type RunState =

@@ -54,6 +54,8 @@ export interface GuestPlan {
   argv: string[];
   /** Artifact-relative path → path inside QEMU's file system. */
   files: Record<string, string>;
+  /** Artifact path of the guest's booted snapshot (BootOptions.from). */
+  bootedSnapshot: string;
 }
 
 /** The low-level QEMU module, as the host uses it. */

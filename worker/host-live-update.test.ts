@@ -201,6 +201,32 @@ describe('snapshots (fake QEMU)', () => {
     expect((await host.liveUpdate('v1')).to).toBe('qemu-system-arm@v1');
   });
 
+  it('boots from the shipped booted snapshot: restored, not booted, and a fresh prompt is asked for', async () => {
+    const file = await (await booted()).host.saveSnapshot();
+    const backend = new FakeBackend();
+    const serial: string[] = [];
+    const host = new QemuHost({
+      backend,
+      fetch: fakeFetch({ 'snapshots/arm.cprsnap': file }),
+      isolated: () => true,
+      wasmUrl: () => ({ url: 'blob:wasm', revoke: () => undefined }),
+    });
+    await host.init({ artifactsBase: BASE }, {
+      serial: (b) => serial.push(new TextDecoder().decode(b)),
+      monitor: () => undefined,
+      status: () => undefined,
+      progress: () => undefined,
+      log: () => undefined,
+      liveUpdate: () => undefined,
+    });
+    await expect(host.boot({ guest: 'i386', from: 'snapshot' })).rejects.toMatchObject({ code: 'load-failed', message: /booted snapshot did not load.*from: "scratch"/ });
+    expect(await host.boot({ guest: 'arm', build: 'v2', from: 'snapshot' })).toMatchObject({ state: 'running', build: 'qemu-system-arm@v2' });
+    expect(backend.instances).toHaveLength(1);
+    expect(backend.instances[0]!.req.argv.slice(-2)).toEqual(['-incoming', 'file:/snapshot.state']);
+    await settle();
+    expect(serial.join('')).toContain('/ # ');
+  });
+
   it('refuses a bad file before touching the running guest', async () => {
     const { host, backend } = await booted();
     const file = await host.saveSnapshot();

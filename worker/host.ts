@@ -112,6 +112,9 @@ interface Session extends UpdateSession {
 interface Restore {
   argv: string[];
   state: Uint8Array;
+  /** The guest's booted snapshot: it sits at a shell prompt that the new
+   * terminal never saw, so press Enter for a fresh one. */
+  booted?: boolean;
 }
 
 /** Where a snapshot's state lives in QEMU's file system, saving and loading. */
@@ -213,7 +216,26 @@ export class QemuHost implements QemuWorkerApi {
 
   async boot(options: BootOptions): Promise<Status> {
     if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
-    return this.start(resolveBootOptions(options), null);
+    const resolved = resolveBootOptions(options);
+    // The snapshot is fetched and checked before the running guest is touched.
+    return this.start(resolved, resolved.from === 'snapshot' ? await this.bootedSnapshot(resolved) : null);
+  }
+
+  /** The guest's booted snapshot, shipped with the builds, checked whole. */
+  private async bootedSnapshot(o: ResolvedBootOptions): Promise<Restore> {
+    const path = this.env.backend.plan(o.guest, o.ramMiB, true).bootedSnapshot;
+    let file: Uint8Array;
+    try {
+      const fetched = await this.store.fetchAll([path], (loaded, total, label) => this.progress({ phase: 'download', label, loaded, total }));
+      file = fetched.get(path)!;
+    } catch (e) {
+      throw new PlaygroundError('load-failed', `the ${o.guest} guest's booted snapshot did not load (${e instanceof Error ? e.message : String(e)}); boot with from: "scratch", or run \`npm run artifacts\``);
+    }
+    const { info, state } = await readSnapshot(file);
+    if (info.guest !== o.guest || info.ramMiB !== o.ramMiB) {
+      throw new PlaygroundError('bad-snapshot', `${path} is of the ${info.guest} guest with ${info.ramMiB} MiB, not ${o.guest} with ${o.ramMiB} MiB: rebuild it (npm run build:wasm)`);
+    }
+    return { argv: info.argv, state, booted: true };
   }
 
   async saveSnapshot(): Promise<Uint8Array> {
@@ -456,6 +478,7 @@ export class QemuHost implements QemuWorkerApi {
           throw new PlaygroundError('snapshot-failed', `the snapshot did not load: ${e instanceof Error ? e.message : String(e)}${this.recentLogs()}`);
         });
         this.setState({ state: 'running' });
+        if (restore.booted) running.instance.write('serial', new TextEncoder().encode('\n'));
       } else {
         if (!session.ended && this.state.state === 'starting') this.setState({ state: 'booting' });
         this.progress({ phase: 'boot', label: `booting the ${options.guest} guest`, loaded: 0, total: 0 });

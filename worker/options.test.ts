@@ -10,6 +10,7 @@ describe('resolveBootOptions', () => {
       build: undefined,
       bootTimeoutMs: 300_000,
       extraArgs: [],
+      from: 'scratch',
     });
   });
 
@@ -41,6 +42,10 @@ describe('resolveBootOptions', () => {
     expect(() => resolveBootOptions({ extraArgs: '-S' })).toThrow(/array of strings/);
     expect(() => resolveBootOptions({ bootTimeoutMs: 0 })).toThrow(/positive/);
     expect(resolveBootOptions({ extraArgs: ['-S'], bootTimeoutMs: 5 }).extraArgs).toEqual(['-S']);
+    expect(resolveBootOptions({ from: 'snapshot' }).from).toBe('snapshot');
+    expect(() => resolveBootOptions({ from: 'disk' })).toThrow(/from must be "snapshot" or "scratch"/);
+    expect(() => resolveBootOptions({ from: 'snapshot', ramMiB: 256 })).toThrow(/booted snapshot has 128 MiB of RAM, not 256/);
+    expect(() => resolveBootOptions({ from: 'snapshot', extraArgs: ['-S'] })).toThrow(/without extraArgs/);
   });
 });
 

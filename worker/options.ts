@@ -11,6 +11,8 @@ import {
   RAM_MAX_MIB,
   RAM_MIN_MIB,
   RAM_STEP_MIB,
+  BOOTED_SNAPSHOT_RAM_MIB,
+  type BootFrom,
   type BootOptions,
   type GuestName,
 } from './api';
@@ -21,9 +23,10 @@ export interface ResolvedBootOptions {
   build: string | undefined;
   bootTimeoutMs: number;
   extraArgs: string[];
+  from: BootFrom;
 }
 
-const KNOWN: readonly (keyof BootOptions)[] = ['guest', 'ramMiB', 'build', 'bootTimeoutMs', 'extraArgs'];
+const KNOWN: readonly (keyof BootOptions)[] = ['guest', 'ramMiB', 'build', 'bootTimeoutMs', 'extraArgs', 'from'];
 
 /** Levenshtein distance, for "did you mean" hints. */
 export function editDistance(a: string, b: string): number {
@@ -102,5 +105,11 @@ export function resolveBootOptions(input: unknown): ResolvedBootOptions {
   if (!Array.isArray(extraArgs) || !extraArgs.every((a): a is string => typeof a === 'string')) {
     bad('extraArgs must be an array of strings, e.g. ["-S"]');
   }
-  return { guest: guest as GuestName, ramMiB: ramMiB as number, build, bootTimeoutMs, extraArgs: [...extraArgs] };
+  const from = o.from ?? 'scratch';
+  if (from !== 'scratch' && from !== 'snapshot') bad(`from must be "snapshot" or "scratch", got ${JSON.stringify(from)}`);
+  if (from === 'snapshot' && ramMiB !== BOOTED_SNAPSHOT_RAM_MIB) {
+    bad(`the booted snapshot has ${BOOTED_SNAPSHOT_RAM_MIB} MiB of RAM, not ${String(ramMiB)}: boot with ramMiB: ${BOOTED_SNAPSHOT_RAM_MIB}, or from: "scratch"`);
+  }
+  if (from === 'snapshot' && extraArgs.length > 0) bad('the booted snapshot was saved without extraArgs: boot with from: "scratch" to add QEMU arguments');
+  return { guest: guest as GuestName, ramMiB: ramMiB as number, build, bootTimeoutMs, extraArgs: [...extraArgs], from };
 }

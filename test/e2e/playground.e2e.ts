@@ -118,6 +118,31 @@ describe('playground page', { timeout: 30 * 60_000 }, () => {
     assert.match(err.message, /riscv/);
   });
 
+  it('advanced panel: extra QEMU arguments reach QEMU; a bad one shows QEMU\'s own error and the page boots again', { timeout: BOOT_TIMEOUT_MS + 120_000 }, async () => {
+    const page = await fresh();
+    await page.click('#advanced summary');
+    await page.fill('#extra-args', '-name "unclosed');
+    await page.click('#start');
+    let shown = await errorPanel(page, 10_000);
+    assert.deepEqual(shown.code, 'bad-options');
+    assert.match(shown.message, /double quote .* not closed/);
+    await page.click('#error-close');
+
+    await page.fill('#extra-args', '-device no-such-device');
+    await page.click('#start');
+    shown = await errorPanel(page, BOOT_TIMEOUT_MS);
+    log(`bad extra argument: ${shown.code}: ${shown.message}`);
+    assert.match(shown.message, /qemu-system-arm: -device no-such-device: '?no-such-device'? is not a valid device model name/);
+    await page.click('#error-close');
+
+    await page.fill('#extra-args', "-name 'demo vm'");
+    await page.click('#start');
+    await waitForState(page, 'running', BOOT_TIMEOUT_MS);
+    const argv = await page.evaluate(() => window.playground.status().argv);
+    assert.deepEqual(argv.slice(-2), ['-name', 'demo vm'], 'appended after the guest\'s own arguments');
+    assert.match(await page.evaluate(() => window.playground.monitor('info name')), /demo vm/);
+  });
+
   it('explains a page without cross-origin isolation', async () => {
     const context = await shared.browser.newContext();
     const page = await context.newPage();

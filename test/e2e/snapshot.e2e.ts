@@ -44,6 +44,32 @@ async function refusedInPage(page: Page, name: string, bytes: Buffer, reason: Re
 }
 
 describe('snapshots', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }, () => {
+  it('Start: the page restores the booted snapshot, the shell and monitor answer, and live update works right after', { timeout: BOOT_TIMEOUT_MS + 600_000 }, async () => {
+    for (const guest of ['arm', 'i386'] as const) {
+      const page = await openPage(shared.browser, shared.server.url, log);
+      await page.selectOption('#guest', guest);
+      const t0 = Date.now();
+      await page.click('#start');
+      await waitForState(page, 'running', BOOT_TIMEOUT_MS);
+      const answer = await shell(page, 'echo ANSWER=$((6*7))', /^ANSWER=\d+$/m);
+      log(`${guest}: Start → the shell answered after ${Date.now() - t0} ms (${answer})`);
+      assert.equal(answer, 'ANSWER=42');
+      // Restored, not booted: the serial shows no boot log, only the prompt
+      // asked for and the answer.
+      assert.doesNotMatch(await page.evaluate(() => window.playground.serialText(0)), /Booting Linux|Linux version/);
+      assert.match(await page.evaluate(() => window.playground.monitor('info status')), /VM status: running/);
+      const argv = await page.evaluate(() => window.playground.status().argv.join(' '));
+      assert.match(argv, /aux-ram-share=on/);
+      if (guest === 'arm') {
+        const r = await page.evaluate(() => window.playground.liveUpdate('v2'));
+        log(`arm: live update after Start: ${r.pauseMs} ms`);
+        assert.equal(r.to, 'qemu-system-arm@v2');
+        assert.equal(await shell(page, 'echo AGAIN=$((7*8))', /^AGAIN=\d+$/m), 'AGAIN=56');
+      }
+      await page.close();
+    }
+  });
+
   it('Save, then Open on another build: the same processes, files and clock; live update works after it', { timeout: BOOT_TIMEOUT_MS + 900_000 }, async () => {
     const page = await bootArm();
     const pid = Number((await shell(page, 'counter /tmp/counter >/dev/null 2>&1 & echo PID=$!', /^PID=\d+$/m)).slice(4));

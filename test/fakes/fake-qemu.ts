@@ -315,6 +315,7 @@ export class FakeBackend implements QemuBackend {
     return {
       argv: ['-M', guest === 'arm' ? 'virt' : 'pc', '-m', String(ramMiB), '-kernel', '/guest/kernel'],
       files: { [`guest/${guest}/kernel`]: '/guest/kernel' },
+      bootedSnapshot: `snapshots/${guest}.cprsnap`,
     };
   }
 

@@ -8,7 +8,7 @@
 # set: keep recipe_files in step with RECIPE_GLOBS there.
 recipe_files() {
     (cd "$REPO_DIR" && find wasm/build.sh wasm/lib.sh wasm/steps wasm/patches wasm/deps-patches wasm/emscripten \
-        wasm/guest wasm/sources.lock wasm/guest.lock -type f 2>/dev/null | LC_ALL=C sort)
+        wasm/guest wasm/snapshot wasm/sources.lock wasm/guest.lock -type f 2>/dev/null | LC_ALL=C sort)
 }
 
 # What the playground loads of $WORK/guest (worker/qemu/guests.ts names the
@@ -28,7 +28,7 @@ step_package() {
     local out=$WORK/out
     rm -rf "$DIST.new"
     mkdir -p "$DIST.new"
-    local f name
+    local f name guest
     for name in $QEMU_BUILDS; do
         ls "$out/$name"/qemu-system-*.wasm >/dev/null 2>&1 ||
             die "QEMU build $name is missing in $out/$name: run wasm/build.sh qemu"
@@ -39,6 +39,10 @@ step_package() {
     for f in $GUEST_ARTIFACTS; do
         [ -f "$WORK/guest/$f" ] || die "guest artifact $f is missing: run wasm/build.sh guest"
         pack "$WORK/guest/$f" "$DIST.new/guest/$f.gz"
+    done
+    for guest in arm i386; do
+        [ -f "$SNAPSHOT_OUT/$guest.cprsnap" ] || die "booted snapshot $guest.cprsnap is missing: run wasm/build.sh snapshot"
+        pack "$SNAPSHOT_OUT/$guest.cprsnap" "$DIST.new/snapshots/$guest.cprsnap.gz"
     done
     write_notice > "$DIST.new/NOTICE"
     write_manifest > "$DIST.new/manifest.json"
@@ -72,6 +76,10 @@ NOTICE
         grep '^file ' "$WASM_DIR/guest.lock" | awk '{print "  " $2 ": " $3 "  sha256 " $4}'
     fi
     cat <<NOTICE
+
+The booted snapshots (snapshots/*.cprsnap) are the state of those QEMU
+builds running those guests (guest RAM with Linux and BusyBox), saved by
+QEMU's migration; their source is that of the builds and guests above.
 
 Complete corresponding source: the Debian source packages named above
 (apt-get source NAME=VERSION), plus this repository's wasm/ folder, which
@@ -128,6 +136,9 @@ print(json.dumps({
     'patchSeries': {'sha256': series_hash, 'patches': [os.path.relpath(p, 'wasm/patches') for p in patches]},
     'sources': locked('sources.lock'),
     'guestInputs': locked('guest.lock'),
+    'snapshots': {'build': builds[0], 'ramMiB': 128,
+                  'madeBy': 'wasm/snapshot/make-snapshots.ts: each guest booted in Node by qemu/' + builds[0] +
+                            ' with the guest artifacts listed here, saved at its shell prompt'},
     'artifacts': artifacts,
 }, indent=2))
 PY

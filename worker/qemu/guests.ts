@@ -15,6 +15,8 @@ export interface GuestSpec {
   /** Machine arguments, without RAM, consoles and files. */
   machine: string[];
   kernelCmdline: string;
+  /** The guest booted to its shell and saved (wasm/snapshot/), an artifact path. */
+  bootedSnapshot: string;
 }
 
 /** The guest's init prints this when its shell is ready. */
@@ -40,6 +42,7 @@ export const GUESTS: Record<GuestName, GuestSpec> = {
     files: { 'guest/arm/uImage': '/guest/uImage', 'guest/arm/initrd.cpio': '/guest/initrd.cpio' },
     machine: ['-M', 'virt', '-cpu', 'cortex-a15', '-kernel', '/guest/uImage', '-initrd', '/guest/initrd.cpio'],
     kernelCmdline: 'console=ttyAMA0 lpj=100000 panic=-1',
+    bootedSnapshot: 'snapshots/arm.cprsnap',
   },
   i386: {
     name: 'i386',
@@ -56,6 +59,7 @@ export const GUESTS: Record<GuestName, GuestSpec> = {
     },
     machine: ['-M', 'pc', '-L', '/firmware', '-kernel', '/guest/vmlinux', '-initrd', '/guest/initrd.cpio'],
     kernelCmdline: 'console=ttyS0 lpj=100000 tsc=reliable no_timer_check mitigations=off panic=-1',
+    bootedSnapshot: 'snapshots/i386.cprsnap',
   },
 };
 
@@ -77,6 +81,8 @@ export interface GuestLaunch {
   argv: string[];
   /** Artifact path (relative to the artifact root) → path in QEMU's file system. */
   files: Record<string, string>;
+  /** Artifact path of the guest's booted snapshot. */
+  bootedSnapshot: string;
 }
 
 /**
@@ -109,5 +115,6 @@ export function guestArgv(guest: GuestName, ramMiB: number, opts: { liveUpdate?:
       '-append', spec.kernelCmdline,
     ],
     files: { ...spec.files },
+    bootedSnapshot: spec.bootedSnapshot,
   };
 }
