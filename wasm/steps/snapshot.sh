@@ -11,7 +11,14 @@ step_snapshot() {
     local build=${QEMU_BUILDS%% *}
     command -v node >/dev/null || die "the snapshot step runs the QEMU build in Node: install Node.js 20"
     [ -d "$REPO_DIR/node_modules/tsx" ] || (cd "$REPO_DIR" && npm ci --no-audit --no-fund)
-    rm -rf "$SNAPSHOT_OUT"
+    # The glue is an ES module named .js: Node loads it as one only under
+    # a package.json that says so, which $WORK/out has not.
+    local qemu=$WORK/snapshot-qemu
+    rm -rf "$SNAPSHOT_OUT" "$qemu"
+    mkdir -p "$qemu"
+    cp "$WORK/out/$build"/qemu-system-*.js "$WORK/out/$build"/qemu-system-*.wasm "$qemu/"
+    echo '{ "type": "module" }' > "$qemu/package.json"
     (cd "$REPO_DIR" && node --import tsx wasm/snapshot/make-snapshots.ts \
-        "$WORK/out/$build" "$GUEST_OUT" "$SNAPSHOT_OUT" "$build")
+        "$qemu" "$GUEST_OUT" "$SNAPSHOT_OUT" "$build")
+    rm -rf "$qemu"
 }
