@@ -6,7 +6,7 @@ import type { ConsoleName } from './consoles';
 import type { ExecRequest, QemuExit } from './instance';
 import type { FromInstance, ToInstance } from './instance-protocol';
 import type { StoppedThreads } from './parked';
-import { wakeParked } from './parked';
+import { parkedAddresses, wakeParked } from './parked';
 
 /** The launch message's fields, plus the host's callbacks. */
 export interface InstanceLaunch extends Omit<Extract<ToInstance, { type: 'launch' }>, 'type'> {
@@ -32,7 +32,9 @@ export interface InstanceHandle {
 const KILL_GRACE_MS = 20;
 
 /** How long the instance worker gets to end QEMU's threads (it waits up to
- * 300 ms for cancelled threads) and reply to 'kill'. */
+ * 300 ms for cancelled threads) and reply to 'kill'. A worker busy in wasm
+ * does not answer at all (seen: 5 s did not help); then the threads it
+ * reported starting tell where to wake. */
 const KILL_REPLY_MS = 1000;
 
 /** At most this many rounds of waking the ended threads' waiters. */
@@ -66,6 +68,8 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
   if (spare && spare.worker !== worker) spare.dispose();
   const post = (m: ToInstance): void => worker.postMessage(m);
   let stopped: StoppedThreads | undefined;
+  /** QEMU's threads as the instance started them ('thread'). */
+  const started: number[] = [];
   /** Wakes the words every KILL_GRACE_MS until none is woken. */
   const wakeUntilGone = async (words: readonly number[]): Promise<number[]> => {
     const rounds: number[] = [];
@@ -118,7 +122,10 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     const before = await wakeUntilGone(parked.threads);
     worker.terminate();
     await new Promise((r) => setTimeout(r, KILL_GRACE_MS));
-    const after = await wakeUntilGone([...parked.threads, ...parked.runtime]);
+    // Read again once they are stopped: a thread that was running when the
+    // words were first read has parked since.
+    const late = threads && !stopped && opts.memory && started.length > 0 ? parkedAddresses(opts.memory, started) : { threads: [], runtime: [] };
+    const after = await wakeUntilGone([...new Set([...parked.threads, ...parked.runtime, ...late.threads, ...late.runtime])]);
     if (threads) opts.onLog(`[live-update] ended ${whose} threads: ${parked.cancelled} cancelled, ${parked.left} still running; woke parked waiters ${before.join(', ') || '-'} / after: ${after.join(', ') || '-'}`);
     end(exit);
   };
@@ -135,7 +142,11 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
       // next one uses.
       if (!ended && !ending) {
         const top = await Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), KILL_REPLY_MS))]);
-        ending ??= endWorker({ status: 137, message: 'killed', heapTop: top || undefined }, stopped ?? { threads: [], runtime: [], cancelled: 0, left: 0 }, "the old QEMU's");
+        // No answer: the worker is busy in wasm. Its threads end with it;
+        // where they wait is read from the thread structs it told of.
+        const parked = stopped ?? (opts.memory && started.length > 0 ? { ...parkedAddresses(opts.memory, started), cancelled: 0, left: started.length } : undefined);
+        if (!stopped) opts.onLog(`[live-update] the instance did not answer 'kill' within ${KILL_REPLY_MS} ms; waking the words of the ${started.length} threads it started`);
+        ending ??= endWorker({ status: 137, message: 'killed', heapTop: top || undefined }, parked ?? { threads: [], runtime: [], cancelled: 0, left: 0 }, "the old QEMU's");
       }
       // Also for a QEMU that exited by itself: its ended threads' waiters
       // are gone only once `ending` is done; whoever reuses the Memory
@@ -195,6 +206,9 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
           break;
         case 'parked':
           stopped = m.stopped;
+          break;
+        case 'thread':
+          started.push(m.thread);
           break;
         case 'reply':
           replies.get(m.id)?.(m.value);

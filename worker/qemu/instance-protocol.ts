@@ -44,6 +44,8 @@ export type FromInstance =
   | { type: 'exit'; status: number; message?: string; heapTop: number; parked?: Parked }
   | { type: 'exec'; request: ExecRequest }
   | { type: 'exec-refused'; argv: string[]; reason: string }
+  /** QEMU started a thread (its struct's address). */
+  | { type: 'thread'; thread: number }
   /** Before the reply to 'kill': how QEMU's threads ended and the futex
    * words they were parked on (parked.ts). */
   | { type: 'parked'; stopped: StoppedThreads }

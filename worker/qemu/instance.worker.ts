@@ -43,8 +43,24 @@ const NativeWorker = globalThis.Worker;
 function PooledWorker(url: string | URL, options?: WorkerOptions): Worker {
   const href = String(url);
   const i = options?.name === 'em-pthread' ? spare.findIndex((s) => s.url === href) : -1;
-  if (i >= 0) return spare.splice(i, 1)[0]!.worker;
-  return new NativeWorker(url, options);
+  return reportingThreads(i >= 0 ? spare.splice(i, 1)[0]!.worker : new NativeWorker(url, options));
+}
+
+/**
+ * Tells the host each QEMU thread as the glue starts it (its message to a
+ * pthread worker to run a thread names the thread). A 'kill' can find this
+ * worker busy in wasm, unable to answer with where its threads wait; the
+ * host then walks the threads it was told of itself (parked.ts). Posting
+ * needs no event loop, so this reaches the host even from a busy QEMU.
+ */
+function reportingThreads(worker: Worker): Worker {
+  const send = worker.postMessage.bind(worker) as (message: unknown, transfer?: Transferable[]) => void;
+  worker.postMessage = ((message: unknown, transfer?: Transferable[]) => {
+    const m = message as { pthread_ptr?: unknown; start_routine?: unknown } | null;
+    if (m && typeof m.pthread_ptr === 'number' && m.start_routine !== undefined) post({ type: 'thread', thread: m.pthread_ptr });
+    send(message, transfer);
+  }) as Worker['postMessage'];
+  return worker;
 }
 PooledWorker.prototype = NativeWorker.prototype;
 (globalThis as { Worker: unknown }).Worker = PooledWorker;
