@@ -6,7 +6,7 @@ import type { ConsoleName } from './consoles';
 import type { ExecRequest, QemuExit } from './instance';
 import type { FromInstance, ToInstance } from './instance-protocol';
 import type { StoppedThreads } from './parked';
-import { parkedAddresses, wakeParked } from './parked';
+import { NO_THREADS, parkedAddresses, wakeParked } from './parked';
 
 /** The launch message's fields, plus the host's callbacks. */
 export interface InstanceLaunch extends Omit<Extract<ToInstance, { type: 'launch' }>, 'type'> {
@@ -118,13 +118,14 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
    */
   const endWorker = async (exit: QemuExit & { heapTop?: number }, threads: StoppedThreads | undefined, whose: string, settleFirst = false): Promise<void> => {
     if (settleFirst) end(exit);
-    const parked = threads ?? { threads: [], runtime: [], cancelled: 0, left: 0 };
+    const parked = threads ?? NO_THREADS;
     const before = await wakeUntilGone(parked.threads);
     worker.terminate();
     await new Promise((r) => setTimeout(r, KILL_GRACE_MS));
-    // Read again once they are stopped: a thread that was running when the
-    // words were first read has parked since.
-    const late = threads && !stopped && opts.memory && started.length > 0 ? parkedAddresses(opts.memory, started) : { threads: [], runtime: [] };
+    // Without the instance's own report ('parked'), read the threads it
+    // told of once they are stopped: one that ran when the words were
+    // first read may have parked since.
+    const late = !stopped && opts.memory ? parkedAddresses(opts.memory, started) : NO_THREADS;
     const after = await wakeUntilGone([...new Set([...parked.threads, ...parked.runtime, ...late.threads, ...late.runtime])]);
     if (threads) opts.onLog(`[live-update] ended ${whose} threads: ${parked.cancelled} cancelled, ${parked.left} still running; woke parked waiters ${before.join(', ') || '-'} / after: ${after.join(', ') || '-'}`);
     end(exit);
@@ -144,9 +145,9 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
         const top = await Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), KILL_REPLY_MS))]);
         // No answer: the worker is busy in wasm. Its threads end with it;
         // where they wait is read from the thread structs it told of.
-        const parked = stopped ?? (opts.memory && started.length > 0 ? { ...parkedAddresses(opts.memory, started), cancelled: 0, left: started.length } : undefined);
+        const parked = stopped ?? (opts.memory ? { ...parkedAddresses(opts.memory, started), cancelled: 0, left: started.length } : NO_THREADS);
         if (!stopped) opts.onLog(`[live-update] the instance did not answer 'kill' within ${KILL_REPLY_MS} ms; waking the words of the ${started.length} threads it started`);
-        ending ??= endWorker({ status: 137, message: 'killed', heapTop: top || undefined }, parked ?? { threads: [], runtime: [], cancelled: 0, left: 0 }, "the old QEMU's");
+        ending ??= endWorker({ status: 137, message: 'killed', heapTop: top || undefined }, parked, "the old QEMU's");
       }
       // Also for a QEMU that exited by itself: its ended threads' waiters
       // are gone only once `ending` is done; whoever reuses the Memory

@@ -7,7 +7,7 @@ import { CONSOLE_DEVICES, CONSOLES, type ConsoleName } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
 import { MemfdFs, type OpenMemfd } from './memfd';
 import { LAYOUT_TAG } from './memory';
-import { parkedAddresses, threadExited, type Parked, type StoppedThreads } from './parked';
+import { NO_THREADS, parkedAddresses, threadExited, type Parked, type StoppedThreads } from './parked';
 
 /** How long cancelled QEMU threads get to end before their workers are
  * terminated anyway (then by force, ~2 s later in Chromium). */
@@ -126,7 +126,7 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
   const endItself = (exit: QemuExit): void => {
     if (exiting || ended) return;
     exiting = true;
-    const threads = Object.keys(loaded?.PThread?.pthreads ?? {}).map(Number);
+    const threads = listedThreads(loaded);
     loaded?.PThread?.terminateAllThreads();
     const memory = opts.memory;
     if (!memory || threads.length === 0) {
@@ -234,7 +234,7 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
     write: (console, bytes) => devices.get(console)!.input(bytes),
     exited,
     stopThreads: async () => {
-      const listed = (): number[] => Object.keys(module.PThread?.pthreads ?? {}).map(Number);
+      const listed = (): number[] => listedThreads(module);
       const threads = listed();
       const running = (): number[] => (opts.memory ? listed().filter((t) => !threadExited(opts.memory!, t)) : listed());
       // Cancel them (QEMU idles in cancellation points: condition waits,
@@ -262,6 +262,11 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
   };
 }
 
+/** The threads the runtime lists (their `struct pthread` addresses). */
+function listedThreads(module: QemuModule | undefined): number[] {
+  return Object.keys(module?.PThread?.pthreads ?? {}).map(Number);
+}
+
 /** "qemu-system-arm" for ".../qemu-system-arm.js". */
 export function programName(jsUrl: string): string {
   const file = new URL(jsUrl).pathname.split('/').pop() ?? 'qemu';
@@ -274,7 +279,7 @@ function deadInstance(exited: Promise<QemuExit>): QemuInstance {
     readFile: () => null,
     write: () => undefined,
     exited,
-    stopThreads: async () => ({ threads: [], runtime: [], cancelled: 0, left: 0 }),
+    stopThreads: async () => NO_THREADS,
     kill: async () => { await exited; },
   };
 }

@@ -92,6 +92,9 @@ export interface StoppedThreads extends Parked {
   left: number;
 }
 
+/** An instance that ended no threads. */
+export const NO_THREADS: StoppedThreads = { threads: [], runtime: [], cancelled: 0, left: 0 };
+
 /** Wakes every waiter on each address; returns how many were woken. */
 export function wakeParked(memory: WebAssembly.Memory, addresses: readonly number[]): number {
   const i32 = new Int32Array(memory.buffer);
