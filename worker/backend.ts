@@ -32,6 +32,9 @@ export interface QemuInstanceLike {
   write(console: ConsoleName, bytes: Uint8Array): void;
   readonly exited: Promise<InstanceExit>;
   kill(): Promise<void>;
+  /** The first half of kill(): resolves with the heap top (0: unknown)
+   * once no thread of this QEMU writes the Memory; kill() ends the rest. */
+  endThreads?(): Promise<number>;
   /** A file of QEMU's file system, or null. */
   readFile?(path: string): Promise<Uint8Array | null>;
 }

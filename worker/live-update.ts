@@ -179,13 +179,23 @@ interface StartTimes {
   runningAt: number;
 }
 
-function phasesFrom(t0: number, execAt: number, tornDown: number, cleared: number, t: StartTimes): PausePhases {
+/** When the old instance's parts ended (wall clock ms): its threads, the
+ * clear of the memory below its heap top (meanwhile the old instance
+ * settles), the old instance as a whole. */
+interface Teardown {
+  threadsEnded: number;
+  cleared: number;
+  gone: number;
+}
+
+function phasesFrom(t0: number, execAt: number, d: Teardown, t: StartTimes): PausePhases {
   const r = (x: number): number => Math.max(0, Math.round(x * 10) / 10);
   return {
     stateSaveMs: r(execAt - t0),
-    teardownMs: r(tornDown - execAt),
-    clearMs: r(cleared - tornDown),
-    instantiateMs: r(t.runtimeReadyAt - cleared),
+    // The clear overlaps the old instance's end: teardown is the rest.
+    teardownMs: r(d.threadsEnded - execAt + (d.gone - d.cleared)),
+    clearMs: r(d.cleared - d.threadsEnded),
+    instantiateMs: r(t.runtimeReadyAt - d.gone),
     qemuInitMs: r(t.monitorAt - t.runtimeReadyAt),
     stateLoadMs: r(t.runningAt - t.monitorAt),
   };
@@ -425,12 +435,14 @@ export class LiveUpdates<S extends UpdateSession> {
       // cpr-exec-command line starts preparing when it is seen).
       const prepared = await this.port.prepare(s, name);
       if (prepared.layoutProblem) throw new Error(prepared.layoutProblem);
-      const tornDown = await this.retire(u, oldRunning);
       // The heap top at exec, or later if QEMU's other threads grew it
-      // before they stopped, plus a margin for a last allocation.
-      const exitTop = (await oldRunning?.instance.exited)?.heapTop ?? 0;
+      // before they stopped, plus a margin for a last allocation. The
+      // clear runs while the old instance settles.
+      const exitTop = await this.endThreads(u, oldRunning);
+      const threadsEnded = wallClock();
       clearBelow(memory, req.heapTop && exitTop ? Math.max(req.heapTop, exitTop) + CLEAR_MARGIN : HEAP_LIMIT);
       const cleared = wallClock();
+      const teardown: Teardown = { threadsEnded, cleared, gone: await this.retire(u, oldRunning) };
       const argv = withQmpConsole(req.argv.slice(1));
       const handed = this.faults().includes('truncate-state') ? truncated(files) : files;
       const start = (): Promise<StartTimes> =>
@@ -450,7 +462,7 @@ export class LiveUpdates<S extends UpdateSession> {
         from: old.build.name,
         to: prepared.build.name,
         route: 'cpr-exec',
-        phases: phasesFrom(t0, req.at, tornDown, cleared, times),
+        phases: phasesFrom(t0, req.at, teardown, times),
       };
       u.end({ kind: 'updated', result, prepared, argv });
     } catch (e) {
@@ -522,7 +534,7 @@ export class LiveUpdates<S extends UpdateSession> {
         from: from.build.name,
         to: prepared.build.name,
         route: 'copy',
-        phases: phasesFrom(u.t0, saved, tornDown, cleared, times),
+        phases: phasesFrom(u.t0, saved, { threadsEnded: tornDown, cleared, gone: cleared }, times),
       };
       u.end({ kind: 'updated', result, prepared, argv: s.baseArgv });
     } catch (e) {
@@ -577,6 +589,16 @@ export class LiveUpdates<S extends UpdateSession> {
     }
     const { monitorAt, runningAt } = await waitRunning(running, timeoutMs, req.prepared.build.name);
     return { runtimeReadyAt: runtimeReadyAt || launchedAt, monitorAt, runningAt };
+  }
+
+  /** Ends an instance's threads on purpose (retire() ends the rest);
+   * returns its heap top then (0: unknown). */
+  private async endThreads(u: Update, r: Running | null): Promise<number> {
+    if (!r) return 0;
+    u.retiring.add(r.instance);
+    if (r.instance.endThreads) return r.instance.endThreads();
+    await r.instance.kill();
+    return (await r.instance.exited).heapTop ?? 0;
   }
 
   /** Ends an instance on purpose; returns when (wall clock). */

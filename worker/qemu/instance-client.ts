@@ -6,7 +6,7 @@ import type { ConsoleName } from './consoles';
 import type { ExecRequest, QemuExit } from './instance';
 import type { FromInstance, ToInstance } from './instance-protocol';
 import type { StoppedThreads } from './parked';
-import { NO_THREADS, parkedAddresses, wakeParked } from './parked';
+import { NO_THREADS, parkedAddresses, SETTLE_MS, wakeParked } from './parked';
 
 /** The launch message's fields, plus the host's callbacks. */
 export interface InstanceLaunch extends Omit<Extract<ToInstance, { type: 'launch' }>, 'type'> {
@@ -22,13 +22,18 @@ export interface InstanceHandle {
   write(console: ConsoleName, bytes: Uint8Array): void;
   readonly exited: Promise<QemuExit & { heapTop?: number }>;
   kill(): Promise<void>;
+  /** The first half of kill(): QEMU's threads ended, nothing of this QEMU
+   * writes the Memory any more; resolves with the heap top (0: unknown).
+   * The exec path clears memory meanwhile; kill() then ends the rest. */
+  endThreads(): Promise<number>;
   /** Ends the worker at once (no wait): the exec path's teardown. */
   terminate(): void;
   heapTop(): Promise<number>;
   readFile(path: string): Promise<Uint8Array | null>;
 }
 
-/** After terminating a worker, before its memory may be reused. */
+/** Between rounds of waking waiters, and after terminating a worker whose
+ * threads did not all end (they may park once more before they go). */
 const KILL_GRACE_MS = 20;
 
 /** How long the instance worker gets to end QEMU's threads (it waits up to
@@ -36,6 +41,14 @@ const KILL_GRACE_MS = 20;
  * does not answer at all (seen: 5 s did not help); then the threads it
  * reported starting tell where to wake. */
 const KILL_REPLY_MS = 1000;
+
+/** Chromium ends a worker that is busy (in wasm, or blocked in a futex
+ * wait) only by force, 2 s after terminate() (its forcible termination
+ * delay); until then its thread runs on and may write the Memory. Seen:
+ * a fallback QEMU started at once after a kill that got no answer crashed
+ * with "memory access out of bounds". A thread that ended (cancelled) is
+ * back in its event loop and ends at once. */
+const FORCED_END_MS = 2500;
 
 /** At most this many rounds of waking the ended threads' waiters. */
 const WAKE_ROUNDS = 150;
@@ -116,21 +129,38 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
    * for the new thread (seen as a new QEMU that never runs the VM, or a
    * main loop that stops).
    */
-  const endWorker = async (exit: QemuExit & { heapTop?: number }, threads: StoppedThreads | undefined, whose: string, settleFirst = false): Promise<void> => {
+  const endWorker = async (exit: QemuExit & { heapTop?: number }, parked: StoppedThreads, whose: string, settleFirst = false): Promise<void> => {
     if (settleFirst) end(exit);
-    const parked = threads ?? NO_THREADS;
-    const before = await wakeUntilGone(parked.threads);
+    // A thread that did not end, or the instance's own thread busy in wasm
+    // (no answer to 'kill'): waking their words would let them run on.
+    const mayRun = parked.left > 0 || !answered;
+    const before = mayRun ? [] : await wakeUntilGone(parked.threads);
+    const settling = threadsEndedAt + SETTLE_MS - performance.now();
+    if (settling > 0) await new Promise((r) => setTimeout(r, settling));
     worker.terminate();
-    await new Promise((r) => setTimeout(r, KILL_GRACE_MS));
+    // Threads that ended (cancelled) wait nowhere; the rounds below wake
+    // the runtime's own mailbox wait until the worker is gone.
+    if (mayRun) await new Promise((r) => setTimeout(r, FORCED_END_MS));
     // Without the instance's own report ('parked'), read the threads it
     // told of once they are stopped: one that ran when the words were
     // first read may have parked since.
     const late = !stopped && opts.memory ? parkedAddresses(opts.memory, started) : NO_THREADS;
     const after = await wakeUntilGone([...new Set([...parked.threads, ...parked.runtime, ...late.threads, ...late.runtime])]);
-    if (threads) opts.onLog(`[live-update] ended ${whose} threads: ${parked.cancelled} cancelled, ${parked.left} still running; woke parked waiters ${before.join(', ') || '-'} / after: ${after.join(', ') || '-'}`);
+    if (parked !== NO_THREADS) opts.onLog(`[live-update] ended ${whose} threads: ${parked.cancelled} cancelled, ${parked.left} still running; woke parked waiters ${before.join(', ') || '-'} / after: ${after.join(', ') || '-'}`);
     end(exit);
   };
   let ending: Promise<void> | undefined;
+  /** When the instance answered 'kill' (its threads ended): it is
+   * terminated SETTLE_MS later, not sooner. */
+  let threadsEndedAt = 0;
+  /** Whether the instance answered 'kill' (else it is busy in wasm). */
+  let answered = true;
+  let endingThreads: Promise<number> | undefined;
+  const endThreads = (): Promise<number> =>
+    (endingThreads ??= Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), KILL_REPLY_MS))]).then((top) => {
+      threadsEndedAt = performance.now();
+      return top;
+    }));
   const handle: InstanceHandle = {
     write: (console, bytes) => post({ type: 'console', console, bytes }),
     exited,
@@ -142,12 +172,13 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
       // of the old QEMU that still ran would write into the Memory the
       // next one uses.
       if (!ended && !ending) {
-        const top = await Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), KILL_REPLY_MS))]);
+        const top = await endThreads();
+        answered = stopped !== undefined;
         // No answer: the worker is busy in wasm. Its threads end with it;
         // where they wait is read from the thread structs it told of.
         const parked = stopped ?? (opts.memory ? { ...parkedAddresses(opts.memory, started), cancelled: 0, left: started.length } : NO_THREADS);
         if (!stopped) opts.onLog(`[live-update] the instance did not answer 'kill' within ${KILL_REPLY_MS} ms; waking the words of the ${started.length} threads it started`);
-        ending ??= endWorker({ status: 137, message: 'killed', heapTop: top || undefined }, parked, "the old QEMU's");
+        if (!ended) ending ??= endWorker({ status: 137, message: 'killed', heapTop: top || undefined }, parked, "the killed QEMU's");
       }
       // Also for a QEMU that exited by itself: its ended threads' waiters
       // are gone only once `ending` is done; whoever reuses the Memory
@@ -155,6 +186,7 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
       await ending;
       await exited;
     },
+    endThreads,
     heapTop: () => ask((id) => ({ type: 'heap-top', id }), 0),
     readFile: (path) => ask<Uint8Array | null>((id) => ({ type: 'read-file', id, path }), null),
   };
@@ -190,7 +222,7 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
         case 'exit':
           ending ??= endWorker(
             { status: m.status, message: m.message, heapTop: m.heapTop },
-            m.parked && { ...m.parked, cancelled: 0, left: 0 },
+            m.parked ?? NO_THREADS,
             'the exited QEMU\'s',
             // Reported at once (a start-up error shows without delay);
             // kill() waits for the rest before the Memory is reused.

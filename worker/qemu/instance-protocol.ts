@@ -3,7 +3,7 @@
 import type { ConsoleName } from './consoles';
 import type { ExecRequest } from './instance';
 import type { OpenMemfd } from './memfd';
-import type { Parked, StoppedThreads } from './parked';
+import type { StoppedThreads } from './parked';
 
 /** Host → instance worker. */
 export type ToInstance =
@@ -26,8 +26,8 @@ export type ToInstance =
   /** Input for one of QEMU's consoles. */
   | { type: 'console'; console: ConsoleName; bytes: Uint8Array }
   | { type: 'read-file'; id: number; path: string }
-  /** End QEMU's pthread workers now, then answer: the host terminates
-   * this worker after the answer. */
+  /** End QEMU's pthread workers now, then answer with the heap top: the
+   * host terminates this worker SETTLE_MS after the answer. */
   | { type: 'kill'; id: number }
   | { type: 'heap-top'; id: number };
 
@@ -41,7 +41,7 @@ export type FromInstance =
   | { type: 'console'; console: ConsoleName; bytes: Uint8Array }
   | { type: 'log'; line: string }
   /** QEMU ended itself; `parked`: where its ended threads waited. */
-  | { type: 'exit'; status: number; message?: string; heapTop: number; parked?: Parked }
+  | { type: 'exit'; status: number; message?: string; heapTop: number; parked?: StoppedThreads }
   | { type: 'exec'; request: ExecRequest }
   | { type: 'exec-refused'; argv: string[]; reason: string }
   /** QEMU started a thread (its struct's address). */

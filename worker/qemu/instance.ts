@@ -7,17 +7,11 @@ import { CONSOLE_DEVICES, CONSOLES, type ConsoleName } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
 import { MemfdFs, type OpenMemfd } from './memfd';
 import { LAYOUT_TAG } from './memory';
-import { NO_THREADS, parkedAddresses, threadExited, type Parked, type StoppedThreads } from './parked';
+import { NO_THREADS, parkedAddresses, SETTLE_MS, threadExited, type StoppedThreads } from './parked';
 
 /** How long cancelled QEMU threads get to end before their workers are
  * terminated anyway (then by force, ~2 s later in Chromium). */
 const CANCEL_WAIT_MS = 300;
-/** How long this worker lives on after terminating QEMU's pthread
- * workers. Terminating it sooner leaks them: a nested worker whose parent
- * ends before the child's own shutdown ran stays alive, one thread and
- * ~13 MiB per live update (measured in Chromium; 30 ms and 100 ms both
- * ended every one of them). */
-const SETTLE_MS = 50;
 
 /** What QEMU's exec of cpr-exec-command hands to the host. */
 export interface ExecRequest {
@@ -79,7 +73,7 @@ export interface QemuExit {
   message?: string;
   /** QEMU ended itself (exit or abort) with threads running: the futex
    * words they were parked on, for the host to wake (parked.ts). */
-  parked?: Parked;
+  parked?: StoppedThreads;
 }
 
 export interface QemuInstance {
@@ -94,7 +88,10 @@ export interface QemuInstance {
   /** Ends QEMU and all its pthread workers. */
   kill(): Promise<void>;
   /** Ends QEMU's pthreads (cancelled, then their workers terminated)
-   * before this thread ends; returns the words to wake (parked.ts). */
+   * before this thread ends; returns the words to wake (parked.ts). When
+   * it returns, no thread of this QEMU writes the Memory any more (the
+   * runtime on this thread idles); this worker must still live SETTLE_MS
+   * for the terminated workers to go. */
   stopThreads(): Promise<StoppedThreads>;
 }
 
@@ -127,13 +124,14 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
     if (exiting || ended) return;
     exiting = true;
     const threads = listedThreads(loaded);
-    loaded?.PThread?.terminateAllThreads();
     const memory = opts.memory;
+    const left = memory ? threads.filter((t) => !threadExited(memory, t)).length : 0;
+    loaded?.PThread?.terminateAllThreads();
     if (!memory || threads.length === 0) {
       end(exit);
       return;
     }
-    setTimeout(() => end({ ...exit, parked: parkedAddresses(memory, threads) }), SETTLE_MS);
+    setTimeout(() => end({ ...exit, parked: { ...parkedAddresses(memory, threads), cancelled: 0, left } }), SETTLE_MS);
   };
 
   // The module object, known from preRun on (before the factory resolves,
@@ -250,7 +248,9 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
       }
       const left = running().length;
       module.PThread?.terminateAllThreads();
-      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      // A cancelled thread that ended waits nowhere any more; one that was
+      // still running when terminated may park once more before it stops.
+      if (left > 0) await new Promise((r) => setTimeout(r, SETTLE_MS));
       const parked = opts.memory ? parkedAddresses(opts.memory, threads) : { threads: [], runtime: [] };
       return { ...parked, cancelled: opts.memory && module._pthread_cancel ? threads.length : 0, left };
     },

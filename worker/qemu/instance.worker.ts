@@ -17,21 +17,24 @@ const scope = self as unknown as DedicatedWorkerGlobalScope;
 const post = (m: FromInstance, transfer: Transferable[] = []): void => scope.postMessage(m, transfer);
 
 /** Batches a console's byte stream: QEMU's UART writes a byte at a time. */
-function batcher(console: ConsoleName): (bytes: Uint8Array) => void {
-  let chunks: Uint8Array[] = [];
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  const flush = (): void => {
-    timer = null;
-    const out = concatBytes(chunks);
-    chunks = [];
-    post({ type: 'console', console, bytes: out }, [out.buffer]);
-  };
-  return (bytes) => {
-    chunks.push(bytes.slice());
-    timer ??= setTimeout(flush, 4);
-  };
+class Batcher {
+  private chunks: Uint8Array[] = [];
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  constructor(private readonly console: ConsoleName) {}
+  add(bytes: Uint8Array): void {
+    this.chunks.push(bytes.slice());
+    this.timer ??= setTimeout(() => this.flush(), 4);
+  }
+  flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.chunks.length === 0) return;
+    const out = concatBytes(this.chunks);
+    this.chunks = [];
+    post({ type: 'console', console: this.console, bytes: out }, [out.buffer]);
+  }
 }
-const batchers = new Map(CONSOLES.map((c) => [c, batcher(c)] as const));
+const batchers = new Map(CONSOLES.map((c) => [c, new Batcher(c)] as const));
 
 let instance: QemuInstance | null = null;
 const early: ToInstance[] = [];
@@ -119,7 +122,7 @@ async function launch(m: Extract<ToInstance, { type: 'launch' }>): Promise<void>
       files: m.files,
       env: m.env,
       adopt: m.adopt,
-      onConsole: (console, bytes) => batchers.get(console)!(bytes),
+      onConsole: (console, bytes) => batchers.get(console)!.add(bytes),
       onLog: (line) => post({ type: 'log', line }),
       onRuntimeReady: () => post({ type: 'runtime-ready', at: wallClock() }),
       onExec: (request) => {
@@ -146,6 +149,9 @@ async function launch(m: Extract<ToInstance, { type: 'launch' }>): Promise<void>
           });
           return -EIO;
         }
+        // What QEMU said before the exec first: its STOP event marks when
+        // the pause began, and the host reads it when the exec comes.
+        for (const b of batchers.values()) b.flush();
         post({ type: 'exec', request });
         return 0;
       },
