@@ -11,6 +11,7 @@ import { splitArgs } from './qemu-args';
 import { TourPanel } from './tour-panel';
 import type { TourId } from './tour';
 import { Playground } from './playground';
+import { CursorLeftAsBackspace, REVERSE_WRAPAROUND } from './hmp-redraw';
 import { NORMAL_FONT, PRESENTER_FONT, TerminalPane } from './terminal';
 
 function $<T extends HTMLElement>(id: string): T {
@@ -61,9 +62,14 @@ let allBuilds: BuildInfo[] = [];
 const serialPane = new TerminalPane($('serial'), (data) => {
   void playground.sendSerial(data).catch(() => undefined); // typing before boot goes nowhere
 });
-const monitorPane = new TerminalPane($('monitor'), (data) => {
-  void playground.sendMonitor(data).catch(() => undefined);
-});
+const monitorRedraw = new CursorLeftAsBackspace();
+const monitorPane = new TerminalPane(
+  $('monitor'),
+  (data) => {
+    void playground.sendMonitor(data).catch(() => undefined);
+  },
+  { modes: REVERSE_WRAPAROUND, transform: (bytes) => monitorRedraw.transform(bytes) },
+);
 playground.onSerial((bytes) => serialPane.write(bytes));
 playground.onMonitor((bytes) => monitorPane.write(bytes));
 playground.onLog((line) => console.info(`[qemu] ${line}`));
@@ -173,8 +179,8 @@ function report(e: unknown): void {
 /** Boots as the Boot button does: fresh terminals, errors in the panel. */
 function bootGuest(options: BootOptions): Promise<unknown> {
   showError(null);
-  serialPane.term.reset();
-  monitorPane.term.reset();
+  serialPane.reset();
+  monitorPane.reset();
   showTab(0);
   const booting = playground.boot(options);
   booting.catch(report);
@@ -250,8 +256,8 @@ saveBtn.addEventListener('click', () => {
 function restoreFrom(file: Blob | ArrayBuffer, what: string): void {
   showError(null);
   snapshotResult.textContent = `restoring ${what}…`;
-  serialPane.term.reset();
-  monitorPane.term.reset();
+  serialPane.reset();
+  monitorPane.reset();
   playground
     .restoreSnapshot(file)
     .then((s) => (snapshotResult.textContent = `restored ${what} on ${s.build}`))

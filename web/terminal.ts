@@ -9,12 +9,19 @@ import '@xterm/xterm/css/xterm.css';
 export const NORMAL_FONT = 14;
 export const PRESENTER_FONT = 24;
 
+/** What a pane does to its console's output: modes to set on the terminal
+ * (again after each reset), and a rewrite of the bytes. */
+export interface OutputFilter {
+  modes: string;
+  transform(bytes: Uint8Array): Uint8Array;
+}
+
 export class TerminalPane {
   readonly term: Terminal;
   private readonly fit = new FitAddon();
   private readonly observer: ResizeObserver;
 
-  constructor(readonly element: HTMLElement, onInput: (data: string) => void) {
+  constructor(readonly element: HTMLElement, onInput: (data: string) => void, private readonly filter?: OutputFilter) {
     this.term = new Terminal({
       fontSize: NORMAL_FONT,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
@@ -29,10 +36,18 @@ export class TerminalPane {
     this.observer = new ResizeObserver(() => this.refit());
     this.observer.observe(element);
     this.refit();
+    if (filter) this.term.write(filter.modes);
   }
 
-  write(data: Uint8Array | string): void {
-    this.term.write(data);
+  /** A console's output. */
+  write(data: Uint8Array): void {
+    this.term.write(this.filter ? this.filter.transform(data) : data);
+  }
+
+  /** Empties the terminal for a new guest. */
+  reset(): void {
+    this.term.reset();
+    if (this.filter) this.term.write(this.filter.modes);
   }
 
   setFontSize(px: number): void {
