@@ -53,18 +53,22 @@ export class BuildStore {
     return this.registry;
   }
 
-  /** Downloads and compiles a build once; later calls share the result. */
-  prepare(build: ResolvedBuild): Promise<PreparedBuild> {
+  /** Downloads and compiles a build once; later calls share the result.
+   * `onProgress`: the wasm's download, if this call starts it. */
+  prepare(build: ResolvedBuild, onProgress: (loaded: number, total: number) => void = () => undefined): Promise<PreparedBuild> {
     let p = this.prepared.get(build.name);
     if (!p) {
       p = (async () => {
-        const [wasm, glue] = await Promise.all([download(this.base + build.wasmPath, () => undefined, this.env.fetch, undefined, build.wasmSize), this.glueSource(build)]);
+        const [wasm, glue] = await Promise.all([
+          download(this.base + build.wasmPath, (d) => onProgress(d.loaded, d.total), this.env.fetch, undefined, build.wasmSize),
+          this.glueSource(build),
+        ]);
         checkWasmMagic(this.base + build.wasmPath, wasm);
         let module: WebAssembly.Module | undefined;
         try {
           module = this.env.compile ? await this.env.compile(wasm) : undefined;
         } catch (e) {
-          throw new PlaygroundError('load-failed', `${build.name}'s wasm does not compile: ${e instanceof Error ? e.message : String(e)}`);
+          throw new PlaygroundError('load-failed', `${build.name}'s wasm does not compile (${e instanceof Error ? e.message : String(e)}); run \`npm run artifacts\` and reload`);
         }
         const url = this.env.wasmUrl(wasm);
         return { build, wasmUrl: url.url, module, layoutProblem: buildLayoutProblem(build.name, glue) };

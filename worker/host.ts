@@ -39,7 +39,7 @@ import {
 } from './backend';
 import { BuildStore } from './build-store';
 import type { ResolvedBuild } from './builds';
-import { checkWasmMagic, type FetchLike } from './download';
+import type { FetchLike } from './download';
 import { HmpLines, typedHint } from './hmp-lines';
 import {
   DEFAULT_UPDATE_TIMEOUT_MS,
@@ -217,7 +217,11 @@ export class QemuHost implements QemuWorkerApi {
   async boot(options: BootOptions): Promise<Status> {
     if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
     const resolved = resolveBootOptions(options);
-    // The snapshot is fetched and checked before the running guest is touched.
+    // The snapshot is fetched and checked before the running guest is
+    // touched; meanwhile the build downloads and compiles.
+    if (resolved.from === 'snapshot') {
+      void this.store.builds().then((r) => this.store.prepare(r.resolve(resolved.guest, resolved.build))).catch(() => undefined);
+    }
     return this.start(resolved, resolved.from === 'snapshot' ? await this.bootedSnapshot(resolved) : null);
   }
 
@@ -389,7 +393,6 @@ export class QemuHost implements QemuWorkerApi {
   // ---- internals -----------------------------------------------------------
 
   private async bootSession(id: number, options: ResolvedBootOptions, restore: Restore | null): Promise<Status> {
-    const base = this.config!.artifactsBase;
     this.setState({ state: 'loading', guest: options.guest, ramMiB: options.ramMiB, build: null, argv: [], error: null });
     this.progress({ phase: 'manifest', label: 'reading the artifacts manifest', loaded: 0, total: 0 });
     const registry = await this.store.builds();
@@ -402,27 +405,30 @@ export class QemuHost implements QemuWorkerApi {
     const program = programOf(build.name);
     this.setState({ build: build.name, argv: [program, ...argv] });
 
-    // Download QEMU's wasm and the guest files, with one combined progress bar.
-    const fetched = await this.store.fetchAll([build.wasmPath, ...Object.keys(plan.files)], (loaded, total, label) =>
-      this.progress({ phase: 'download', label, loaded, total }),
-    );
+    // QEMU's wasm (downloaded and compiled once: a booted snapshot's boot
+    // started it while the snapshot downloaded) and the guest files, with
+    // one combined progress bar.
+    const wasmPart = { loaded: 0, total: 0 };
+    const filesPart = { loaded: 0, total: 0, label: '' };
+    const report = (label: string): void =>
+      this.progress({ phase: 'download', label, loaded: wasmPart.loaded + filesPart.loaded, total: wasmPart.total + filesPart.total });
+    const [compiled, fetched] = await Promise.all([
+      this.store.prepare(build, (loaded, total) => {
+        Object.assign(wasmPart, { loaded, total: total || loaded });
+        report(`downloading ${build.wasmPath}`);
+      }),
+      this.store.fetchAll(Object.keys(plan.files), (loaded, total, label) => {
+        Object.assign(filesPart, { loaded, total, label });
+        report(label);
+      }),
+    ]);
     this.checkCurrent(id);
-    const bytes = fetched;
-    const wasm = bytes.get(build.wasmPath)!;
-    checkWasmMagic(base + build.wasmPath, wasm);
     const files: Record<string, Uint8Array> = {};
-    for (const [artifact, guestPath] of Object.entries(plan.files)) files[guestPath] = bytes.get(artifact)!;
+    for (const [artifact, guestPath] of Object.entries(plan.files)) files[guestPath] = fetched.get(artifact)!;
 
     this.setState({ state: 'starting' });
     this.progress({ phase: 'instantiate', label: `starting ${build.name}`, loaded: 0, total: 0 });
-    const wasmUrl = this.env.wasmUrl(wasm);
-    const compile = this.env.backend.compile;
-    const module = compile ? await compile(wasm).catch((e: unknown) => {
-      wasmUrl.revoke();
-      throw new PlaygroundError('load-failed', `${build.name} failed to start: its wasm does not compile (${e instanceof Error ? e.message : String(e)}); run \`npm run artifacts\` and reload`);
-    }) : undefined;
-    this.checkCurrent(id);
-    const prepared: PreparedBuild = { build, wasmUrl: wasmUrl.url, module, layoutProblem: liveUpdatable ? undefined : buildLayoutProblem(build.name, glue) ?? 'no shared Memory' };
+    const prepared: PreparedBuild = { ...compiled, layoutProblem: liveUpdatable ? undefined : buildLayoutProblem(build.name, glue) ?? 'no shared Memory' };
     this.store.remember(prepared);
     const session: Session = {
       id,
