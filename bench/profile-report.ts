@@ -1,5 +1,5 @@
 // Summarizes the CPU profiles of bench/profile.ts (docs/performance.md):
-//   node --import tsx bench/profile-report.ts [--symbols FILE] [--top N] PROFILE...
+//   node --import tsx bench/profile-report.ts [--symbols FILE] [--top N] [--callees FN]... PROFILE...
 // For each .cpuprofile: the time it covers and its functions by self time
 // and by total (inclusive) time, as Markdown tables. Wasm functions without
 // a name (a build linked without a name section shows up as
@@ -8,6 +8,10 @@
 // function index space, imports first, the same numbering V8 uses).
 // Time is wall time sampled on each thread: a thread blocked in a futex
 // wait is sampled in the function that waits, so those rows are marked.
+// --callees FN splits FN's total time by the function FN called (the
+// engine's wasm-to-js and js-to-wasm trampolines skipped), "(self)" for
+// FN's own code: how much of the interpreter goes to dispatch, to guest
+// memory accesses, to helper calls.
 import { readFileSync } from 'node:fs';
 
 interface CallFrame {
@@ -103,6 +107,30 @@ function summarize(profile: CpuProfile, symbols: Map<number, string>): { rows: R
   return { rows: [...rows.values()], totalUs, waitingUs };
 }
 
+/** FN's total time split by its callee on each sample's stack. */
+function callees(profile: CpuProfile, symbols: Map<number, string>, fn: string): Array<[string, number]> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n] as const));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const out = new Map<string, number>();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const us = profile.timeDeltas[i + 1] ?? 0;
+    const stack: string[] = [];
+    for (let at: number | undefined = profile.samples[i]; at !== undefined; at = parent.get(at)) {
+      const n = byId.get(at);
+      if (!n) break;
+      stack.push(frameName(n.callFrame, symbols));
+    }
+    // Outermost first; the outermost FN frame, then its first real callee.
+    stack.reverse();
+    const at = stack.indexOf(fn);
+    if (at < 0) continue;
+    const callee = stack.slice(at + 1).find((f) => !/^(js-to-wasm|wasm-to-js)/.test(f)) ?? '(self)';
+    out.set(callee, (out.get(callee) ?? 0) + us);
+  }
+  return [...out].sort((a, b) => b[1] - a[1]);
+}
+
 function pct(part: number, whole: number): string {
   return whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : '-';
 }
@@ -112,10 +140,12 @@ function main(): void {
   let symbolsPath: string | undefined;
   let top = 25;
   const files: string[] = [];
+  const split: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--symbols') symbolsPath = args[++i];
     else if (a === '--top') top = Number(args[++i]);
+    else if (a === '--callees') split.push(args[++i] ?? '');
     else files.push(a);
   }
   const symbols = loadSymbols(symbolsPath);
@@ -147,6 +177,14 @@ function main(): void {
       .sort((a, b) => b.totalUs - a.totalUs)
       .slice(0, top)
       .forEach((r) => console.log(`| \`${r.name}\` | ${pct(r.totalUs, totalUs)} | ${pct(r.selfUs, totalUs)} |`));
+    for (const fn of split) {
+      const parts = callees(parsed, symbols, fn);
+      if (!parts.length) continue;
+      console.log(`\nTotal time of \`${fn}\` by callee:\n`);
+      console.log('| callee | share of the thread |');
+      console.log('| --- | ---: |');
+      for (const [name, us] of parts.slice(0, top)) console.log(`| \`${name}\` | ${pct(us, totalUs)} |`);
+    }
   }
 }
 

@@ -16,14 +16,18 @@
 //   --runs N        workload runs (default 1)
 //   --profile DIR   write CPU profiles to DIR
 //   --interval US   sampling interval in microseconds (default 1000)
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+//   --layout        run as the page does when it can live-update: on a
+//                   shared Memory with the cpr layout, guest RAM in memfds
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { pathToFileURL } from 'node:url';
 import { GUESTS, READY_LINE, guestArgv, type GuestName } from '../worker/qemu/guests';
 import { launchQemu, type QemuInstance } from '../worker/qemu/instance';
+import { createSharedMemory } from '../worker/qemu/memory';
 import { ARTIFACTS } from '../test/artifacts';
 import { SHELL_PROMPT_LINE } from '../test/shell-prompt';
 import { Transcript } from '../test/smoke/transcript';
+import { cpuSpent, describeCpu, threadCpu } from './cpu-threads';
 import { guestRealSeconds } from './page-shell';
 
 interface Options {
@@ -33,10 +37,11 @@ interface Options {
   runs: number;
   profile: string | undefined;
   intervalUs: number;
+  layout: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const opts: Options = { js: undefined, guest: 'i386', mib: 2, runs: 1, profile: undefined, intervalUs: 1000 };
+  const opts: Options = { js: undefined, guest: 'i386', mib: 2, runs: 1, profile: undefined, intervalUs: 1000, layout: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
@@ -57,6 +62,7 @@ function parseArgs(argv: readonly string[]): Options {
       case '--runs': opts.runs = Number(need()); break;
       case '--profile': opts.profile = need(); break;
       case '--interval': opts.intervalUs = Number(need()); break;
+      case '--layout': opts.layout = true; break;
       default: throw new Error(`unknown option ${String(a)}`);
     }
   }
@@ -126,38 +132,12 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 const encoder = new TextEncoder();
 
-/** /proc's clock tick (USER_HZ, 100 on Linux). */
-const TICKS_PER_S = 100;
-
-/** CPU time (user + system, seconds) of each of this process's threads,
- * by thread id: a measure that another process's load on the machine
- * does not stretch the way it stretches wall time. */
-function threadCpu(): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      // Fields after the command name (which may hold spaces) in parentheses.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid), (Number(f[11]) + Number(f[12])) / TICKS_PER_S);
-    } catch {
-      /* the thread ended */
-    }
-  }
-  return out;
-}
-
-/** Per-thread CPU seconds spent between two threadCpu() snapshots, busiest first. */
-function cpuSpent(before: Map<number, number>, after: Map<number, number>): Array<{ tid: number; s: number }> {
-  return [...after].map(([tid, s]) => ({ tid, s: s - (before.get(tid) ?? 0) })).filter((t) => t.s > 0).sort((a, b) => b.s - a.s);
-}
-
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const spec = GUESTS[opts.guest];
   const js = opts.js ?? `${ARTIFACTS}/qemu/v1/${spec.binary}.js`;
   const wasm = js.replace(/\.js$/, '.wasm');
-  const launch = guestArgv(opts.guest, 128);
+  const launch = guestArgv(opts.guest, 128, { liveUpdate: opts.layout });
   const files = Object.fromEntries(Object.entries(launch.files).map(([artifact, p]) => [p, readFileSync(`${ARTIFACTS}/${artifact}`)]));
   const serial = new Transcript();
   const log: string[] = [];
@@ -171,10 +151,11 @@ async function main(): Promise<void> {
       files,
       onConsole: (c, b) => { if (c === 'serial') serial.pushBytes(b); },
       onLog: (line) => log.push(line),
+      ...(opts.layout ? { memory: createSharedMemory() } : {}),
     });
     await serial.waitFor(READY_LINE, 600_000);
     await serial.waitFor(SHELL_PROMPT_LINE, 120_000);
-    console.log(`booted ${opts.guest} with ${js} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(`booted ${opts.guest}${opts.layout ? ' (live-update layout)' : ''} with ${js} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     // Let the shell settle (its cursor query after the prompt).
     await new Promise((r) => setTimeout(r, 2000));
 
@@ -203,10 +184,7 @@ async function main(): Promise<void> {
       const spent = cpuSpent(cpu0, threadCpu());
       const text = serial.text.slice(from);
       const guest = guestRealSeconds(text);
-      const total = spent.reduce((a, t) => a + t.s, 0);
-      console.log(`run ${run}: ${opts.mib} MiB in ${(ms / 1000).toFixed(2)} s host wall, guest real ${guest ?? '?'} s; ` +
-        `CPU ${total.toFixed(2)} s, busiest thread ${spent[0]?.s.toFixed(2) ?? '?'} s ` +
-        `(threads: ${spent.slice(0, 4).map((t) => t.s.toFixed(2)).join(' ')})`);
+      console.log(`run ${run}: ${opts.mib} MiB in ${(ms / 1000).toFixed(2)} s host wall, guest real ${guest ?? '?'} s; ${describeCpu(spent)}`);
     }
 
     if (opts.profile) {
