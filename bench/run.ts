@@ -214,7 +214,7 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
     say('boot: v86 i386 cold');
     const browser = await launchBrowser();
     try {
-      const v = await V86Page.open(browser, server.url, assets, pageLog);
+      const v = await V86Page.open(browser, assets, pageLog);
       const b = await v.boot(128);
       const mem = await pageMemory(v.page);
       rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'ok', promptMs: b.sinceNavigationMs, guestMs: b.promptMs, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError, note: 'v86 files answered by request routing from Node (no network); 128 MiB' });
@@ -277,7 +277,7 @@ async function cpuSection(browser: Browser, server: Server, assets: V86Assets | 
     say('cpu: v86 i386');
     let v: V86Page | null = null;
     try {
-      v = await V86Page.open(browser, server.url, assets, pageLog);
+      v = await V86Page.open(browser, assets, pageLog);
       await v.boot(128);
       const wall: number[] = [];
       const gs: (number | null)[] = [];
@@ -411,7 +411,7 @@ async function checkCanary(page: OurPage, sum: string | null): Promise<boolean> 
   return canaryOk(sum, async () => (await page.shell(GUEST_CMDS.checkCanary, 30_000)).text).catch(() => false);
 }
 
-async function v86Pause(browser: Browser, server: Server, assets: V86Assets | string, ramMiB: number): Promise<PauseRow> {
+async function v86Pause(browser: Browser, assets: V86Assets | string, ramMiB: number): Promise<PauseRow> {
   if (typeof assets === 'string') return { vm: 'v86', guest: 'i386', ramMiB, status: 'not run', note: assets, samples: [], summary: null };
   let v: V86Page | null = null;
   const saveMs: number[] = [];
@@ -420,7 +420,7 @@ async function v86Pause(browser: Browser, server: Server, assets: V86Assets | st
   const samples: number[] = [];
   try {
     say(`pause: v86 i386 ${ramMiB} MiB: boot`);
-    v = await V86Page.open(browser, server.url, assets, pageLog);
+    v = await V86Page.open(browser, assets, pageLog);
     await v.boot(ramMiB);
     const filled = opts.fill ? await fillGuest((c) => v!.shell(c, FILL_TIMEOUT_MS)) : undefined;
     const sum = sha256Of((await v.shell(GUEST_CMDS.makeCanary)).text);
@@ -454,7 +454,7 @@ async function pauseSection(browser: Browser, server: Server, assets: V86Assets 
   const rows: PauseRow[] = [];
   for (const ramMiB of opts.sizes) {
     if (opts.vms.includes('ours')) rows.push(...(await oursPause(browser, server, ramMiB)));
-    if (opts.vms.includes('v86')) rows.push(await v86Pause(browser, server, assets, ramMiB));
+    if (opts.vms.includes('v86')) rows.push(await v86Pause(browser, assets, ramMiB));
   }
   return { run: await runInfo(browser, start), fill: opts.fill, runs: opts.runs, rows };
 }
