@@ -14,6 +14,7 @@ import { ARTIFACTS } from '../test/artifacts';
 import { REPO, launchBrowser, startServer, type Server } from '../test/e2e/harness';
 import { v86Assets, type V86Assets } from './assets';
 import { OthersCpu, load, machine, versions } from './env';
+import { errorText } from './errors';
 import { browserPss, pageMemory } from './memory';
 import { nativeBuilds, nativeRun } from './native';
 import { OurPage, type LiveUpdateRoute } from './ours';
@@ -21,7 +22,7 @@ import { GUEST_CMDS, filledMiB, guestRealSeconds, sha256Of, type ShellResult } f
 import { writeReport } from './report';
 import type { BootRow, BootSection, CpuRow, CpuSection, DownloadRow, PauseRow, PauseSection, Results, RunInfo, SoakSection } from './results';
 import { summarize } from './stats';
-import { V86Page } from './v86';
+import { V86Page, v86FailureNote } from './v86';
 
 const FAST_CPU_RUNS = 3;
 const OUT_DIR = `${REPO}docs/bench/`;
@@ -98,8 +99,6 @@ const say = (line: string): void => console.log(`bench [${new Date().toISOString
 const pageLog = (line: string): void => {
   if (opts.verbose) console.log(`    ${line}`);
 };
-/** The first line of an error, without Playwright's "page.evaluate: " prefix. */
-const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.replace(/^page\.evaluate: /, '').slice(0, 300);
 
 interface SectionStart {
   t0: number;
@@ -441,9 +440,7 @@ async function v86Pause(browser: Browser, assets: V86Assets | string, ramMiB: nu
     return { vm: 'v86', guest: 'i386', ramMiB, filledMiB: filled, firstMs: first, status: 'ok', samples, summary: summarize(samples), saveMs, restoreMs, stateBytes, canaryOk: ok };
   } catch (e) {
     say(`  failed: ${errorText(e)}`);
-    // v86 puts the initrd at physical 64 MiB (facts.md): 64 MiB of RAM cannot hold it.
-    const hint = /offset is out of bounds/.test(errorText(e)) && ramMiB <= 64 ? 'v86 loads the initrd at physical 64 MiB, so it does not fit in 64 MiB of RAM: ' : '';
-    return { vm: 'v86', guest: 'i386', ramMiB, status: 'failed', note: hint + errorText(e), samples, summary: summarize(samples), saveMs, restoreMs, stateBytes };
+    return { vm: 'v86', guest: 'i386', ramMiB, status: 'failed', note: v86FailureNote(e, ramMiB), samples, summary: summarize(samples), saveMs, restoreMs, stateBytes };
   } finally {
     await v?.close();
   }

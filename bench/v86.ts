@@ -13,6 +13,7 @@ import type { Browser, Page } from 'playwright-core';
 import { REPO } from '../test/e2e/harness';
 import { ISOLATION_HEADERS } from '../scripts/vite-artifacts';
 import type { V86Assets } from './assets';
+import { errorText } from './errors';
 import { shell, type ShellResult } from './page-shell';
 import type {} from './v86-page';
 
@@ -43,6 +44,13 @@ async function serve(body: Record<string, () => Promise<Buffer | string>>): Prom
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, server };
+}
+
+/** A v86 failure as a row's note, with the known cause where it is one. */
+export function v86FailureNote(e: unknown, ramMiB: number): string {
+  // v86 puts the initrd at physical 64 MiB (facts.md): 64 MiB of RAM cannot hold it.
+  const hint = /offset is out of bounds/.test(errorText(e)) && ramMiB <= 64 ? 'v86 loads the initrd at physical 64 MiB, so it does not fit in 64 MiB of RAM: ' : '';
+  return hint + errorText(e);
 }
 
 export class V86Page {
