@@ -2,7 +2,9 @@
 // machine and in headless Chromium: boot to a shell (cold and warm), what
 // the page downloads and the tab's memory, guest CPU speed (our wasm build,
 // v86, native QEMU with TCG and with TCI), and the pause of a live update
-// against the copy route and v86's save+restore, over guest RAM sizes.
+// against the copy route and v86's save+restore, over guest RAM sizes;
+// snapshot files, their sizes and the time to save and restore them
+// (bench/snapshots.ts).
 // `npm run bench -- --soak` runs the 100-update soak instead.
 // Writes docs/bench/results.json, README.md and SVG plots (bench/report.ts).
 // Nothing here asserts: targets are reported, not enforced.
@@ -18,10 +20,11 @@ import { errorText } from './errors';
 import { browserPss, pageMemory } from './memory';
 import { nativeBuilds, nativeRun } from './native';
 import { OurPage, type LiveUpdateRoute } from './ours';
-import { GUEST_CMDS, filledMiB, guestRealSeconds, sha256Of, type ShellResult } from './page-shell';
+import { GUEST_CMDS, canaryOk, filledMiB, firstAnswer, guestRealSeconds, sha256Of, type ShellResult } from './page-shell';
 import { writeReport } from './report';
 import type { BootRow, BootSection, CpuRow, CpuSection, DownloadRow, PauseRow, PauseSection, Results, RunInfo, SoakSection } from './results';
 import { summarize } from './stats';
+import { idleSizes, snapshotSection } from './snapshots';
 import { V86Page, v86FailureNote } from './v86';
 
 const FAST_CPU_RUNS = 3;
@@ -30,7 +33,7 @@ const RESULTS = `${OUT_DIR}results.json`;
 
 // --- options ---------------------------------------------------------------
 
-const SECTIONS = ['boot', 'cpu', 'pause'] as const;
+const SECTIONS = ['boot', 'cpu', 'pause', 'snapshot'] as const;
 type Section = (typeof SECTIONS)[number] | 'soak';
 interface Options {
   sections: Section[];
@@ -42,6 +45,9 @@ interface Options {
   /** Runs of the CPU workload in our wasm build (minutes each under TCI);
    * v86 and native QEMU run it FAST_CPU_RUNS times. */
   cpuRuns: number;
+  /** Save+restore cycles per filled guest in the snapshot section (a
+   * cycle of a filled 1 GiB guest takes about a minute). */
+  snapshotRuns: number;
   soakUpdates: number;
   /** Which VMs to run; rows of the others are kept from the last results. */
   vms: VmGroup[];
@@ -60,6 +66,7 @@ function parseArgs(argv: string[]): Options {
     sizes: [...new Set([64, 256, 512, 1024, RAM_MAX_MIB])],
     fill: 'most',
     cpuRuns: 1,
+    snapshotRuns: 3,
     soakUpdates: 100,
     vms: [...VM_GROUPS],
     reportOnly: false,
@@ -80,6 +87,7 @@ function parseArgs(argv: string[]): Options {
       o.sections = list;
     } else if (k === '--runs') o.runs = num();
     else if (k === '--cpu-runs') o.cpuRuns = num();
+    else if (k === '--snapshot-runs') o.snapshotRuns = num();
     else if (k === '--updates') o.soakUpdates = num();
     else if (k === '--fill') o.fill = v === 'most' ? 'most' : v === '0' ? 0 : num();
     else if (k === '--sizes') o.sizes = (v ?? '').split(',').map(Number);
@@ -88,7 +96,7 @@ function parseArgs(argv: string[]): Options {
       if (!o.vms.length || o.vms.some((g) => !VM_GROUPS.includes(g))) throw new Error(`--vms takes a comma list of ${VM_GROUPS.join(', ')}`);
     } else if (k === '--report') o.reportOnly = true;
     else if (k === '--verbose') o.verbose = true;
-    else throw new Error(`unknown argument ${a}; use --only=boot,cpu,pause | --soak | --runs=N | --cpu-runs=N | --sizes=64,256 | --updates=N | --fill=most|MiB|0 | --vms=ours,v86,native | --report | --verbose`);
+    else throw new Error(`unknown argument ${a}; use --only=boot,cpu,pause,snapshot | --soak | --runs=N | --cpu-runs=N | --snapshot-runs=N | --sizes=64,256 | --updates=N | --fill=most|MiB|0 | --vms=ours,v86,native | --report | --verbose`);
   }
   return o;
 }
@@ -188,9 +196,11 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
           await ours.boot({ guest, ramMiB: 128, from });
           await ours.waitForPrompt();
           const now = Date.now();
+          await firstAnswer(page, 'playground');
+          const answerMs = Date.now() - start;
           const mem = await pageMemory(page);
-          rows.push({ vm: 'ours', guest, mode, from, status: 'ok', promptMs: now - start, guestMs: now - bootStart, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError });
-          say(`  prompt after ${now - start} ms (guest ${now - bootStart} ms), browser PSS ${(mem.pssBytes / 2 ** 20).toFixed(0)} MiB`);
+          rows.push({ vm: 'ours', guest, mode, from, status: 'ok', promptMs: now - start, guestMs: now - bootStart, answerMs, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError });
+          say(`  prompt after ${now - start} ms (guest ${now - bootStart} ms), answer after ${answerMs} ms, browser PSS ${(mem.pssBytes / 2 ** 20).toFixed(0)} MiB`);
           if (mode === 'cold' && from === 'snapshot') {
             await new Promise((r) => setTimeout(r, 500));
             downloads.push(downloaded());
@@ -210,33 +220,103 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
   } else if (typeof assets === 'string') {
     rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'not run', note: assets, promptMs: null, guestMs: null });
   } else {
-    say('boot: v86 i386 cold');
-    const browser = await launchBrowser();
-    try {
-      const v = await V86Page.open(browser, assets, pageLog);
-      const b = await v.boot(128);
-      const mem = await pageMemory(v.page);
-      rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'ok', promptMs: b.sinceNavigationMs, guestMs: b.promptMs, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError, note: 'v86 files answered by request routing from Node (no network); 128 MiB' });
-      say(`  prompt after ${Math.round(b.sinceNavigationMs)} ms (guest ${Math.round(b.promptMs)} ms)`);
-      const files = Object.values(assets.files).map((f) => readFileSync(f));
-      const lib = [readFileSync(`${REPO}node_modules/v86/build/libv86.mjs`), readFileSync(`${REPO}node_modules/v86/build/v86.wasm`)];
-      downloads.push({
-        vm: 'v86',
-        guest: 'i386',
-        servedBytes: [...files, ...lib].reduce((s, b) => s + b.length, 0),
-        gzipBytes: [...files, ...lib].reduce((s, b) => s + gzipSync(b, { level: 9 }).length, 0),
-        requests: files.length + lib.length,
-        largest: [],
-      });
-      await v.close();
-    } catch (e) {
-      rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
-      say(`  failed: ${errorText(e)}`);
-    } finally {
-      await browser.close();
-    }
+    const booted = await v86Boot(assets);
+    rows.push(...booted.rows);
+    if (booted.download) downloads.push(booted.download);
+    if (booted.state) rows.push(...(await v86Restore(assets, booted.state)));
+    else rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', from: 'snapshot', status: 'not run', note: 'v86 saved no state: its boot failed', promptMs: null, guestMs: null });
   }
   return { run: await runInfo(lastBrowser, start), rows, downloads };
+}
+
+/** The note of every v86 boot row. */
+const V86_BOOT_NOTE = 'v86 files from a loopback server of the benchmark (no network); 128 MiB';
+
+/** v86 boots the i386 guest, cold (a new browser) then warm (the page
+ * loaded again in the same profile), and saves its state after the cold
+ * boot, at the prompt, for v86Restore(). */
+async function v86Boot(assets: V86Assets): Promise<{ rows: BootRow[]; download: DownloadRow | null; state: Buffer | null }> {
+  const rows: BootRow[] = [];
+  let download: DownloadRow | null = null;
+  let state: Buffer | null = null;
+  const browser = await launchBrowser();
+  let v: V86Page | null = null;
+  try {
+    for (const mode of ['cold', 'warm'] as const) {
+      say(`boot: v86 i386 ${mode}`);
+      try {
+        if (v) await v.load();
+        else v = await V86Page.open(browser, assets, pageLog);
+        const b = await v.boot(128);
+        const answerMs = await firstAnswer(v.page, 'benchV86');
+        const mem = await pageMemory(v.page);
+        rows.push({ vm: 'v86', guest: 'i386', mode, from: 'scratch', status: 'ok', promptMs: b.sinceNavigationMs, guestMs: b.promptMs, answerMs, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError, note: V86_BOOT_NOTE });
+        say(`  prompt after ${Math.round(b.sinceNavigationMs)} ms (guest ${Math.round(b.promptMs)} ms), answer after ${Math.round(answerMs)} ms`);
+        if (mode === 'cold') {
+          download = v86Download(assets);
+          const saved = await v.saveState();
+          state = await v.saved();
+          say(`  saved its state: ${(saved.bytes / 2 ** 20).toFixed(1)} MiB in ${Math.round(saved.saveMs)} ms`);
+        }
+        await v.page.evaluate(() => window.benchV86.destroy());
+      } catch (e) {
+        rows.push({ vm: 'v86', guest: 'i386', mode, from: 'scratch', status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
+        say(`  failed: ${errorText(e)}`);
+      }
+    }
+  } finally {
+    await v?.close();
+    await browser.close();
+  }
+  return { rows, download, state };
+}
+
+/** v86 starts from the state it saved (v86Boot), cold (a new browser) and
+ * warm: page load → the restored shell's fresh prompt → its answer. */
+async function v86Restore(assets: V86Assets, state: Buffer): Promise<BootRow[]> {
+  const rows: BootRow[] = [];
+  const browser = await launchBrowser();
+  let v: V86Page | null = null;
+  try {
+    for (const mode of ['cold', 'warm'] as const) {
+      say(`boot: v86 i386 ${mode} from its saved state (${(state.length / 2 ** 20).toFixed(1)} MiB)`);
+      try {
+        if (v) await v.load();
+        else v = await V86Page.open(browser, assets, pageLog, state);
+        const r = await v.restore(128);
+        const answerMs = await firstAnswer(v.page, 'benchV86');
+        const mem = await pageMemory(v.page);
+        rows.push({
+          vm: 'v86', guest: 'i386', mode, from: 'snapshot', status: 'ok', promptMs: r.sinceNavigationMs, guestMs: r.promptMs, answerMs, fetchMs: r.fetchMs,
+          pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError,
+          note: `${V86_BOOT_NOTE}; its state saved at the prompt after the cold boot above, ${(state.length / 2 ** 20).toFixed(1)} MiB uncompressed`,
+        });
+        say(`  prompt after ${Math.round(r.sinceNavigationMs)} ms (files fetched in ${Math.round(r.fetchMs)} ms), answer after ${Math.round(answerMs)} ms`);
+        await v.page.evaluate(() => window.benchV86.destroy());
+      } catch (e) {
+        rows.push({ vm: 'v86', guest: 'i386', mode, from: 'snapshot', status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
+        say(`  failed: ${errorText(e)}`);
+      }
+    }
+  } finally {
+    await v?.close();
+    await browser.close();
+  }
+  return rows;
+}
+
+/** What v86's boot downloads: its files as served, and gzip -9. */
+function v86Download(assets: V86Assets): DownloadRow {
+  const files = Object.values(assets.files).map((f) => readFileSync(f));
+  const lib = [readFileSync(`${REPO}node_modules/v86/build/libv86.mjs`), readFileSync(`${REPO}node_modules/v86/build/v86.wasm`)];
+  return {
+    vm: 'v86',
+    guest: 'i386',
+    servedBytes: [...files, ...lib].reduce((s, b) => s + b.length, 0),
+    gzipBytes: [...files, ...lib].reduce((s, b) => s + gzipSync(b, { level: 9 }).length, 0),
+    requests: files.length + lib.length,
+    largest: [],
+  };
 }
 
 // --- cpu: one fixed workload everywhere ---------------------------------------
@@ -311,11 +391,6 @@ async function cpuSection(browser: Browser, server: Server, assets: V86Assets | 
 }
 
 // --- pause vs RAM --------------------------------------------------------------
-
-
-async function canaryOk(sum: string | null, check: () => Promise<string>): Promise<boolean> {
-  return sum !== null && sha256Of(await check()) === sum;
-}
 
 /** Filling 842 MiB took 148-226 s in our i386 guest. */
 const FILL_TIMEOUT_MS = 1_800_000;
@@ -527,9 +602,9 @@ function save(results: Results): void {
   writeReport(results, OUT_DIR);
 }
 
-/** Rows of the VMs this run did not measure stay from the last results. */
-function keep<T extends { vm: string; ramMiB?: number }>(old: T[] | undefined, fresh: T[]): T[] {
-  const measured = (r: T): boolean => opts.vms.includes(groupOf(r.vm)) && (r.ramMiB === undefined || opts.sizes.includes(r.ramMiB));
+/** Rows of the VMs (and RAM sizes) this run did not measure stay from the last results. */
+function keep<T extends { vm: string; ramMiB?: number }>(old: T[] | undefined, fresh: T[], sizes: readonly number[] = opts.sizes): T[] {
+  const measured = (r: T): boolean => opts.vms.includes(groupOf(r.vm)) && (r.ramMiB === undefined || sizes.includes(r.ramMiB));
   return [...(old ?? []).filter((r) => !measured(r)), ...fresh];
 }
 
@@ -562,6 +637,23 @@ try {
         results.pause = { ...p, rows: keep(results.pause?.rows, p.rows).sort((a, b) => a.ramMiB - b.ramMiB) };
       }
       if (s === 'soak') results.soak = await soakSection(browser, server);
+      if (s === 'snapshot') {
+        const start = sectionStart();
+        const n = await snapshotSection({
+          browser,
+          server,
+          assets,
+          vms: opts.vms.filter((g): g is 'ours' | 'v86' => g !== 'native'),
+          sizes: opts.sizes,
+          runs: opts.snapshotRuns,
+          fill: opts.fill,
+          fillGuest: (shell) => fillGuest((c) => shell(c, FILL_TIMEOUT_MS)),
+          say,
+          log: pageLog,
+        });
+        const old = results.snapshot;
+        results.snapshot = { run: await runInfo(browser, start), ...n, sizes: keep(old?.sizes, n.sizes, idleSizes(opts.sizes)).sort((a, b) => a.ramMiB - b.ramMiB), times: keep(old?.times, n.times).sort((a, b) => a.ramMiB - b.ramMiB) };
+      }
     }
     save(results);
     say(`${s}: written to ${RESULTS}`);
