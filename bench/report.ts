@@ -4,7 +4,8 @@
 import { writeFileSync } from 'node:fs';
 import { FILL_LEAVE_MIB } from './page-shell';
 import type { BootRow, BootSection, CpuRow, CpuSection, PauseRow, PauseSection, Results, RunInfo, SoakSection } from './results';
-import { ratio, summarize, type Summary } from './stats';
+import { cell, met, mib, ms, x } from './report-format';
+import { ratio, summarize } from './stats';
 import { barChart, lineChart, type Bar, type Series } from './svg';
 
 const COLORS: Record<string, string> = {
@@ -26,10 +27,6 @@ const LABEL: Record<string, string> = {
 /** In the CPU table v86 is the emulator, not its save/restore. */
 const CPU_LABEL: Record<string, string> = { ...LABEL, v86: 'v86 (x86-to-wasm JIT)' };
 
-const ms = (v: number | null | undefined): string => (v == null || !Number.isFinite(v) ? '—' : v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(v < 10 ? 1 : 0)} ms`);
-const mib = (b: number | null | undefined): string => (b == null ? '—' : `${(b / 2 ** 20).toFixed(1)} MiB`);
-const x = (r: number | null): string => (r == null ? '—' : r >= 10 ? `${r.toFixed(0)}×` : `${r.toFixed(2)}×`);
-const cell = (s: Summary | null): string => (s ? `${ms(s.median)} (${ms(s.min)}–${ms(s.max)}, n=${s.n})` : '—');
 
 /** Above this share of CPU time used by other processes a section ran on
  * a loaded machine. */
@@ -107,10 +104,6 @@ function fillText(p: PauseSection): string {
   const what = p.fill === 'most' ? `all but ${FILL_LEAVE_MIB} MiB of the memory it has available (MemAvailable)` : `${p.fill} MiB`;
   return `Before the runs each guest fills ${what} with non-zero bytes, a file in its tmpfs ("filled": the MiB each wrote; QEMU's migration and v86's save_state both skip zero pages, so idle RAM would flatter them). ` +
     'The i386 kernel has no HIGHMEM: of 1024 MiB it uses 896 MiB, but QEMU and v86 still hold, and the copy route and v86 still scan, all of it. ';
-}
-
-function met(v: number | null, ok: (v: number) => boolean): string {
-  return v == null ? 'not measured' : ok(v) ? 'met' : 'not met';
 }
 
 function pauseSvg(p: PauseSection): string {
