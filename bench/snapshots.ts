@@ -14,7 +14,7 @@ import type { V86Assets } from './assets';
 import { errorText } from './errors';
 import { OurPage } from './ours';
 import { GUEST_CMDS, canaryOk, firstAnswer, sha256Of, type ShellResult } from './page-shell';
-import type { ShippedSnapshot, SnapshotSection, SnapshotSizeRow, SnapshotTimeRow, SnapshotVm } from './results';
+import type { RestorePhases, ShippedSnapshot, SnapshotSection, SnapshotSizeRow, SnapshotTimeRow, SnapshotVm } from './results';
 import { migrationMs, restorePhases } from './snapshot-phases';
 import { V86Page, v86FailureNote } from './v86';
 
@@ -105,21 +105,25 @@ async function ours(r: SnapshotRun, guest: GuestName, ramMiB: number, timed: boo
  * the shell must answer and the canary keep its sha256. Filled as the
  * cycles finish, so a failure keeps what was measured. */
 async function oursTimed(r: SnapshotRun, page: OurPage, ramMiB: number): Promise<SnapshotTimeRow> {
-  const row: SnapshotTimeRow = { ...emptyTime('ours', ramMiB), migrateMs: [], restorePhases: [] };
+  const migrateMs: (number | null)[] = [];
+  const phases: (RestorePhases | null)[] = [];
+  const row: SnapshotTimeRow = { ...emptyTime('ours', ramMiB), migrateMs, restorePhases: phases };
   try {
     row.filledMiB = await r.fillGuest((c, t) => page.shell(c, t));
     const sum = sha256Of((await page.shell(GUEST_CMDS.makeCanary)).text);
     let canary = true;
     for (let i = 0; i < r.runs; i++) {
       const saved = await page.saveSnapshot();
+      let restoredMs = NaN;
       try {
         row.saveMs.push(saved.ms);
         row.fileBytes.push(saved.bytes);
-        row.migrateMs!.push(migrationMs(await page.monitor('info migrate')));
+        migrateMs.push(migrationMs(await page.monitor('info migrate')));
         if (i === 0) row.stateBytes = (await page.snapshotInfo(saved)).stateBytes;
         const restored = await page.restoreSnapshot(saved);
+        restoredMs = restored.ms;
         row.restoreMs.push(restored.ms);
-        row.restorePhases!.push(restorePhases(restored.marks, restored.ms));
+        phases.push(restorePhases(restored.marks, restored.ms));
       } finally {
         await saved.file.dispose();
       }
@@ -127,7 +131,7 @@ async function oursTimed(r: SnapshotRun, page: OurPage, ramMiB: number): Promise
       await firstAnswer(page.page, 'playground');
       row.answerMs.push(Date.now() - t0);
       canary &&= await canaryOk(sum, async () => (await page.shell(GUEST_CMDS.checkCanary, CANARY_TIMEOUT_MS)).text).catch(() => false);
-      r.say(`  save ${Math.round(saved.ms)} ms (QEMU's migration ${row.migrateMs!.at(-1) ?? '?'} ms), ${mib(saved.bytes)}; restore ${Math.round(row.restoreMs.at(-1)!)} ms; answer after ${row.answerMs.at(-1)} ms; canary ${canary ? 'ok' : 'CHANGED'}`);
+      r.say(`  save ${Math.round(saved.ms)} ms (QEMU's migration ${migrateMs.at(-1) ?? '?'} ms), ${mib(saved.bytes)}; restore ${Math.round(restoredMs)} ms; answer after ${row.answerMs.at(-1)} ms; canary ${canary ? 'ok' : 'CHANGED'}`);
     }
     row.canaryOk = canary;
     row.status = 'ok';
