@@ -1,9 +1,10 @@
 // Runs in Node: drives our playground page (window.playground, docs/api.md)
 // for the benchmarks: boot, guest commands, live update, memory.
-import type { Browser, Page } from 'playwright-core';
-import type { BootOptions, GuestName, LiveUpdateOptions, LiveUpdateResult, LiveUpdateRoute } from '../worker/api';
+import type { Browser, JSHandle, Page } from 'playwright-core';
+import type { BootOptions, GuestName, LiveUpdateOptions, LiveUpdateResult, LiveUpdateRoute, SnapshotInfo } from '../worker/api';
 import { BOOT_TIMEOUT_MS, openPage } from '../test/e2e/harness';
 import { shell, type ShellResult } from './page-shell';
+import type { Mark } from './snapshot-phases';
 
 export type { LiveUpdateRoute };
 
@@ -18,6 +19,15 @@ export interface BootTiming {
   bootMs: number;
   /** From the page load starting to the shell prompt. */
   promptMs: number;
+}
+
+/** A snapshot file saved by the page's saveSnapshot(), kept in the page
+ * (only a handle crosses to Node) for restoreSnapshot(). */
+export interface SavedSnapshot {
+  file: JSHandle<Blob>;
+  /** saveSnapshot()'s time, from the call to the Blob. */
+  ms: number;
+  bytes: number;
 }
 
 export class OurPage {
@@ -83,6 +93,42 @@ export class OurPage {
       for (let i = 0; i < 120 && (window.playground.status().state as string) === 'updating'; i++) await new Promise((r) => setTimeout(r, 500));
       const s = window.playground.status();
       return s.state === 'running' && s.build ? (s.build.split('@')[1] ?? null) : null;
+    });
+  }
+
+  async saveSnapshot(): Promise<SavedSnapshot> {
+    const timed = await this.page.evaluateHandle(async () => {
+      const t0 = performance.now();
+      const blob = await window.playground.saveSnapshot();
+      return { blob, ms: performance.now() - t0 };
+    });
+    const { ms, bytes } = await timed.evaluate((t) => ({ ms: t.ms, bytes: t.blob.size }));
+    const file = await timed.getProperty('blob');
+    await timed.dispose();
+    return { file, ms, bytes };
+  }
+
+  /** What the file holds (checkSnapshot(): checked whole, nothing touched). */
+  snapshotInfo(s: SavedSnapshot): Promise<SnapshotInfo> {
+    return s.file.evaluate((b) => window.playground.checkSnapshot(b));
+  }
+
+  /** restoreSnapshot()'s time, from the call to the restored VM running,
+   * and the page's status and progress events on the way (snapshot-phases.ts). */
+  restoreSnapshot(s: SavedSnapshot): Promise<{ ms: number; marks: Mark[] }> {
+    return s.file.evaluate(async (b) => {
+      const pg = window.playground;
+      const marks: [string, number][] = [];
+      const t0 = performance.now();
+      const offStatus = pg.onStatus((st) => marks.push([`status:${st.state}`, performance.now() - t0]));
+      const offProgress = pg.onProgress((p) => marks.push([`progress:${p.phase}`, performance.now() - t0]));
+      try {
+        await pg.restoreSnapshot(b);
+        return { ms: performance.now() - t0, marks };
+      } finally {
+        offStatus();
+        offProgress();
+      }
     });
   }
 

@@ -47,6 +47,27 @@ export async function shell(page: Page, host: SerialHost, command: string, timeo
   );
 }
 
+/** The first command of issue 13's target ("page load → the shell
+ * answers `echo $((6*7))`") and its answer, a line of its own. */
+const FIRST = { line: 'echo $((6*7))\n', answer: '^42\n' };
+
+/** Types the first command as soon as it is called (right after the
+ * prompt: a person would not wait for it to settle, as shell() does) and
+ * resolves with the page's clock when the answer came: ms since the
+ * page's navigation started. */
+export async function firstAnswer(page: Page, host: SerialHost, timeoutMs = 60_000): Promise<number> {
+  return page.evaluate(
+    async ({ host, line, answer, timeoutMs }) => {
+      const pg = (window as unknown as Record<string, import('./page-shell').SerialApi>)[host]!;
+      const from = pg.serialOffset();
+      await pg.sendSerial(line);
+      await pg.waitForSerial(new RegExp(answer, 'm'), timeoutMs, { from });
+      return performance.now();
+    },
+    { host, ...FIRST, timeoutMs },
+  );
+}
+
 /** What both pages publish for the serial console. */
 export interface SerialApi {
   serialOffset(): number;
@@ -96,4 +117,9 @@ export const GUEST_CMDS = {
 
 export function sha256Of(text: string): string | null {
   return /\b([0-9a-f]{64})\s+\/tmp\/canary/.exec(text)?.[1] ?? null;
+}
+
+/** The canary's sha256 (`check` prints it) is still `sum`. */
+export async function canaryOk(sum: string | null, check: () => Promise<string>): Promise<boolean> {
+  return sum !== null && sha256Of(await check()) === sum;
 }

@@ -62,8 +62,10 @@ export interface BootRow {
   vm: BootVm;
   guest: 'arm' | 'i386';
   mode: 'cold' | 'warm';
-  /** Ours: booted from the kernel, or restored from the booted snapshot
-   * (the page's Start, issue 13). Rows before it have none: scratch. */
+  /** Booted from the kernel, or started from a saved state: ours from the
+   * booted snapshot the build ships (the page's Start, issue 13), v86 from
+   * a state it saved earlier in the same run. Rows before it have none:
+   * scratch. */
   from?: 'scratch' | 'snapshot';
   status: RowStatus;
   note?: string;
@@ -71,6 +73,11 @@ export interface BootRow {
   promptMs: number | null;
   /** From starting the guest (boot() / new V86()) to the prompt. */
   guestMs: number | null;
+  /** From starting the page load to the shell's answer to `echo $((6*7))`,
+   * typed as soon as the prompt showed (issue 13's target). */
+  answerMs?: number | null;
+  /** v86 from a state: the part of the page load spent fetching its files. */
+  fetchMs?: number;
   /** Memory after the prompt. */
   pssBytes?: number;
   uaBytes?: number | null;
@@ -127,6 +134,88 @@ export interface SoakSection {
   pss: [number, number][];
 }
 
+export type SnapshotVm = 'ours' | 'v86';
+/** One guest's snapshot right after it booted (idle). */
+export interface SnapshotSizeRow {
+  vm: SnapshotVm;
+  guest: 'arm' | 'i386';
+  ramMiB: number;
+  status: RowStatus;
+  note?: string;
+  /** Ours: saveSnapshot()'s file (gzip of QEMU's migration stream behind
+   * a JSON header); v86: save_state()'s buffer, which v86 leaves
+   * uncompressed. */
+  fileBytes: number | null;
+  /** Ours: QEMU's migration stream before gzip (the header's stateBytes). */
+  stateBytes?: number | null;
+  /** v86: its state gzip'd by the browser (CompressionStream), as ours is. */
+  gzipBytes?: number | null;
+  saveMs: number | null;
+}
+/** Save and restore of a filled guest, timed. */
+export interface SnapshotTimeRow {
+  vm: SnapshotVm;
+  guest: 'arm' | 'i386';
+  ramMiB: number;
+  /** MiB of non-zero bytes the guest wrote into its tmpfs (as the pause section fills). */
+  filledMiB?: number;
+  status: RowStatus;
+  note?: string;
+  /** Ours: saveSnapshot() to its Blob; v86: save_state(). */
+  saveMs: number[];
+  /** Ours: restoreSnapshot() to the restored VM running; v86: restore_state(). */
+  restoreMs: number[];
+  /** From the restore's end to the shell's answer to `echo $((6*7))`. */
+  answerMs: number[];
+  /** Ours: each file's bytes; v86: each state's. */
+  fileBytes: number[];
+  /** Ours: QEMU's migration stream before gzip, of the first save. */
+  stateBytes?: number;
+  /** Ours: QEMU's own time for the migration to a file within each save
+   * (`info migrate`); the rest of the save is reading the file out of
+   * QEMU, gzip, sha256 and the hand-over to the page. */
+  migrateMs?: (number | null)[];
+  /** Ours: each restore by phase (snapshot-phases.ts), null where the page
+   * did not show a phase's start. */
+  restorePhases?: (RestorePhases | null)[];
+  /** The canary file's sha256 was the same after every restore. */
+  canaryOk?: boolean;
+}
+/** Where a restoreSnapshot() spends its time, read from the page's status
+ * and progress events. */
+export interface RestorePhases {
+  /** The file read and checked whole (sha256, gunzip) in the running guest's worker. */
+  checkMs: number;
+  /** The running QEMU and its worker ended. */
+  stopMs: number;
+  /** A new worker: the file handed over and checked whole again. */
+  recheckMs: number;
+  /** The build's artifacts fetched and compiled. */
+  buildMs: number;
+  /** QEMU started, up to loading the state. */
+  qemuStartMs: number;
+  /** QEMU loads the migration stream; the VM runs at its end. */
+  stateLoadMs: number;
+}
+/** A booted snapshot the build ships (wasm/dist/snapshots). */
+export interface ShippedSnapshot {
+  guest: 'arm' | 'i386';
+  ramMiB: number;
+  /** The .cprsnap file the page fetches (its payload is already gzip). */
+  bytes: number;
+  /** The .cprsnap.gz stored in wasm/dist, which the dev server sends. */
+  gzBytes: number;
+  stateBytes: number;
+}
+export interface SnapshotSection {
+  run: RunInfo;
+  fill: number | 'most';
+  runs: number;
+  sizes: SnapshotSizeRow[];
+  times: SnapshotTimeRow[];
+  shipped: ShippedSnapshot[];
+}
+
 export interface Results {
   format: 1;
   /** Where v86's kernel, initramfs and BIOS came from (or why it has none). */
@@ -137,4 +226,5 @@ export interface Results {
   boot?: BootSection;
   cpu?: CpuSection;
   soak?: SoakSection;
+  snapshot?: SnapshotSection;
 }

@@ -2,7 +2,9 @@
 // machine and in headless Chromium: boot to a shell (cold and warm), what
 // the page downloads and the tab's memory, guest CPU speed (our wasm build,
 // v86, native QEMU with TCG and with TCI), and the pause of a live update
-// against the copy route and v86's save+restore, over guest RAM sizes.
+// against the copy route and v86's save+restore, over guest RAM sizes;
+// snapshot files, their sizes and the time to save and restore them
+// (bench/snapshots.ts).
 // `npm run bench -- --soak` runs the 100-update soak instead.
 // Writes docs/bench/results.json, README.md and SVG plots (bench/report.ts).
 // Nothing here asserts: targets are reported, not enforced.
@@ -14,14 +16,16 @@ import { ARTIFACTS } from '../test/artifacts';
 import { REPO, launchBrowser, startServer, type Server } from '../test/e2e/harness';
 import { v86Assets, type V86Assets } from './assets';
 import { OthersCpu, load, machine, versions } from './env';
+import { errorText } from './errors';
 import { browserPss, pageMemory } from './memory';
 import { nativeBuilds, nativeRun } from './native';
 import { OurPage, type LiveUpdateRoute } from './ours';
-import { GUEST_CMDS, filledMiB, guestRealSeconds, sha256Of, type ShellResult } from './page-shell';
+import { GUEST_CMDS, canaryOk, filledMiB, firstAnswer, guestRealSeconds, sha256Of, type ShellResult } from './page-shell';
 import { writeReport } from './report';
 import type { BootRow, BootSection, CpuRow, CpuSection, DownloadRow, PauseRow, PauseSection, Results, RunInfo, SoakSection } from './results';
 import { summarize } from './stats';
-import { V86Page } from './v86';
+import { idleSizes, snapshotSection } from './snapshots';
+import { V86Page, v86FailureNote } from './v86';
 
 const FAST_CPU_RUNS = 3;
 const OUT_DIR = `${REPO}docs/bench/`;
@@ -29,7 +33,7 @@ const RESULTS = `${OUT_DIR}results.json`;
 
 // --- options ---------------------------------------------------------------
 
-const SECTIONS = ['boot', 'cpu', 'pause'] as const;
+const SECTIONS = ['boot', 'cpu', 'pause', 'snapshot'] as const;
 type Section = (typeof SECTIONS)[number] | 'soak';
 interface Options {
   sections: Section[];
@@ -41,6 +45,9 @@ interface Options {
   /** Runs of the CPU workload in our wasm build (minutes each under TCI);
    * v86 and native QEMU run it FAST_CPU_RUNS times. */
   cpuRuns: number;
+  /** Save+restore cycles per filled guest in the snapshot section (a
+   * cycle of a filled 1 GiB guest takes about a minute). */
+  snapshotRuns: number;
   soakUpdates: number;
   /** Which VMs to run; rows of the others are kept from the last results. */
   vms: VmGroup[];
@@ -59,6 +66,7 @@ function parseArgs(argv: string[]): Options {
     sizes: [...new Set([64, 256, 512, 1024, RAM_MAX_MIB])],
     fill: 'most',
     cpuRuns: 1,
+    snapshotRuns: 3,
     soakUpdates: 100,
     vms: [...VM_GROUPS],
     reportOnly: false,
@@ -79,6 +87,7 @@ function parseArgs(argv: string[]): Options {
       o.sections = list;
     } else if (k === '--runs') o.runs = num();
     else if (k === '--cpu-runs') o.cpuRuns = num();
+    else if (k === '--snapshot-runs') o.snapshotRuns = num();
     else if (k === '--updates') o.soakUpdates = num();
     else if (k === '--fill') o.fill = v === 'most' ? 'most' : v === '0' ? 0 : num();
     else if (k === '--sizes') o.sizes = (v ?? '').split(',').map(Number);
@@ -87,7 +96,7 @@ function parseArgs(argv: string[]): Options {
       if (!o.vms.length || o.vms.some((g) => !VM_GROUPS.includes(g))) throw new Error(`--vms takes a comma list of ${VM_GROUPS.join(', ')}`);
     } else if (k === '--report') o.reportOnly = true;
     else if (k === '--verbose') o.verbose = true;
-    else throw new Error(`unknown argument ${a}; use --only=boot,cpu,pause | --soak | --runs=N | --cpu-runs=N | --sizes=64,256 | --updates=N | --fill=most|MiB|0 | --vms=ours,v86,native | --report | --verbose`);
+    else throw new Error(`unknown argument ${a}; use --only=boot,cpu,pause,snapshot | --soak | --runs=N | --cpu-runs=N | --snapshot-runs=N | --sizes=64,256 | --updates=N | --fill=most|MiB|0 | --vms=ours,v86,native | --report | --verbose`);
   }
   return o;
 }
@@ -98,8 +107,6 @@ const say = (line: string): void => console.log(`bench [${new Date().toISOString
 const pageLog = (line: string): void => {
   if (opts.verbose) console.log(`    ${line}`);
 };
-/** The first line of an error, without Playwright's "page.evaluate: " prefix. */
-const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.replace(/^page\.evaluate: /, '').slice(0, 300);
 
 interface SectionStart {
   t0: number;
@@ -189,9 +196,11 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
           await ours.boot({ guest, ramMiB: 128, from });
           await ours.waitForPrompt();
           const now = Date.now();
+          await firstAnswer(page, 'playground');
+          const answerMs = Date.now() - start;
           const mem = await pageMemory(page);
-          rows.push({ vm: 'ours', guest, mode, from, status: 'ok', promptMs: now - start, guestMs: now - bootStart, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError });
-          say(`  prompt after ${now - start} ms (guest ${now - bootStart} ms), browser PSS ${(mem.pssBytes / 2 ** 20).toFixed(0)} MiB`);
+          rows.push({ vm: 'ours', guest, mode, from, status: 'ok', promptMs: now - start, guestMs: now - bootStart, answerMs, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError });
+          say(`  prompt after ${now - start} ms (guest ${now - bootStart} ms), answer after ${answerMs} ms, browser PSS ${(mem.pssBytes / 2 ** 20).toFixed(0)} MiB`);
           if (mode === 'cold' && from === 'snapshot') {
             await new Promise((r) => setTimeout(r, 500));
             downloads.push(downloaded());
@@ -211,33 +220,103 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
   } else if (typeof assets === 'string') {
     rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'not run', note: assets, promptMs: null, guestMs: null });
   } else {
-    say('boot: v86 i386 cold');
-    const browser = await launchBrowser();
-    try {
-      const v = await V86Page.open(browser, server.url, assets, pageLog);
-      const b = await v.boot(128);
-      const mem = await pageMemory(v.page);
-      rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'ok', promptMs: b.sinceNavigationMs, guestMs: b.promptMs, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError, note: 'v86 files answered by request routing from Node (no network); 128 MiB' });
-      say(`  prompt after ${Math.round(b.sinceNavigationMs)} ms (guest ${Math.round(b.promptMs)} ms)`);
-      const files = Object.values(assets.files).map((f) => readFileSync(f));
-      const lib = [readFileSync(`${REPO}node_modules/v86/build/libv86.mjs`), readFileSync(`${REPO}node_modules/v86/build/v86.wasm`)];
-      downloads.push({
-        vm: 'v86',
-        guest: 'i386',
-        servedBytes: [...files, ...lib].reduce((s, b) => s + b.length, 0),
-        gzipBytes: [...files, ...lib].reduce((s, b) => s + gzipSync(b, { level: 9 }).length, 0),
-        requests: files.length + lib.length,
-        largest: [],
-      });
-      await v.close();
-    } catch (e) {
-      rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
-      say(`  failed: ${errorText(e)}`);
-    } finally {
-      await browser.close();
-    }
+    const booted = await v86Boot(assets);
+    rows.push(...booted.rows);
+    if (booted.download) downloads.push(booted.download);
+    if (booted.state) rows.push(...(await v86Restore(assets, booted.state)));
+    else rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', from: 'snapshot', status: 'not run', note: 'v86 saved no state: its boot failed', promptMs: null, guestMs: null });
   }
   return { run: await runInfo(lastBrowser, start), rows, downloads };
+}
+
+/** The note of every v86 boot row. */
+const V86_BOOT_NOTE = 'v86 files from a loopback server of the benchmark (no network); 128 MiB';
+
+/** v86 boots the i386 guest, cold (a new browser) then warm (the page
+ * loaded again in the same profile), and saves its state after the cold
+ * boot, at the prompt, for v86Restore(). */
+async function v86Boot(assets: V86Assets): Promise<{ rows: BootRow[]; download: DownloadRow | null; state: Buffer | null }> {
+  const rows: BootRow[] = [];
+  let download: DownloadRow | null = null;
+  let state: Buffer | null = null;
+  const browser = await launchBrowser();
+  let v: V86Page | null = null;
+  try {
+    for (const mode of ['cold', 'warm'] as const) {
+      say(`boot: v86 i386 ${mode}`);
+      try {
+        if (v) await v.load();
+        else v = await V86Page.open(browser, assets, pageLog);
+        const b = await v.boot(128);
+        const answerMs = await firstAnswer(v.page, 'benchV86');
+        const mem = await pageMemory(v.page);
+        rows.push({ vm: 'v86', guest: 'i386', mode, from: 'scratch', status: 'ok', promptMs: b.sinceNavigationMs, guestMs: b.promptMs, answerMs, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError, note: V86_BOOT_NOTE });
+        say(`  prompt after ${Math.round(b.sinceNavigationMs)} ms (guest ${Math.round(b.promptMs)} ms), answer after ${Math.round(answerMs)} ms`);
+        if (mode === 'cold') {
+          download = v86Download(assets);
+          const saved = await v.saveState();
+          state = await v.saved();
+          say(`  saved its state: ${(saved.bytes / 2 ** 20).toFixed(1)} MiB in ${Math.round(saved.saveMs)} ms`);
+        }
+        await v.page.evaluate(() => window.benchV86.destroy());
+      } catch (e) {
+        rows.push({ vm: 'v86', guest: 'i386', mode, from: 'scratch', status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
+        say(`  failed: ${errorText(e)}`);
+      }
+    }
+  } finally {
+    await v?.close();
+    await browser.close();
+  }
+  return { rows, download, state };
+}
+
+/** v86 starts from the state it saved (v86Boot), cold (a new browser) and
+ * warm: page load → the restored shell's fresh prompt → its answer. */
+async function v86Restore(assets: V86Assets, state: Buffer): Promise<BootRow[]> {
+  const rows: BootRow[] = [];
+  const browser = await launchBrowser();
+  let v: V86Page | null = null;
+  try {
+    for (const mode of ['cold', 'warm'] as const) {
+      say(`boot: v86 i386 ${mode} from its saved state (${(state.length / 2 ** 20).toFixed(1)} MiB)`);
+      try {
+        if (v) await v.load();
+        else v = await V86Page.open(browser, assets, pageLog, state);
+        const r = await v.restore(128);
+        const answerMs = await firstAnswer(v.page, 'benchV86');
+        const mem = await pageMemory(v.page);
+        rows.push({
+          vm: 'v86', guest: 'i386', mode, from: 'snapshot', status: 'ok', promptMs: r.sinceNavigationMs, guestMs: r.promptMs, answerMs, fetchMs: r.fetchMs,
+          pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError,
+          note: `${V86_BOOT_NOTE}; its state saved at the prompt after the cold boot above, ${(state.length / 2 ** 20).toFixed(1)} MiB uncompressed`,
+        });
+        say(`  prompt after ${Math.round(r.sinceNavigationMs)} ms (files fetched in ${Math.round(r.fetchMs)} ms), answer after ${Math.round(answerMs)} ms`);
+        await v.page.evaluate(() => window.benchV86.destroy());
+      } catch (e) {
+        rows.push({ vm: 'v86', guest: 'i386', mode, from: 'snapshot', status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
+        say(`  failed: ${errorText(e)}`);
+      }
+    }
+  } finally {
+    await v?.close();
+    await browser.close();
+  }
+  return rows;
+}
+
+/** What v86's boot downloads: its files as served, and gzip -9. */
+function v86Download(assets: V86Assets): DownloadRow {
+  const files = Object.values(assets.files).map((f) => readFileSync(f));
+  const lib = [readFileSync(`${REPO}node_modules/v86/build/libv86.mjs`), readFileSync(`${REPO}node_modules/v86/build/v86.wasm`)];
+  return {
+    vm: 'v86',
+    guest: 'i386',
+    servedBytes: [...files, ...lib].reduce((s, b) => s + b.length, 0),
+    gzipBytes: [...files, ...lib].reduce((s, b) => s + gzipSync(b, { level: 9 }).length, 0),
+    requests: files.length + lib.length,
+    largest: [],
+  };
 }
 
 // --- cpu: one fixed workload everywhere ---------------------------------------
@@ -277,7 +356,7 @@ async function cpuSection(browser: Browser, server: Server, assets: V86Assets | 
     say('cpu: v86 i386');
     let v: V86Page | null = null;
     try {
-      v = await V86Page.open(browser, server.url, assets, pageLog);
+      v = await V86Page.open(browser, assets, pageLog);
       await v.boot(128);
       const wall: number[] = [];
       const gs: (number | null)[] = [];
@@ -312,11 +391,6 @@ async function cpuSection(browser: Browser, server: Server, assets: V86Assets | 
 }
 
 // --- pause vs RAM --------------------------------------------------------------
-
-
-async function canaryOk(sum: string | null, check: () => Promise<string>): Promise<boolean> {
-  return sum !== null && sha256Of(await check()) === sum;
-}
 
 /** Filling 842 MiB took 148-226 s in our i386 guest. */
 const FILL_TIMEOUT_MS = 1_800_000;
@@ -411,7 +485,7 @@ async function checkCanary(page: OurPage, sum: string | null): Promise<boolean> 
   return canaryOk(sum, async () => (await page.shell(GUEST_CMDS.checkCanary, 30_000)).text).catch(() => false);
 }
 
-async function v86Pause(browser: Browser, server: Server, assets: V86Assets | string, ramMiB: number): Promise<PauseRow> {
+async function v86Pause(browser: Browser, assets: V86Assets | string, ramMiB: number): Promise<PauseRow> {
   if (typeof assets === 'string') return { vm: 'v86', guest: 'i386', ramMiB, status: 'not run', note: assets, samples: [], summary: null };
   let v: V86Page | null = null;
   const saveMs: number[] = [];
@@ -420,7 +494,7 @@ async function v86Pause(browser: Browser, server: Server, assets: V86Assets | st
   const samples: number[] = [];
   try {
     say(`pause: v86 i386 ${ramMiB} MiB: boot`);
-    v = await V86Page.open(browser, server.url, assets, pageLog);
+    v = await V86Page.open(browser, assets, pageLog);
     await v.boot(ramMiB);
     const filled = opts.fill ? await fillGuest((c) => v!.shell(c, FILL_TIMEOUT_MS)) : undefined;
     const sum = sha256Of((await v.shell(GUEST_CMDS.makeCanary)).text);
@@ -441,9 +515,7 @@ async function v86Pause(browser: Browser, server: Server, assets: V86Assets | st
     return { vm: 'v86', guest: 'i386', ramMiB, filledMiB: filled, firstMs: first, status: 'ok', samples, summary: summarize(samples), saveMs, restoreMs, stateBytes, canaryOk: ok };
   } catch (e) {
     say(`  failed: ${errorText(e)}`);
-    // v86 puts the initrd at physical 64 MiB (facts.md): 64 MiB of RAM cannot hold it.
-    const hint = /offset is out of bounds/.test(errorText(e)) && ramMiB <= 64 ? 'v86 loads the initrd at physical 64 MiB, so it does not fit in 64 MiB of RAM: ' : '';
-    return { vm: 'v86', guest: 'i386', ramMiB, status: 'failed', note: hint + errorText(e), samples, summary: summarize(samples), saveMs, restoreMs, stateBytes };
+    return { vm: 'v86', guest: 'i386', ramMiB, status: 'failed', note: v86FailureNote(e, ramMiB), samples, summary: summarize(samples), saveMs, restoreMs, stateBytes };
   } finally {
     await v?.close();
   }
@@ -454,7 +526,7 @@ async function pauseSection(browser: Browser, server: Server, assets: V86Assets 
   const rows: PauseRow[] = [];
   for (const ramMiB of opts.sizes) {
     if (opts.vms.includes('ours')) rows.push(...(await oursPause(browser, server, ramMiB)));
-    if (opts.vms.includes('v86')) rows.push(await v86Pause(browser, server, assets, ramMiB));
+    if (opts.vms.includes('v86')) rows.push(await v86Pause(browser, assets, ramMiB));
   }
   return { run: await runInfo(browser, start), fill: opts.fill, runs: opts.runs, rows };
 }
@@ -530,9 +602,9 @@ function save(results: Results): void {
   writeReport(results, OUT_DIR);
 }
 
-/** Rows of the VMs this run did not measure stay from the last results. */
-function keep<T extends { vm: string; ramMiB?: number }>(old: T[] | undefined, fresh: T[]): T[] {
-  const measured = (r: T): boolean => opts.vms.includes(groupOf(r.vm)) && (r.ramMiB === undefined || opts.sizes.includes(r.ramMiB));
+/** Rows of the VMs (and RAM sizes) this run did not measure stay from the last results. */
+function keep<T extends { vm: string; ramMiB?: number }>(old: T[] | undefined, fresh: T[], sizes: readonly number[] = opts.sizes): T[] {
+  const measured = (r: T): boolean => opts.vms.includes(groupOf(r.vm)) && (r.ramMiB === undefined || sizes.includes(r.ramMiB));
   return [...(old ?? []).filter((r) => !measured(r)), ...fresh];
 }
 
@@ -565,6 +637,23 @@ try {
         results.pause = { ...p, rows: keep(results.pause?.rows, p.rows).sort((a, b) => a.ramMiB - b.ramMiB) };
       }
       if (s === 'soak') results.soak = await soakSection(browser, server);
+      if (s === 'snapshot') {
+        const start = sectionStart();
+        const n = await snapshotSection({
+          browser,
+          server,
+          assets,
+          vms: opts.vms.filter((g): g is 'ours' | 'v86' => g !== 'native'),
+          sizes: opts.sizes,
+          runs: opts.snapshotRuns,
+          fill: opts.fill,
+          fillGuest: (shell) => fillGuest((c) => shell(c, FILL_TIMEOUT_MS)),
+          say,
+          log: pageLog,
+        });
+        const old = results.snapshot;
+        results.snapshot = { run: await runInfo(browser, start), ...n, sizes: keep(old?.sizes, n.sizes, idleSizes(opts.sizes)).sort((a, b) => a.ramMiB - b.ramMiB), times: keep(old?.times, n.times).sort((a, b) => a.ramMiB - b.ramMiB) };
+      }
     }
     save(results);
     say(`${s}: written to ${RESULTS}`);

@@ -17,7 +17,7 @@ function logTicks(min: number, max: number): number[] {
   return ticks;
 }
 
-export function lineChart(title: string, xLabel: string, series: Series[], xs: number[]): string {
+export function lineChart(title: string, xLabel: string, series: Series[], xs: number[], unit: (v: number) => string = fmt): string {
   const W = 900, H = 420, L = 70, R = 330, T = 40, B = 50;
   const ys = series.flatMap((s) => s.points.flatMap((p) => [p.lo, p.hi, p.y])).filter((v) => v > 0);
   if (!ys.length) return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="60"><text x="10" y="30" font-family="sans-serif">${esc(title)}: no data</text></svg>\n`;
@@ -31,7 +31,7 @@ export function lineChart(title: string, xLabel: string, series: Series[], xs: n
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${esc(title)}</text>`,
   ];
-  for (const t of ticks) out.push(`<line x1="${L}" x2="${W - R}" y1="${py(t)}" y2="${py(t)}" stroke="#ddd"/><text x="${L - 6}" y="${py(t) + 4}" text-anchor="end">${fmt(t)}</text>`);
+  for (const t of ticks) out.push(`<line x1="${L}" x2="${W - R}" y1="${py(t)}" y2="${py(t)}" stroke="#ddd"/><text x="${L - 6}" y="${py(t) + 4}" text-anchor="end">${unit(t)}</text>`);
   for (const x of xs) out.push(`<line x1="${px(x)}" x2="${px(x)}" y1="${T}" y2="${H - B}" stroke="#eee"/><text x="${px(x)}" y="${H - B + 16}" text-anchor="middle">${x}</text>`);
   out.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">${esc(xLabel)}</text>`);
   series.forEach((s, i) => {
@@ -39,7 +39,7 @@ export function lineChart(title: string, xLabel: string, series: Series[], xs: n
     if (pts.length) out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.map((p) => `${px(p.x)},${py(p.y)}`).join(' ')}"/>`);
     for (const p of pts) {
       out.push(`<line x1="${px(p.x)}" x2="${px(p.x)}" y1="${py(p.lo)}" y2="${py(p.hi)}" stroke="${s.color}"/>`);
-      out.push(`<circle cx="${px(p.x)}" cy="${py(p.y)}" r="3.5" fill="${s.color}"><title>${esc(s.name)} ${p.x}: ${fmt(p.y)}</title></circle>`);
+      out.push(`<circle cx="${px(p.x)}" cy="${py(p.y)}" r="3.5" fill="${s.color}"><title>${esc(s.name)} ${p.x}: ${unit(p.y)}</title></circle>`);
     }
     out.push(`<rect x="${W - R + 12}" y="${T + i * 20}" width="12" height="12" fill="${s.color}"/><text x="${W - R + 30}" y="${T + i * 20 + 10}">${esc(s.name)}</text>`);
   });

@@ -1,18 +1,22 @@
 // Runs in Node: opens the v86 page (bench/v86-page.ts) in a browser. Its
-// files are answered by Playwright's request routing under the playground
-// server's origin, with the same COOP/COEP headers, so v86 runs in the
-// same kind of cross-origin isolated page as our QEMU; nothing is added to
-// the playground's own server.
+// files come from a small HTTP server of its own on 127.0.0.1, with the
+// same COOP/COEP headers as the playground's, so v86 runs in the same kind
+// of cross-origin isolated page as our QEMU and gets its files over
+// loopback HTTP as our page does; nothing is added to the playground's own
+// server. (Playwright's request routing, used before, carried each body
+// over the DevTools protocol: a 13 MiB state took seconds.)
 import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { transform } from 'esbuild';
 import type { Browser, Page } from 'playwright-core';
 import { REPO } from '../test/e2e/harness';
 import { ISOLATION_HEADERS } from '../scripts/vite-artifacts';
 import type { V86Assets } from './assets';
+import { errorText } from './errors';
 import { shell, type ShellResult } from './page-shell';
 import type {} from './v86-page';
 
-const PREFIX = '__bench_v86/';
 const TYPES: Record<string, string> = { '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 
 let pageScript: string | null = null;
@@ -21,14 +25,44 @@ async function script(): Promise<string> {
   return pageScript;
 }
 
-export class V86Page {
-  private constructor(readonly page: Page, private readonly assets: V86Assets) {}
+/** Serves `body` (file name → contents) at the server's root. Like the
+ * playground's artifacts: Cache-Control no-cache and no validators, so a
+ * second load of the page fetches each file again. */
+async function serve(body: Record<string, () => Promise<Buffer | string>>): Promise<{ url: string; server: Server }> {
+  const server = createServer((req, res) => {
+    const name = new URL(req.url ?? '/', 'http://localhost').pathname.slice(1);
+    const make = body[name];
+    for (const [k, v] of Object.entries(ISOLATION_HEADERS)) res.setHeader(k, v);
+    if (!make) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end(`${name} is not served here`);
+      return;
+    }
+    make().then(
+      (data) => res.writeHead(200, { 'Content-Type': TYPES[name.slice(name.lastIndexOf('.'))] ?? 'application/octet-stream', 'Cache-Control': 'no-cache' }).end(data),
+      (e: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(String(e)),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, server };
+}
 
-  static async open(browser: Browser, url: string, assets: V86Assets, log: (line: string) => void): Promise<V86Page> {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    page.on('console', (m) => log(`[v86 page ${m.type()}] ${m.text()}`));
-    page.on('pageerror', (e) => log(`[v86 page error] ${e.message}`));
+/** A v86 failure as a row's note, with the known cause where it is one. */
+export function v86FailureNote(e: unknown, ramMiB: number): string {
+  // v86 puts the initrd at physical 64 MiB (facts.md): 64 MiB of RAM cannot hold it.
+  const hint = /offset is out of bounds/.test(errorText(e)) && ramMiB <= 64 ? 'v86 loads the initrd at physical 64 MiB, so it does not fit in 64 MiB of RAM: ' : '';
+  return hint + errorText(e);
+}
+
+export class V86Page {
+  private constructor(
+    readonly page: Page,
+    private readonly assets: V86Assets,
+    private readonly server: Server,
+    private readonly index: string,
+  ) {}
+
+  /** `state`: a state v86 saved, served as ./state.bin for restore(). */
+  static async open(browser: Browser, assets: V86Assets, log: (line: string) => void, state?: Buffer): Promise<V86Page> {
     const body: Record<string, () => Promise<Buffer | string>> = {
       'index.html': async () => '<!doctype html><meta charset="utf-8"><title>v86 bench</title><script type="module" src="./page.js"></script>',
       'page.js': script,
@@ -36,24 +70,43 @@ export class V86Page {
       'v86.wasm': async () => readFileSync(`${REPO}node_modules/v86/build/v86.wasm`),
     };
     for (const [name, file] of Object.entries(assets.files)) body[name] = async () => readFileSync(file);
-    await page.route(`${url}${PREFIX}**`, async (route) => {
-      const name = new URL(route.request().url()).pathname.split('/').pop() ?? '';
-      const make = body[name];
-      if (!make) return route.fulfill({ status: 404, body: `${name} is not served here` });
-      const ext = name.slice(name.lastIndexOf('.'));
-      await route.fulfill({
-        status: 200,
-        body: await make(),
-        headers: { ...ISOLATION_HEADERS, 'Content-Type': TYPES[ext] ?? 'application/octet-stream' },
-      });
-    });
-    await page.goto(`${url}${PREFIX}index.html`);
-    await page.waitForFunction(() => typeof window.benchV86 === 'object', null, { timeout: 60_000 });
-    return new V86Page(page, assets);
+    if (state) body['state.bin'] = async () => state;
+    const { url, server } = await serve(body);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.on('console', (m) => log(`[v86 page ${m.type()}] ${m.text()}`));
+    page.on('pageerror', (e) => log(`[v86 page error] ${e.message}`));
+    const v = new V86Page(page, assets, server, `${url}index.html`);
+    await v.load();
+    return v;
+  }
+
+  /** Loads the page (again: warm, the same profile). */
+  async load(): Promise<void> {
+    await this.page.goto(this.index);
+    await this.page.waitForFunction(() => typeof window.benchV86 === 'object', null, { timeout: 60_000 });
   }
 
   boot(memoryMiB: number): Promise<{ constructMs: number; readyMs: number; promptMs: number; sinceNavigationMs: number }> {
     return this.page.evaluate((o) => window.benchV86.boot(o), { memoryMiB, cmdline: this.assets.cmdline });
+  }
+
+  /** Starts from the state given to open(); resolves at a fresh prompt. */
+  restore(memoryMiB: number): Promise<{ fetchMs: number; constructMs: number; promptMs: number; sinceNavigationMs: number }> {
+    return this.page.evaluate((o) => window.benchV86.restore(o), { memoryMiB });
+  }
+
+  saveState(): Promise<{ saveMs: number; bytes: number }> {
+    return this.page.evaluate(() => window.benchV86.saveState());
+  }
+
+  savedGzipBytes(): Promise<number> {
+    return this.page.evaluate(() => window.benchV86.savedGzipBytes());
+  }
+
+  /** The state of the last saveState(), out of the page. */
+  async saved(): Promise<Buffer> {
+    return Buffer.from(await this.page.evaluate(() => window.benchV86.savedBase64()), 'base64');
   }
 
   saveRestore(): Promise<{ saveMs: number; restoreMs: number; bytes: number }> {
@@ -67,5 +120,7 @@ export class V86Page {
   async close(): Promise<void> {
     await this.page.evaluate(() => window.benchV86.destroy()).catch(() => undefined);
     await this.page.context().close();
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
   }
 }

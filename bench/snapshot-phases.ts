@@ -1,0 +1,45 @@
+// Runs in Node: where a snapshot save or restore of our page spends its
+// time, from what the page and QEMU say (nothing is added to the product
+// for the benchmark).
+import type { RestorePhases } from './results';
+
+/** One of the page's status or progress events during a restore:
+ * `status:<state>` or `progress:<phase>`, ms after restoreSnapshot() was called. */
+export type Mark = [name: string, ms: number];
+
+/** A restore's phases from its marks, or null when one of their starts
+ * is missing (the page changed how it reports a restore). The page checks
+ * the file in the running guest's worker, replaces that worker (status
+ * stopping → idle), and the new one checks the file again before it
+ * loads the build (loading), starts QEMU (starting) and has it load the
+ * state (progress 'boot') until the VM runs (`totalMs`). */
+export function restorePhases(marks: readonly Mark[], totalMs: number): RestorePhases | null {
+  let after = 0;
+  const next = (name: string): number | null => {
+    const m = marks.find(([n, t]) => n === name && t >= after);
+    if (!m) return null;
+    after = m[1];
+    return m[1];
+  };
+  const stopping = next('status:stopping');
+  const idle = next('status:idle');
+  const loading = next('status:loading');
+  const starting = next('status:starting');
+  const loadingState = next('progress:boot');
+  if (stopping === null || idle === null || loading === null || starting === null || loadingState === null) return null;
+  return {
+    checkMs: stopping,
+    stopMs: idle - stopping,
+    recheckMs: loading - idle,
+    buildMs: starting - loading,
+    qemuStartMs: loadingState - starting,
+    stateLoadMs: totalMs - loadingState,
+  };
+}
+
+/** QEMU's total time of its last migration, from HMP `info migrate`
+ * ("Time (ms): total=12771, ..."), or null. */
+export function migrationMs(infoMigrate: string): number | null {
+  const m = /\btotal=(\d+)/.exec(infoMigrate) ?? /total time:\s*(\d+)/.exec(infoMigrate);
+  return m ? Number(m[1]) : null;
+}
