@@ -192,3 +192,10 @@ export async function guestShell(page: Page, command: string, expect: RegExp, ti
     ),
   );
 }
+
+/** Runs the open tour's current step; its result and status text. */
+export async function runTourStep(page: Page): Promise<{ result: string; text: string }> {
+  await page.click('#tour-run');
+  await page.waitForFunction(() => ['ok', 'failed'].includes(document.querySelector('#tour-status')?.getAttribute('data-result') ?? ''), null, { timeout: BOOT_TIMEOUT_MS });
+  return { result: (await page.getAttribute('#tour-status', 'data-result')) ?? '', text: (await page.textContent('#tour-status')) ?? '' };
+}

@@ -5,7 +5,7 @@
 // clicked through as a visitor would (docs/tour/README.md lists them).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
-import { BOOT_TIMEOUT_MS, launchBrowser, openPage, REPO, startServer, waitForState, waitForTerminal, type Server } from './harness';
+import { BOOT_TIMEOUT_MS, launchBrowser, openPage, REPO, runTourStep, startServer, waitForState, waitForTerminal, type Server } from './harness';
 
 /** The tours, by the button that opens each. */
 const TOURS = [
@@ -43,10 +43,8 @@ async function tour(browser: Browser, server: Server, t: (typeof TOURS)[number])
   const lines = [`## ${t.title}`, ''];
   for (let step = 1; (await page.textContent('#tour-progress')) !== 'Done'; step++) {
     const title = (await page.textContent('#tour-step-title')) ?? '';
-    await page.click('#tour-run');
-    await page.waitForFunction(() => ['ok', 'failed'].includes(document.querySelector('#tour-status')?.getAttribute('data-result') ?? ''), null, { timeout: BOOT_TIMEOUT_MS });
-    const result = await page.getAttribute('#tour-status', 'data-result');
-    if (result !== 'ok') throw new Error(`${t.name} step ${step} (${title}) failed: ${await page.textContent('#tour-status')}`);
+    const { result, text } = await runTourStep(page);
+    if (result !== 'ok') throw new Error(`${t.name} step ${step} (${title}) failed: ${text}`);
     const file = `${t.name}-${step}.png`;
     await page.screenshot({ path: `${TOUR_DIR}${file}` });
     console.log(`screenshot: wrote docs/tour/${file} (${title})`);

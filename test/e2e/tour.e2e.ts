@@ -6,23 +6,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { BOOT_TIMEOUT_MS, e2eLog, liveUpdateUnavailable, openPage, sharedBrowser } from './harness';
+import { BOOT_TIMEOUT_MS, e2eLog, liveUpdateUnavailable, openPage, runTourStep, sharedBrowser } from './harness';
 
 const shared = sharedBrowser();
 const log = e2eLog;
 
-/** Runs the open tour's current step; its result and status text. */
-async function runStep(page: Page): Promise<{ result: string; text: string }> {
-  await page.click('#tour-run');
-  await page.waitForFunction(() => ['ok', 'failed'].includes(document.querySelector('#tour-status')?.getAttribute('data-result') ?? ''), null, { timeout: BOOT_TIMEOUT_MS });
-  return { result: (await page.getAttribute('#tour-status', 'data-result')) ?? '', text: (await page.textContent('#tour-status')) ?? '' };
-}
 
 async function clickThrough(page: Page, steps: number): Promise<string[]> {
   const texts: string[] = [];
   for (let i = 0; i < steps; i++) {
     const title = (await page.textContent('#tour-step-title')) ?? '';
-    const r = await runStep(page);
+    const r = await runTourStep(page);
     log(`step ${i + 1} ${title}: ${r.text}`);
     assert.equal(r.result, 'ok', `step ${i + 1} (${title}) failed: ${r.text}`);
     texts.push(r.text);
@@ -58,7 +52,7 @@ describe('guided tours', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }
     const page = await openPage(shared.browser, `${shared.server.url}?tour=live-update&step=4`, log);
     assert.equal(await page.isVisible('#tour'), true);
     assert.equal(await page.textContent('#tour-progress'), 'Step 4 of 9');
-    const r = await runStep(page);
+    const r = await runTourStep(page);
     assert.equal(r.result, 'failed');
     assert.match(r.text, /QEMU is not running|boot/i);
     assert.equal(await page.isDisabled('#tour-run'), false, 'Run is offered again');
