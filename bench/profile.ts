@@ -18,6 +18,7 @@
 //   --interval US   sampling interval in microseconds (default 1000)
 //   --layout        run as the page does when it can live-update: on a
 //                   shared Memory with the cpr layout, guest RAM in memfds
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { pathToFileURL } from 'node:url';
@@ -173,6 +174,7 @@ async function main(): Promise<void> {
     }
 
     const bytes = opts.mib * 1024 * 1024;
+    const zeroHash = createHash('sha256').update(Buffer.alloc(bytes)).digest('hex');
     for (let run = 1; run <= opts.runs; run++) {
       const marker = `__PROF_${run}_`;
       const from = serial.text.length;
@@ -184,7 +186,10 @@ async function main(): Promise<void> {
       const spent = cpuSpent(cpu0, threadCpu());
       const text = serial.text.slice(from);
       const guest = guestRealSeconds(text);
-      console.log(`run ${run}: ${opts.mib} MiB in ${(ms / 1000).toFixed(2)} s host wall, guest real ${guest ?? '?'} s; ${describeCpu(spent)}`);
+      // A faster build that computes the wrong hash is not faster.
+      const hashOk = text.includes(zeroHash);
+      console.log(`run ${run}: ${opts.mib} MiB in ${(ms / 1000).toFixed(2)} s host wall, guest real ${guest ?? '?'} s; ${describeCpu(spent)}; sha256 ${hashOk ? 'ok' : 'WRONG'}`);
+      if (!hashOk) throw new Error(`the guest's sha256 of ${bytes} zero bytes is not ${zeroHash}`);
     }
 
     if (opts.profile) {
