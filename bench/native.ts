@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { GUESTS } from '../worker/qemu/guests';
-import { GUEST_CMDS, guestRealSeconds } from './page-shell';
+import { CPU_WORKLOADS, guestRealSeconds, type CpuWorkload } from './page-shell';
 import { ARTIFACTS } from '../test/artifacts';
 
 export interface NativeBuild {
@@ -29,11 +29,11 @@ export function nativeBuilds(): { builds: NativeBuild[]; missing: string[] } {
 
 export interface NativeRun {
   promptMs: number;
-  cpuWallMs: number[];
-  cpuGuestS: (number | null)[];
+  /** Per workload, the host wall time and the guest's own `time` of each run. */
+  cpu: Record<CpuWorkload, { wallMs: number[]; guestS: (number | null)[] }>;
 }
 
-/** Boots the guest once, then runs the CPU workload `runs` times. */
+/** Boots the guest once, then runs each CPU workload `runs` times. */
 export async function nativeRun(build: NativeBuild, runs: number, ramMiB = 128): Promise<NativeRun> {
   const out = `${ARTIFACTS}/guest`;
   const spec = GUESTS.i386;
@@ -73,17 +73,22 @@ export async function nativeRun(build: NativeBuild, runs: number, ramMiB = 128):
   try {
     await waitFor(/guest:~# /, 0, 300_000);
     const promptMs = Date.now() - t0;
-    const cpuWallMs: number[] = [];
-    const cpuGuestS: (number | null)[] = [];
-    for (let i = 0; i < runs; i++) {
-      const from = text.length;
-      const t = Date.now();
-      qemu.stdin.write(`${GUEST_CMDS.cpu}; echo __NATIVE_${i}_$?\n`);
-      await waitFor(new RegExp(`__NATIVE_${i}_\\d+`), from, 600_000);
-      cpuWallMs.push(Date.now() - t);
-      cpuGuestS.push(guestRealSeconds(text.slice(from)));
+    const cpu = {} as NativeRun['cpu'];
+    let n = 0;
+    for (const [workload, cmd] of Object.entries(CPU_WORKLOADS) as [CpuWorkload, string][]) {
+      const wallMs: number[] = [];
+      const guestS: (number | null)[] = [];
+      for (let i = 0; i < runs; i++, n++) {
+        const from = text.length;
+        const t = Date.now();
+        qemu.stdin.write(`${cmd}; echo __NATIVE_${n}_$?\n`);
+        await waitFor(new RegExp(`__NATIVE_${n}_\\d+`), from, 600_000);
+        wallMs.push(Date.now() - t);
+        guestS.push(guestRealSeconds(text.slice(from)));
+      }
+      cpu[workload] = { wallMs, guestS };
     }
-    return { promptMs, cpuWallMs, cpuGuestS };
+    return { promptMs, cpu };
   } finally {
     qemu.kill('SIGTERM');
   }

@@ -2,6 +2,7 @@
 // waits for its end marker. Shared by the drivers of our playground page and
 // of the v86 page, which each publish `serialOffset/serialText/sendSerial/
 // waitForSerial` with the same meaning (docs/api.md).
+import { createHash } from 'node:crypto';
 import type { Page } from 'playwright-core';
 import { SHELL_PROMPT } from '../test/shell-prompt';
 
@@ -91,10 +92,35 @@ export function filledMiB(text: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
+/** The guest CPU workloads (busybox in our initramfs): one hash, and one
+ * that is not, so that no single kernel of code decides the result. */
+export const CPU_WORKLOADS = {
+  /** sha256 of 8 MiB of zeros: the kernel's pipe and sha256sum's loop. */
+  sha256: 'time sh -c "head -c 8388608 /dev/zero | sha256sum"',
+  /** An awk loop of integer arithmetic: busybox awk's interpreter. */
+  awk: "time awk 'BEGIN { s = 0; for (i = 0; i < 30000; i++) s = (s * 31 + i) % 1000003; print \"AWK=\" s }'",
+} as const;
+export type CpuWorkload = keyof typeof CPU_WORKLOADS;
+
+/** What the awk workload prints: a guest that computes it wrongly is not fast. */
+export const AWK_EXPECTED = ((): string => {
+  let s = 0;
+  for (let i = 0; i < 30000; i++) s = (s * 31 + i) % 1000003;
+  return `AWK=${s}`;
+})();
+
+/** Whether a run's output has the workload's right answer. */
+export function workloadAnswerOk(workload: CpuWorkload, text: string): boolean {
+  return text.includes(workload === 'awk' ? AWK_EXPECTED : SHA256_8MIB_ZEROS);
+}
+
+/** sha256 of 8 MiB of zero bytes. */
+const SHA256_8MIB_ZEROS = createHash('sha256').update(Buffer.alloc(8 * 1024 * 1024)).digest('hex');
+
 /** The shell commands both guests run, so the VMs do the same work. */
 export const GUEST_CMDS = {
-  /** The CPU workload: sha256 of 8 MiB of zeros, all in busybox. */
-  cpu: 'time sh -c "head -c 8388608 /dev/zero | sha256sum"',
+  /** The first CPU workload (the one the older results measured). */
+  cpu: CPU_WORKLOADS.sha256,
   /** A small file of random bytes whose checksum must survive every update. */
   makeCanary: 'head -c 65536 /dev/urandom > /tmp/canary && sha256sum /tmp/canary',
   checkCanary: 'sha256sum /tmp/canary',

@@ -3,6 +3,7 @@
 // sections it did not run from the previous results file.
 import type { Machine, Versions } from './env';
 import type { Summary } from './stats';
+import type { CpuWorkload } from './page-shell';
 
 /** 'ok', or why a row has no numbers. Rows that did not work stay in the
  * results: what did not work is part of the report. */
@@ -103,6 +104,8 @@ export type CpuVm = 'ours-wasm' | 'v86' | 'native-tcg' | 'native-tci';
 export interface CpuRow {
   vm: CpuVm;
   guest: 'arm' | 'i386';
+  /** Absent in results from before there were two workloads: sha256. */
+  workload?: CpuWorkload;
   status: RowStatus;
   note?: string;
   wallMs: number[];
@@ -111,7 +114,9 @@ export interface CpuRow {
 }
 export interface CpuSection {
   run: RunInfo;
+  /** The sha256 workload's command (kept for older results). */
   workload: string;
+  workloads?: Record<CpuWorkload, string>;
   rows: CpuRow[];
 }
 

@@ -20,9 +20,9 @@ import { errorText } from './errors';
 import { browserPss, pageMemory } from './memory';
 import { nativeBuilds, nativeRun } from './native';
 import { OurPage, type LiveUpdateRoute } from './ours';
-import { GUEST_CMDS, canaryOk, filledMiB, firstAnswer, guestRealSeconds, sha256Of, type ShellResult } from './page-shell';
+import { CPU_WORKLOADS, GUEST_CMDS, canaryOk, filledMiB, firstAnswer, guestRealSeconds, sha256Of, workloadAnswerOk, type CpuWorkload, type ShellResult } from './page-shell';
 import { writeReport } from './report';
-import type { BootRow, BootSection, CpuRow, CpuSection, DownloadRow, PauseRow, PauseSection, Results, RunInfo, SoakSection } from './results';
+import type { BootRow, BootSection, CpuRow, CpuSection, DownloadRow, PauseRow, PauseSection, Results, RowStatus, RunInfo, SoakSection } from './results';
 import { summarize } from './stats';
 import { idleSizes, snapshotSection } from './snapshots';
 import { V86Page, v86FailureNote } from './v86';
@@ -324,7 +324,28 @@ function v86Download(assets: V86Assets): DownloadRow {
 async function cpuSection(browser: Browser, server: Server, assets: V86Assets | string): Promise<CpuSection> {
   const start = sectionStart();
   const rows: CpuRow[] = [];
-  const row = (vm: CpuRow['vm'], guest: GuestName, wallMs: number[], guestS: (number | null)[]): CpuRow => ({ vm, guest, status: 'ok', wallMs, guestS, summary: summarize(wallMs) });
+  const workloads = Object.keys(CPU_WORKLOADS) as CpuWorkload[];
+  const row = (vm: CpuRow['vm'], guest: GuestName, workload: CpuWorkload, wallMs: number[], guestS: (number | null)[], note?: string): CpuRow =>
+    ({ vm, guest, workload, status: 'ok', wallMs, guestS, summary: summarize(wallMs), ...(note ? { note } : {}) });
+  const failed = (vm: CpuRow['vm'], guest: GuestName, note: string, status: RowStatus = 'failed'): CpuRow[] =>
+    workloads.map((workload) => ({ vm, guest, workload, status, note, wallMs: [], guestS: [], summary: null }));
+  /** Runs every workload `runs` times in a booted guest; a wrong answer fails the VM's row. */
+  const measure = async (vm: CpuRow['vm'], guest: GuestName, runs: number, shell: (cmd: string) => Promise<ShellResult>): Promise<CpuRow[]> => {
+    const out: CpuRow[] = [];
+    for (const workload of workloads) {
+      const wall: number[] = [];
+      const gs: (number | null)[] = [];
+      for (let i = 0; i < runs; i++) {
+        const r = await shell(CPU_WORKLOADS[workload]);
+        if (!workloadAnswerOk(workload, r.text)) throw new Error(`${workload}: wrong answer: ${r.text.slice(-200)}`);
+        wall.push(r.ms);
+        gs.push(guestRealSeconds(r.text));
+        say(`  ${workload}: ${Math.round(r.ms)} ms (guest says ${guestRealSeconds(r.text)} s)`);
+      }
+      out.push(row(vm, guest, workload, wall, gs));
+    }
+    return out;
+  };
   for (const guest of opts.vms.includes('ours') ? (['arm', 'i386'] as const) : []) {
     say(`cpu: ours-wasm ${guest}`);
     let ours: OurPage | null = null;
@@ -332,17 +353,10 @@ async function cpuSection(browser: Browser, server: Server, assets: V86Assets | 
       ours = await OurPage.open(browser, server.url, pageLog);
       await ours.boot({ guest, ramMiB: 128 });
       await ours.waitForPrompt();
-      const wall: number[] = [];
-      const gs: (number | null)[] = [];
-      for (let i = 0; i < opts.cpuRuns; i++) {
-        const r = await ours.shell(GUEST_CMDS.cpu, 1_800_000);
-        wall.push(r.ms);
-        gs.push(guestRealSeconds(r.text));
-        say(`  ${Math.round(r.ms)} ms (guest says ${guestRealSeconds(r.text)} s)`);
-      }
-      rows.push(row('ours-wasm', guest, wall, gs));
+      const page = ours;
+      rows.push(...(await measure('ours-wasm', guest, opts.cpuRuns, (cmd) => page.shell(cmd, 1_800_000))));
     } catch (e) {
-      rows.push({ vm: 'ours-wasm', guest, status: 'failed', note: errorText(e), wallMs: [], guestS: [], summary: null });
+      rows.push(...failed('ours-wasm', guest, errorText(e)));
       say(`  failed: ${errorText(e)}`);
     } finally {
       await ours?.close();
@@ -351,43 +365,38 @@ async function cpuSection(browser: Browser, server: Server, assets: V86Assets | 
   if (!opts.vms.includes('v86')) {
     // kept from the last results
   } else if (typeof assets === 'string') {
-    rows.push({ vm: 'v86', guest: 'i386', status: 'not run', note: assets, wallMs: [], guestS: [], summary: null });
+    rows.push(...failed('v86', 'i386', assets, 'not run'));
   } else {
     say('cpu: v86 i386');
     let v: V86Page | null = null;
     try {
       v = await V86Page.open(browser, assets, pageLog);
       await v.boot(128);
-      const wall: number[] = [];
-      const gs: (number | null)[] = [];
-      for (let i = 0; i < FAST_CPU_RUNS; i++) {
-        const r = await v.shell(GUEST_CMDS.cpu);
-        wall.push(r.ms);
-        gs.push(guestRealSeconds(r.text));
-        say(`  ${Math.round(r.ms)} ms`);
-      }
-      rows.push(row('v86', 'i386', wall, gs));
+      const page = v;
+      rows.push(...(await measure('v86', 'i386', FAST_CPU_RUNS, (cmd) => page.shell(cmd))));
     } catch (e) {
-      rows.push({ vm: 'v86', guest: 'i386', status: 'failed', note: errorText(e), wallMs: [], guestS: [], summary: null });
+      rows.push(...failed('v86', 'i386', errorText(e)));
       say(`  failed: ${errorText(e)}`);
     } finally {
       await v?.close();
     }
   }
   const native = opts.vms.includes('native') ? nativeBuilds() : { builds: [], missing: [] };
-  for (const m of native.missing) rows.push({ vm: m.startsWith('native-tcg') ? 'native-tcg' : 'native-tci', guest: 'i386', status: 'not run', note: m, wallMs: [], guestS: [], summary: null });
+  for (const m of native.missing) rows.push(...failed(m.startsWith('native-tcg') ? 'native-tcg' : 'native-tci', 'i386', m, 'not run'));
   for (const b of native.builds) {
     say(`cpu: ${b.name} i386 (${b.binary})`);
     try {
       const r = await nativeRun(b, FAST_CPU_RUNS);
-      rows.push({ ...row(b.name, 'i386', r.cpuWallMs, r.cpuGuestS), note: `${b.binary}; prompt after ${r.promptMs} ms` });
-      say(`  ${r.cpuWallMs.join(', ')} ms`);
+      for (const w of workloads) {
+        rows.push(row(b.name, 'i386', w, r.cpu[w].wallMs, r.cpu[w].guestS, `${b.binary}; prompt after ${r.promptMs} ms`));
+        say(`  ${w}: ${r.cpu[w].wallMs.join(', ')} ms`);
+      }
     } catch (e) {
-      rows.push({ vm: b.name, guest: 'i386', status: 'failed', note: errorText(e), wallMs: [], guestS: [], summary: null });
+      rows.push(...failed(b.name, 'i386', errorText(e)));
       say(`  failed: ${errorText(e)}`);
     }
   }
-  return { run: await runInfo(browser, start), workload: GUEST_CMDS.cpu, rows };
+  return { run: await runInfo(browser, start), workload: CPU_WORKLOADS.sha256, workloads: { ...CPU_WORKLOADS }, rows };
 }
 
 // --- pause vs RAM --------------------------------------------------------------
