@@ -2,6 +2,7 @@
 // devices (serial, HMP, QMP), and its exit. Runs on the thread that hosts the module
 // (a dedicated Worker, or Node's main thread); never touches the DOM.
 
+import { installFileGrowth } from './file-growth';
 import { JsCharDevice } from './chardev';
 import { CONSOLE_DEVICES, CONSOLES, type ConsoleName } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
@@ -164,6 +165,7 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
           memfds.installShm();
           memfds.installSharedFileMaps();
         }
+        installFileGrowth(module.FS);
         for (const [k, v] of Object.entries(opts.env ?? {})) module.ENV[k] = v;
         for (const [path, data] of Object.entries(opts.files)) {
           module.FS.mkdirTree(path.slice(0, path.lastIndexOf('/')) || '/');
