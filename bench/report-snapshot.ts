@@ -107,9 +107,9 @@ export function snapshotMarkdown(s: SnapshotSection, figures: string[][]): strin
 }
 
 const PHASES: { key: keyof RestorePhases; label: string }[] = [
-  { key: 'checkMs', label: 'check (running worker)' },
+  { key: 'checkMs', label: 'check (new worker)' },
   { key: 'stopMs', label: 'end the running QEMU' },
-  { key: 'recheckMs', label: 'check again (new worker)' },
+  { key: 'recheckMs', label: 'hand-over to the new worker' },
   { key: 'buildMs', label: 'fetch + compile the build' },
   { key: 'qemuStartMs', label: 'QEMU starts' },
   { key: 'stateLoadMs', label: 'QEMU loads the state' },
@@ -122,7 +122,7 @@ function phasesMarkdown(s: SnapshotSection): string[] {
   const lines = [
     '',
     "Where our time goes (median). A save: QEMU's own migration to a file (its `info migrate` total; the VM is stopped throughout), and the rest: the file read out of QEMU's file system, gzip, sha256, the hand-over to the page. " +
-      "A restore, split at the page's status and progress events: the file checked whole (sha256, gunzip) in the running guest's worker, that QEMU and worker ended, the file handed to a new worker and checked whole again, the build fetched and compiled, QEMU started, and QEMU loading the state until the VM runs.",
+      "A restore, split at the page's status and progress events: a new worker started and the file checked whole (sha256, gunzip) in it while the running guest goes on, that guest's QEMU and worker ended, the new worker made the page's, the build fetched and compiled (begun during the check), QEMU started, and QEMU loading the state until the VM runs. (Rows measured before the file was checked only once: the check in the running guest's worker, and the hand-over a second check in the new one.)",
     '',
     `| guest RAM | save: QEMU's migration | save: the rest | ${PHASES.map((p) => `restore: ${p.label}`).join(' | ')} |`,
     `| ---: | ---: | ---: | ${PHASES.map(() => '---:').join(' | ')} |`,

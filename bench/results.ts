@@ -189,11 +189,14 @@ export interface SnapshotTimeRow {
 /** Where a restoreSnapshot() spends its time, read from the page's status
  * and progress events. */
 export interface RestorePhases {
-  /** The file read and checked whole (sha256, gunzip) in the running guest's worker. */
+  /** A new worker started and the file checked whole (sha256, gunzip)
+   * in it while the running guest goes on (older rows: checked in
+   * the running guest's worker). */
   checkMs: number;
   /** The running QEMU and its worker ended. */
   stopMs: number;
-  /** A new worker: the file handed over and checked whole again. */
+  /** The new worker made the page's, up to loading the build (before
+   * the single check: the file handed to it and checked whole again). */
   recheckMs: number;
   /** The build's artifacts fetched and compiled. */
   buildMs: number;

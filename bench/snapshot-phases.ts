@@ -8,11 +8,12 @@ import type { RestorePhases } from './results';
 export type Mark = [name: string, ms: number];
 
 /** A restore's phases from its marks, or null when one of their starts
- * is missing (the page changed how it reports a restore). The page checks
- * the file in the running guest's worker, replaces that worker (status
- * stopping → idle), and the new one checks the file again before it
- * loads the build (loading), starts QEMU (starting) and has it load the
- * state (progress 'boot') until the VM runs (`totalMs`). */
+ * is missing (the page changed how it reports a restore). A new worker
+ * checks the file while the running guest goes on (no event), the page
+ * ends the running guest's worker (status stopping) and makes the new
+ * one its own (idle), which loads the build (loading), starts QEMU
+ * (starting) and has it load the state (progress 'boot') until the VM
+ * runs (`totalMs`). */
 export function restorePhases(marks: readonly Mark[], totalMs: number): RestorePhases | null {
   let after = 0;
   const next = (name: string): number | null => {

@@ -3,7 +3,7 @@
 // a fake QEMU. Proves the protocol: calls, events and error codes.
 import { expose } from 'comlink';
 import { MessageChannel } from 'node:worker_threads';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeBackend, fakeFetch } from '../test/fakes/fake-qemu';
 import { PlaygroundError, registerTransferHandlers } from '../worker/api';
 import { QemuHost } from '../worker/host';
@@ -12,6 +12,7 @@ import { Playground } from './playground';
 const open: { close(): void }[] = [];
 afterEach(() => {
   for (const p of open.splice(0)) p.close();
+  vi.restoreAllMocks();
 });
 
 /** A Playground whose "workers" are MessageChannels to fresh hosts. */
@@ -84,5 +85,60 @@ describe('Playground over Comlink', () => {
     const pg = connect(new FakeBackend(), false);
     await expect(pg.boot()).rejects.toMatchObject({ code: 'not-isolated' });
     expect(pg.status().state).toBe('error');
+  });
+});
+
+describe('snapshots over Comlink', () => {
+  /** QEMU's stream as the fake saves it. */
+  const QEVM = new Uint8Array([0x51, 0x45, 0x56, 0x4d]);
+
+  it('restores over a running guest: a fresh worker checks the file, once, before the guest ends', async () => {
+    const backend = new FakeBackend();
+    const pg = connect(backend);
+    await pg.boot({ guest: 'arm' });
+    const file = await pg.saveSnapshot();
+    const opened = vi.spyOn(QemuHost.prototype, 'openSnapshot');
+    const checked = vi.spyOn(QemuHost.prototype, 'checkSnapshot');
+    await expect(pg.restoreSnapshot(file, { build: 'v2' })).resolves.toMatchObject({ state: 'running', build: 'qemu-system-arm@v2' });
+    expect(opened).toHaveBeenCalledTimes(1);
+    expect(checked).not.toHaveBeenCalled();
+    expect(pg.workers).toBe(2);
+    expect(backend.instances[0]!.killed).toBe(true);
+    expect(backend.instances[1]!.req.files['/snapshot.state']).toEqual(QEVM);
+    expect(pg.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v2' });
+  });
+
+  it('refuses a bad file in the fresh worker: the running guest, its worker and the caller\'s bytes stay', async () => {
+    const backend = new FakeBackend();
+    const pg = connect(backend);
+    await pg.boot({ guest: 'arm' });
+    const bytes = new Uint8Array(await (await pg.saveSnapshot()).arrayBuffer());
+    bytes[bytes.length - 3]! ^= 0x40;
+    const states: string[] = [];
+    pg.onStatus((s) => states.push(s.state));
+    await expect(pg.restoreSnapshot(bytes)).rejects.toMatchObject({ code: 'bad-snapshot', message: /sha256.*nothing was changed/ });
+    expect(pg.workers).toBe(2);
+    expect(backend.instances).toHaveLength(1);
+    expect(backend.instances[0]!.killed).toBe(false);
+    expect(states.filter((s) => s !== 'running')).toEqual([]);
+    expect(pg.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1', error: null });
+    await expect(pg.monitor('info status')).resolves.toBe('VM status: running');
+    // Sent as a copy: the caller's bytes are not detached.
+    expect(bytes.length).toBeGreaterThan(100);
+  });
+
+  it('restores in a worker that ran no QEMU yet, in that worker', async () => {
+    const file = await (async () => {
+      const saver = connect();
+      await saver.boot({ guest: 'arm' });
+      return saver.saveSnapshot();
+    })();
+    const backend = new FakeBackend();
+    const pg = connect(backend);
+    const opened = vi.spyOn(QemuHost.prototype, 'openSnapshot');
+    await expect(pg.restoreSnapshot(file)).resolves.toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
+    expect(opened).toHaveBeenCalledTimes(1);
+    expect(pg.workers).toBe(1);
+    expect(backend.instances).toHaveLength(1);
   });
 });

@@ -4,7 +4,7 @@
 // (docs/api.md). It owns the QEMU host worker and mirrors its status, so
 // `status()` and `serialText()` answer without a round trip. The UI is
 // built on this API too; it never talks to the worker directly.
-import { proxy, wrap, type Remote } from 'comlink';
+import { proxy, transfer, wrap, type Remote } from 'comlink';
 import {
   DEFAULT_MONITOR_TIMEOUT_MS,
   PlaygroundError,
@@ -99,12 +99,23 @@ class Emitter<T> {
 
 const encoder = new TextEncoder();
 
-/** A snapshot given as a Blob (a File from a picker or a drop), bytes or a buffer. */
-async function snapshotBytes(file: Blob | ArrayBuffer | Uint8Array): Promise<Uint8Array> {
-  if (file instanceof Uint8Array) return file;
-  if (file instanceof ArrayBuffer) return new Uint8Array(file);
+/** A snapshot given as a Blob (a File from a picker or a drop), bytes or a
+ * buffer, as the bytes of a buffer of their own: they move to the worker
+ * (transferred, not copied), and the caller's bytes must stay usable. */
+async function snapshotBytes(file: Blob | ArrayBuffer | Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
+  if (file instanceof Uint8Array) return file.slice() as Uint8Array<ArrayBuffer>;
+  if (file instanceof ArrayBuffer) return new Uint8Array(file.slice(0));
   if (file instanceof Blob) return new Uint8Array(await file.arrayBuffer());
   throw new PlaygroundError('bad-options', 'a snapshot is given as a Blob, an ArrayBuffer or a Uint8Array');
+}
+
+/** A worker whose host is initialised: its events count once it is the
+ * Playground's worker (adopt()). */
+interface Spawned {
+  worker: Worker;
+  remote: Remote<QemuWorkerApi>;
+  /** Rejects when the worker itself fails (a call to it would never end). */
+  failed: Promise<never>;
 }
 
 export interface PlaygroundDeps {
@@ -129,8 +140,6 @@ export class Playground implements PlaygroundApi {
   private remote: Remote<QemuWorkerApi> | null = null;
   private worker: Worker | null = null;
   private ready: Promise<Remote<QemuWorkerApi>> | null = null;
-  /** Events from older workers are ignored. */
-  private epoch = 0;
   /** The current worker has started a QEMU. */
   private booted = false;
   /** QEMU's last log line, for when the worker itself dies. */
@@ -204,17 +213,42 @@ export class Playground implements PlaygroundApi {
 
   async checkSnapshot(file: Blob | ArrayBuffer | Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
     const bytes = await snapshotBytes(file);
-    return this.call((w) => w.checkSnapshot(bytes, options));
+    return this.call((w) => w.checkSnapshot(transfer(bytes, [bytes.buffer]), options));
   }
 
   async restoreSnapshot(file: Blob | ArrayBuffer | Uint8Array, options: RestoreOptions = {}): Promise<Status> {
     const bytes = await snapshotBytes(file);
-    // Checked in the current worker first: a bad file leaves the running
-    // guest alone. Then, as boot() does, a fresh worker restores it.
-    await this.call((w) => w.checkSnapshot(bytes, options));
-    if (this.booted) await this.replaceWorker();
-    this.booted = true;
-    return this.call((w) => w.restoreSnapshot(bytes, options)).then((s) => this.setStatus(s));
+    const sent = transfer(bytes, [bytes.buffer]);
+    if (!this.booted) {
+      // No QEMU ran in this worker yet: it checks the file and restores it.
+      this.booted = true;
+      return this.call(async (w) => {
+        await w.openSnapshot(sent, options);
+        return w.restoreOpened();
+      }).then((s) => this.setStatus(s));
+    }
+    // As for boot(), a fresh worker restores it. That worker checks the
+    // file (the only check: sha256 and gunzip of the whole file) and keeps
+    // what it decompressed, while the running guest goes on in this one;
+    // a bad file ends that worker and leaves the guest alone.
+    return this.call(async () => {
+      let next: Spawned | undefined;
+      try {
+        next = await this.spawn(false);
+        await Promise.race([next.remote.openSnapshot(sent, options), next.failed]);
+      } catch (e) {
+        next?.worker.terminate();
+        const info = toErrorInfo(e);
+        // Not the page's worker that failed: the running guest goes on.
+        if (info.code === 'worker-crashed') throw new PlaygroundError('load-failed', `${info.message}; the running guest was not touched`);
+        throw e;
+      }
+      await this.replaceWorker();
+      this.booted = true;
+      this.ready = this.adopt(next);
+      await this.ready;
+      return next.remote.restoreOpened();
+    }).then((s) => this.setStatus(s));
   }
 
   liveUpdates(): LiveUpdateResult[] {
@@ -248,7 +282,6 @@ export class Playground implements PlaygroundApi {
     this.remote = null;
     this.ready = null;
     this.booted = false;
-    this.epoch++;
   }
 
   /** Stops QEMU politely (bounded), then ends its worker. */
@@ -283,43 +316,71 @@ export class Playground implements PlaygroundApi {
   }
 
   private connect(): Promise<Remote<QemuWorkerApi>> {
-    this.ready ??= (async () => {
-      const worker = this.deps.createWorker();
+    this.ready ??= this.spawn(true).then((s) => s.remote);
+    return this.ready;
+  }
+
+  /** Starts a worker and initialises its host. `now`: it is the page's
+   * worker at once; else adopt() makes it so later. */
+  private async spawn(now: boolean): Promise<Spawned> {
+    const worker = this.deps.createWorker();
+    if (now) {
       this.worker = worker;
-      const epochAtStart = this.epoch;
-      worker.addEventListener('error', (ev) => {
-        if (epochAtStart === this.epoch) this.crashed(ev.message || 'the QEMU worker failed to load');
-      });
-      const remote = wrap<QemuWorkerApi>(worker);
-      const epoch = this.epoch;
-      const mine = (): boolean => epoch === this.epoch;
       // A new worker counts its status from 0 again.
       this.current = { ...this.current, seq: -1 };
-      const listener: WorkerListener = {
-        serial: (bytes) => {
-          if (!mine()) return;
-          this.serial.append(bytes);
-          this.serialEvents.emit(bytes);
-        },
-        monitor: (bytes) => mine() && this.monitorEvents.emit(bytes),
-        status: (status) => mine() && this.setStatus(status),
-        progress: (p) => mine() && this.progressEvents.emit(p),
-        liveUpdate: (result) => {
-          if (!mine()) return;
-          this.updates.push(result);
-          this.updateEvents.emit(result);
-        },
-        log: (line) => {
-          if (!mine()) return;
-          this.lastLog = line;
-          this.logEvents.emit(line);
-        },
-      };
-      await remote.init({ artifactsBase: this.deps.artifactsBase, faults: this.deps.faults ?? [] }, proxy(listener));
-      this.remote = remote;
-      return remote;
-    })();
-    return this.ready;
+    }
+    // Events count only from this.worker: not from older workers, and
+    // not from one that checks a snapshot while the running guest's
+    // worker is still the page's.
+    const mine = (): boolean => this.worker === worker;
+    let fail!: (e: PlaygroundError) => void;
+    const failed = new Promise<never>((_, reject) => (fail = reject));
+    failed.catch(() => undefined); // observed by whoever races it
+    worker.addEventListener('error', (ev) => {
+      const message = ev.message || 'the QEMU worker failed to load';
+      fail(new PlaygroundError('worker-crashed', `the QEMU worker failed: ${message}`));
+      if (mine()) this.crashed(message);
+    });
+    const remote = wrap<QemuWorkerApi>(worker);
+    const listener: WorkerListener = {
+      serial: (bytes) => {
+        if (!mine()) return;
+        this.serial.append(bytes);
+        this.serialEvents.emit(bytes);
+      },
+      monitor: (bytes) => mine() && this.monitorEvents.emit(bytes),
+      status: (status) => mine() && this.setStatus(status),
+      progress: (p) => mine() && this.progressEvents.emit(p),
+      liveUpdate: (result) => {
+        if (!mine()) return;
+        this.updates.push(result);
+        this.updateEvents.emit(result);
+      },
+      log: (line) => {
+        if (!mine()) return;
+        this.lastLog = line;
+        this.logEvents.emit(line);
+      },
+    };
+    try {
+      await Promise.race([remote.init({ artifactsBase: this.deps.artifactsBase, faults: this.deps.faults ?? [] }, proxy(listener)), failed]);
+    } catch (e) {
+      if (!now) worker.terminate(); // else crashed() ended it
+      throw e;
+    }
+    if (now) this.remote = remote;
+    return { worker, remote, failed };
+  }
+
+  /** Makes a spawned worker the page's: its events count from now on. */
+  private async adopt(s: Spawned): Promise<Remote<QemuWorkerApi>> {
+    this.worker = s.worker;
+    this.remote = s.remote;
+    // A new worker counts its status from 0 again; its first status
+    // events came before it was adopted, so ask.
+    this.current = { ...this.current, seq: -1 };
+    this.setStatus(await s.remote.status());
+    return s.remote;
   }
 
   private crashed(message: string): void {

@@ -193,12 +193,18 @@ export interface QemuWorkerApi {
   /** Saves the running VM (QEMU's migration to a file) as a snapshot
    * file; the VM runs on. */
   saveSnapshot(): Promise<Uint8Array>;
-  /** Checks a snapshot file whole, then replaces the running guest (if
-   * any) by the VM in it; resolves once that VM runs. */
-  restoreSnapshot(file: Uint8Array, options?: RestoreOptions): Promise<Status>;
   /** Checks a snapshot file whole (and that this page can restore it)
    * without touching anything; rejects with bad-snapshot and the reason. */
   checkSnapshot(file: Uint8Array, options?: RestoreOptions): Promise<SnapshotInfo>;
+  /** Checks a snapshot file whole as checkSnapshot() does, and keeps QEMU's
+   * stream in it for restoreOpened(): the page has a fresh worker check
+   * the file while the running guest (in another worker) goes on, and
+   * ends that guest only for a good file. Send `file` transferred. */
+  openSnapshot(file: Uint8Array, options?: RestoreOptions): Promise<SnapshotInfo>;
+  /** Replaces the running guest (if any) by the VM of the snapshot
+   * openSnapshot() checked; resolves once that VM runs. Nothing is
+   * checked or decompressed again. */
+  restoreOpened(): Promise<Status>;
 }
 
 /** What a snapshot file says about the VM in it. */

@@ -35,8 +35,9 @@ export interface QemuInstanceLike {
   /** The first half of kill(): resolves with the heap top (0: unknown)
    * once no thread of this QEMU writes the Memory; kill() ends the rest. */
   endThreads?(): Promise<number>;
-  /** A file of QEMU's file system, or null. */
-  readFile?(path: string): Promise<Uint8Array | null>;
+  /** A file of QEMU's file system, or null. `remove`: QEMU's file
+   * system lets go of it, too. */
+  readFile?(path: string, remove?: boolean): Promise<Uint8Array | null>;
 }
 
 /** Everything needed to start one QEMU instance: the instance worker's

@@ -192,11 +192,19 @@ describe('snapshots (fake QEMU)', () => {
     expect(await host.status()).toMatchObject({ state: 'running' });
     const info = await host.checkSnapshot(file);
     expect(info).toMatchObject({ guest: 'arm', build: 'qemu-system-arm@v1', ramMiB: 128 });
-    const s = await host.restoreSnapshot(file, { build: 'v2' });
+    expect(await host.openSnapshot(file, { build: 'v2' })).toEqual(info);
+    expect(backend.instances[0]!.killed).toBe(false);
+    const s = await host.restoreOpened();
     expect(s).toMatchObject({ state: 'running', build: 'qemu-system-arm@v2' });
     expect(backend.instances[0]!.killed).toBe(true);
-    expect(backend.instances[1]!.req.argv.slice(-4)).toEqual(['-global', 'migration.x-events=on', '-incoming', 'file:/snapshot.state']);
-    expect(backend.instances[1]!.req.files['/snapshot.state']).toBeDefined();
+    const req = backend.instances[1]!.req;
+    expect(req.argv.slice(-4)).toEqual(['-global', 'migration.x-events=on', '-incoming', 'file:/snapshot.state']);
+    // QEMU's stream as checked, handed to the instance worker, not copied.
+    const state = req.files['/snapshot.state']!;
+    expect(state.subarray(0, 4)).toEqual(new Uint8Array([0x51, 0x45, 0x56, 0x4d]));
+    expect(req.transfer).toEqual([state.buffer]);
+    // Taken once: a second restore needs another openSnapshot().
+    await expect(host.restoreOpened()).rejects.toMatchObject({ code: 'bad-state', message: /openSnapshot/ });
     // A restored VM live-updates like a booted one.
     expect((await host.liveUpdate('v1')).to).toBe('qemu-system-arm@v1');
   });
@@ -232,10 +240,14 @@ describe('snapshots (fake QEMU)', () => {
     const file = await host.saveSnapshot();
     const flipped = file.slice();
     flipped[flipped.length - 3]! ^= 0x40;
-    await expect(host.restoreSnapshot(flipped)).rejects.toMatchObject({ code: 'bad-snapshot', message: /sha256/ });
-    await expect(host.restoreSnapshot(file.subarray(0, file.length - 1))).rejects.toMatchObject({ code: 'bad-snapshot', message: /truncated/ });
-    await expect(host.restoreSnapshot(new TextEncoder().encode('hello'))).rejects.toMatchObject({ code: 'bad-snapshot', message: /magic/ });
-    await expect(host.restoreSnapshot(file, { build: 'v7' })).rejects.toMatchObject({ code: 'bad-snapshot', message: /unknown build "v7".*nothing was changed/ });
+    await expect(host.openSnapshot(flipped)).rejects.toMatchObject({ code: 'bad-snapshot', message: /sha256/ });
+    await expect(host.openSnapshot(file.subarray(0, file.length - 1))).rejects.toMatchObject({ code: 'bad-snapshot', message: /truncated/ });
+    await expect(host.openSnapshot(new TextEncoder().encode('hello'))).rejects.toMatchObject({ code: 'bad-snapshot', message: /magic/ });
+    await expect(host.openSnapshot(file, { build: 'v7' })).rejects.toMatchObject({ code: 'bad-snapshot', message: /unknown build "v7".*nothing was changed/ });
+    // A refused file leaves nothing to restore, not even an earlier good one.
+    await host.openSnapshot(file);
+    await expect(host.openSnapshot(flipped)).rejects.toMatchObject({ code: 'bad-snapshot' });
+    await expect(host.restoreOpened()).rejects.toMatchObject({ code: 'bad-state' });
     expect(backend.instances).toHaveLength(1);
     expect(backend.instances[0]!.killed).toBe(false);
     expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });

@@ -117,10 +117,25 @@ interface Restore {
   booted?: boolean;
 }
 
+/** A snapshot file checked whole: what it says, QEMU's stream in it (its
+ * own buffer, handed to the instance worker, not copied) and the build to
+ * restore it on. */
+interface CheckedSnapshot {
+  info: SnapshotInfo;
+  state: Uint8Array;
+  build: ResolvedBuild;
+}
+
 /** Where a snapshot's state lives in QEMU's file system, saving and loading. */
 const SNAPSHOT_FILE = '/snapshot.state';
 /** Saving writes every used page of guest RAM: up to a minute for 1 GiB here. */
 const SNAPSHOT_TIMEOUT_MS = 300_000;
+
+/** Whether `bytes` is the whole of an ArrayBuffer, so transferring it
+ * moves nothing else. */
+function ownsBuffer(bytes: Uint8Array): bytes is Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+}
 
 /** "qemu-system-arm" for "qemu-system-arm@v2". */
 function programOf(name: string): string {
@@ -148,6 +163,8 @@ export class QemuHost implements QemuWorkerApi {
   private serialOut: Uint8Array[] = [];
   private serialTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly updates: LiveUpdates<Session>;
+  /** The snapshot openSnapshot() checked, until restoreOpened() takes it. */
+  private opened: (CheckedSnapshot & { timeoutMs?: number }) | null = null;
 
   constructor(private readonly env: HostEnvironment) {
     this.updates = new LiveUpdates<Session>({
@@ -262,19 +279,30 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   async checkSnapshot(file: Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
-    return (await this.openSnapshot(file, options)).info;
+    return (await this.checkedSnapshot(file, options)).info;
   }
 
-  async restoreSnapshot(file: Uint8Array, options: RestoreOptions = {}): Promise<Status> {
+  async openSnapshot(file: Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
     if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
-    // Everything is checked before the running guest is touched.
-    const { info, state, build } = await this.openSnapshot(file, options);
-    const resolved = resolveBootOptions({ guest: info.guest, ramMiB: info.ramMiB, build: build.name, bootTimeoutMs: options.timeoutMs });
+    this.opened = null;
+    const opened = await this.checkedSnapshot(file, options);
+    // The build downloads and compiles while the page ends the running guest.
+    void this.store.prepare(opened.build).catch(() => undefined);
+    this.opened = { ...opened, timeoutMs: options.timeoutMs };
+    return opened.info;
+  }
+
+  async restoreOpened(): Promise<Status> {
+    const opened = this.opened;
+    if (!opened) throw new PlaygroundError('bad-state', 'no snapshot is open: call openSnapshot() first');
+    this.opened = null;
+    const { info, state, build, timeoutMs } = opened;
+    const resolved = resolveBootOptions({ guest: info.guest, ramMiB: info.ramMiB, build: build.name, bootTimeoutMs: timeoutMs });
     return this.start(resolved, { argv: info.argv, state });
   }
 
   /** A snapshot file checked whole, and the build to restore it on. */
-  private async openSnapshot(file: Uint8Array, options: RestoreOptions): Promise<{ info: SnapshotInfo; state: Uint8Array; build: ResolvedBuild }> {
+  private async checkedSnapshot(file: Uint8Array, options: RestoreOptions): Promise<CheckedSnapshot> {
     if (!(file instanceof Uint8Array)) throw new PlaygroundError('bad-options', 'a snapshot is given as bytes (Uint8Array) or a Blob');
     const { info, state } = await readSnapshot(file);
     const registry = await this.store.builds();
@@ -302,6 +330,7 @@ export class QemuHost implements QemuWorkerApi {
     }
     const id = this.nextId++;
     this.activeBoot = id;
+    this.opened = null;
     await this.stopSession();
     this.logs.length = 0;
     try {
@@ -342,6 +371,7 @@ export class QemuHost implements QemuWorkerApi {
 
   async stop(): Promise<Status> {
     this.activeBoot = 0;
+    this.opened = null;
     if (!this.session) {
       if (this.state.state !== 'idle') this.setState({ state: 'stopped', error: null });
       return this.snapshot();
@@ -463,7 +493,10 @@ export class QemuHost implements QemuWorkerApi {
     // of the load only with the events capability) instead of booting.
     const launchArgv = restore ? [...argv, '-global', 'migration.x-events=on', '-incoming', `file:${SNAPSHOT_FILE}`] : argv;
     const launchFiles = restore ? { ...files, [SNAPSHOT_FILE]: restore.state } : files;
-    const launched = this.launch(session, { prepared, argv: launchArgv, memory: session.memory, files: launchFiles })
+    // The state (up to the guest's RAM) moves to the instance worker, not
+    // copied; it is the checked state's own buffer.
+    const transfer = restore && ownsBuffer(restore.state) ? [restore.state.buffer] : [];
+    const launched = this.launch(session, { prepared, argv: launchArgv, memory: session.memory, files: launchFiles, transfer })
       .catch((e: unknown) => {
         throw new PlaygroundError(
           'load-failed',
@@ -522,6 +555,7 @@ export class QemuHost implements QemuWorkerApi {
       memory: req.memory ?? undefined,
       argv: req.argv,
       files: req.files,
+      transfer: req.transfer,
       env: req.env,
       adopt: req.adopt,
       execNames: this.execNames(session.options.guest),

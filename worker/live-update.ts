@@ -73,6 +73,9 @@ export interface StartRequest {
   env?: Record<string, string>;
   adopt?: OpenMemfd[];
   files: Record<string, Uint8Array>;
+  /** Buffers of `files` handed to the instance worker rather than copied
+   * (detached here): a restore's state, which nothing here needs again. */
+  transfer?: ArrayBuffer[];
 }
 
 /** How an update ended. */
@@ -277,7 +280,9 @@ export async function saveState(r: Running, path: string, timeoutMs: number, kee
     } finally {
       migrated.cancel();
     }
-    const state = await instance.readFile?.(path);
+    // Out of QEMU's file system too: else a saved guest's RAM stays there
+    // as well, as long as that QEMU runs.
+    const state = await instance.readFile?.(path, true);
     if (!state || state.length === 0) throw new Error(`QEMU wrote no ${path}`);
     ok = true;
     return state;

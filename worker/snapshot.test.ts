@@ -1,4 +1,6 @@
 // Runs in Node (vitest): the snapshot file, and every way it is refused.
+import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { readSnapshot, writeSnapshot } from './snapshot';
 
@@ -31,6 +33,25 @@ describe('snapshot files', () => {
     const { info, state } = await readSnapshot(f);
     expect(info).toEqual({ ...INFO, createdAt: '2026-11-28T00:00:00.000Z', stateBytes: STATE.length });
     expect(state).toEqual(STATE);
+  });
+
+  it('a state of many pieces: the header describes its payload as plain gzip and sha256 read it', async () => {
+    // Past the 4 MiB pieces the (de)compressor is fed in, and not all compressible.
+    const big = new Uint8Array(9 * 2 ** 20 + 123);
+    for (let i = 0, x = 1; i < big.length; i++) big[i] = i % 3 ? (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24 : 0;
+    const f = await writeSnapshot(INFO, big);
+    const text = new TextDecoder('latin1').decode(f.subarray(0, 4096));
+    const a = text.indexOf('\n');
+    const b = text.indexOf('\n', a + 1);
+    const header = JSON.parse(text.slice(a + 1, b)) as { stateBytes: number; payload: { bytes: number; sha256: string } };
+    const payload = f.subarray(b + 1);
+    expect(Object.keys(header)).toEqual(['guest', 'build', 'ramMiB', 'argv', 'createdAt', 'stateBytes', 'payload']);
+    expect(header.payload.bytes).toBe(payload.length);
+    expect(header.payload.sha256).toBe(createHash('sha256').update(payload).digest('hex'));
+    expect(header.stateBytes).toBe(big.length);
+    // Compared as Buffers: a deep equality of 9 MiB takes minutes.
+    expect(gunzipSync(payload).equals(big)).toBe(true);
+    expect(Buffer.from((await readSnapshot(f)).state).equals(big)).toBe(true);
   });
 
   it('refuses a truncated file', async () => {

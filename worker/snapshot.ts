@@ -33,24 +33,72 @@ async function sha256(bytes: Uint8Array): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-async function through(bytes: Uint8Array, stream: CompressionStream | DecompressionStream): Promise<Uint8Array> {
-  const out = new Response(new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(stream));
-  return new Uint8Array(await out.arrayBuffer());
+/** Input for a (de)compressor in pieces of this size: it works through a
+ * big file a piece at a time instead of holding it all at once. */
+const PIECE_BYTES = 4 * 2 ** 20;
+
+/** `bytes` as a stream of views into them: nothing is copied (a Blob of
+ * them would copy the whole file first). */
+function pieces(bytes: Uint8Array): ReadableStream<BufferSource> {
+  let at = 0;
+  return new ReadableStream<BufferSource>(
+    {
+      pull(c) {
+        if (at >= bytes.length) return c.close();
+        c.enqueue(bytes.subarray(at, at + PIECE_BYTES) as Uint8Array<ArrayBuffer>);
+        at += PIECE_BYTES;
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/** Hands each chunk of `stream` to `each`; if `each` throws, the stream is
+ * cancelled and the error goes on. */
+async function drain(stream: ReadableStream<Uint8Array>, each: (chunk: Uint8Array) => void): Promise<void> {
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    try {
+      each(value);
+    } catch (e) {
+      await reader.cancel(e).catch(() => undefined);
+      throw e;
+    }
+  }
+}
+
+/** The decompressed state ran past the size its header gives. */
+class TooLong extends Error {
+  constructor(readonly atLeast: number) {
+    super(`at least ${atLeast} bytes`);
+  }
 }
 
 /** A snapshot file of QEMU's migration stream `state`. */
 export async function writeSnapshot(info: Omit<SnapshotInfo, 'stateBytes' | 'createdAt'>, state: Uint8Array, now = new Date()): Promise<Uint8Array> {
-  const payload = await through(state, new CompressionStream('gzip'));
-  const header: SnapshotHeader = {
-    ...info,
-    createdAt: now.toISOString(),
-    stateBytes: state.length,
-    payload: { encoding: 'gzip', bytes: payload.length, sha256: await sha256(payload) },
+  const parts: Uint8Array[] = [];
+  let bytes = 0;
+  await drain(pieces(state).pipeThrough(new CompressionStream('gzip')), (c) => {
+    parts.push(c);
+    bytes += c.length;
+  });
+  const headOf = (sha256: string): Uint8Array => {
+    const header: SnapshotHeader = { ...info, createdAt: now.toISOString(), stateBytes: state.length, payload: { encoding: 'gzip', bytes, sha256 } };
+    return new TextEncoder().encode(`${SNAPSHOT_MAGIC} ${SNAPSHOT_FORMAT}\n${JSON.stringify(header)}\n`);
   };
-  const head = new TextEncoder().encode(`${SNAPSHOT_MAGIC} ${SNAPSHOT_FORMAT}\n${JSON.stringify(header)}\n`);
-  const file = new Uint8Array(head.length + payload.length);
-  file.set(head);
-  file.set(payload, head.length);
+  // The compressed pieces go straight to their place in the file and are
+  // hashed there, not gathered into a payload and copied once more: the
+  // header's length does not depend on the digest (always 64 hex digits).
+  const start = headOf('0'.repeat(64)).length;
+  const file = new Uint8Array(start + bytes);
+  let at = start;
+  for (const p of parts.splice(0)) {
+    file.set(p, at);
+    at += p.length;
+  }
+  file.set(headOf(await sha256(file.subarray(start))));
   return file;
 }
 
@@ -99,13 +147,26 @@ export async function readSnapshot(file: Uint8Array): Promise<{ info: SnapshotIn
     throw bad(`it is truncated or padded: the payload has ${payload.length} bytes, the header says ${header.payload.bytes}`);
   }
   if ((await sha256(payload)) !== header.payload.sha256) throw bad('its payload does not match its sha256 (the file is corrupted)');
+  // Straight into a buffer of the size the header gives: one copy of the
+  // state, and a payload that inflates past it is stopped there.
   let state: Uint8Array;
   try {
-    state = await through(payload, new DecompressionStream('gzip'));
+    state = new Uint8Array(header.stateBytes);
+  } catch {
+    throw bad(`its state of ${header.stateBytes} bytes is more than this page can hold`);
+  }
+  let at = 0;
+  try {
+    await drain(pieces(payload).pipeThrough(new DecompressionStream('gzip')), (c) => {
+      if (at + c.length > state.length) throw new TooLong(at + c.length);
+      state.set(c, at);
+      at += c.length;
+    });
   } catch (e) {
+    if (e instanceof TooLong) throw bad(`its state has at least ${e.atLeast} bytes, the header says ${header.stateBytes}`);
     throw bad(`its payload does not decompress (${e instanceof Error ? e.message : String(e)})`);
   }
-  if (state.length !== header.stateBytes) throw bad(`its state has ${state.length} bytes, the header says ${header.stateBytes}`);
+  if (at !== header.stateBytes) throw bad(`its state has ${at} bytes, the header says ${header.stateBytes}`);
   const { payload: _, ...info } = header;
   return { info, state };
 }

@@ -22,7 +22,8 @@ export interface DeviceOps {
 }
 
 export interface EmscriptenFS {
-  writeFile(path: string, data: Uint8Array): void;
+  /** `canOwn`: MEMFS keeps `data` as the file's contents instead of a copy. */
+  writeFile(path: string, data: Uint8Array, opts?: { canOwn?: boolean }): void;
   readFile(path: string): Uint8Array;
   mkdirTree(path: string): void;
   mkdev(path: string, mode: number, dev?: number): void;

@@ -10,6 +10,8 @@ import { NO_THREADS, parkedAddresses, SETTLE_MS, wakeParked } from './parked';
 
 /** The launch message's fields, plus the host's callbacks. */
 export interface InstanceLaunch extends Omit<Extract<ToInstance, { type: 'launch' }>, 'type'> {
+  /** Buffers of `files` handed over rather than copied (detached here). */
+  transfer?: ArrayBuffer[];
   onConsole(console: ConsoleName, bytes: Uint8Array): void;
   onLog(line: string): void;
   onExec?(request: ExecRequest): void;
@@ -29,7 +31,8 @@ export interface InstanceHandle {
   /** Ends the worker at once (no wait): the exec path's teardown. */
   terminate(): void;
   heapTop(): Promise<number>;
-  readFile(path: string): Promise<Uint8Array | null>;
+  /** `remove`: QEMU's file system lets go of the file, too. */
+  readFile(path: string, remove?: boolean): Promise<Uint8Array | null>;
 }
 
 /** Between rounds of waking waiters, and after terminating a worker whose
@@ -79,7 +82,7 @@ export function prewarmInstance(jsUrl: string): SpareInstance {
 export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Promise<InstanceHandle> {
   const worker = spare && spare.jsUrl === opts.jsUrl ? spare.worker : newInstanceWorker();
   if (spare && spare.worker !== worker) spare.dispose();
-  const post = (m: ToInstance): void => worker.postMessage(m);
+  const post = (m: ToInstance, transfer: Transferable[] = []): void => worker.postMessage(m, transfer);
   let stopped: StoppedThreads | undefined;
   /** QEMU's threads as the instance started them ('thread'). */
   const started: number[] = [];
@@ -188,7 +191,7 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     },
     endThreads,
     heapTop: () => ask((id) => ({ type: 'heap-top', id }), 0),
-    readFile: (path) => ask<Uint8Array | null>((id) => ({ type: 'read-file', id, path }), null),
+    readFile: (path, remove = false) => ask<Uint8Array | null>((id) => ({ type: 'read-file', id, path, remove }), null),
   };
   return new Promise<InstanceHandle>((resolve, reject) => {
     worker.onerror = (ev) => {
@@ -261,6 +264,6 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
       adopt: opts.adopt,
       execNames: opts.execNames,
     };
-    post(launch);
+    post(launch, opts.transfer);
   });
 }

@@ -25,7 +25,9 @@ export type ToInstance =
   | { type: 'prewarm'; jsUrl: string; threads: number }
   /** Input for one of QEMU's consoles. */
   | { type: 'console'; console: ConsoleName; bytes: Uint8Array }
-  | { type: 'read-file'; id: number; path: string }
+  /** Reply: the file's bytes (transferred) or null. `remove`: and out of
+   * QEMU's file system with it. */
+  | { type: 'read-file'; id: number; path: string; remove: boolean }
   /** End QEMU's pthread workers now, then answer with the heap top: the
    * host terminates this worker SETTLE_MS after the answer. */
   | { type: 'kill'; id: number }

@@ -2,6 +2,7 @@
 // devices (serial, HMP, QMP), and its exit. Runs on the thread that hosts the module
 // (a dedicated Worker, or Node's main thread); never touches the DOM.
 
+import { installFileGrowth } from './file-growth';
 import { JsCharDevice } from './chardev';
 import { CONSOLE_DEVICES, CONSOLES, type ConsoleName } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
@@ -47,6 +48,9 @@ export interface QemuLaunchOptions {
   argv: string[];
   /** Files written into the Emscripten FS before QEMU starts, by absolute path. */
   files: Record<string, Uint8Array>;
+  /** The files' bytes are this instance's alone: its file system keeps
+   * them instead of a copy (QEMU may write into them). [false] */
+  ownFiles?: boolean;
   /** Output of one of QEMU's consoles (guest serial, HMP, QMP). */
   onConsole(console: ConsoleName, bytes: Uint8Array): void;
   /** QEMU's own stdout and stderr, a line at a time (its error messages). */
@@ -79,8 +83,9 @@ export interface QemuExit {
 export interface QemuInstance {
   /** The top of this instance's heap (0 when the build cannot tell). */
   heapTop(): number;
-  /** A file of QEMU's FS (e.g. a migration file), or null. */
-  readFile(path: string): Uint8Array | null;
+  /** A file of QEMU's FS (e.g. a migration file) in a buffer of its own,
+   * or null. `remove`: removed from the FS as well. */
+  readFile(path: string, remove?: boolean): Uint8Array | null;
   /** Input for one of QEMU's consoles. */
   write(console: ConsoleName, bytes: Uint8Array): void;
   /** Settles once QEMU has exited, whatever the reason. */
@@ -160,10 +165,11 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
           memfds.installShm();
           memfds.installSharedFileMaps();
         }
+        installFileGrowth(module.FS);
         for (const [k, v] of Object.entries(opts.env ?? {})) module.ENV[k] = v;
         for (const [path, data] of Object.entries(opts.files)) {
           module.FS.mkdirTree(path.slice(0, path.lastIndexOf('/')) || '/');
-          module.FS.writeFile(path, data);
+          module.FS.writeFile(path, data, { canOwn: opts.ownFiles === true });
         }
         for (const [c, device] of devices) device.install(module.FS, CONSOLE_DEVICES[c].major);
       },
@@ -222,12 +228,15 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
 
   return {
     heapTop,
-    readFile: (path) => {
+    readFile: (path, remove = false) => {
+      let bytes: Uint8Array;
       try {
-        return module.FS.readFile(path);
+        bytes = module.FS.readFile(path);
       } catch {
         return null;
       }
+      if (remove) module.FS.unlink(path);
+      return bytes;
     },
     write: (console, bytes) => devices.get(console)!.input(bytes),
     exited,

@@ -98,7 +98,11 @@ scope.onmessage = (ev: MessageEvent<ToInstance>) => {
 function handle(inst: QemuInstance, m: ToInstance): void {
   if (m.type === 'console') inst.write(m.console, m.bytes);
   else if (m.type === 'heap-top') post({ type: 'reply', id: m.id, value: inst.heapTop() });
-  else if (m.type === 'read-file') post({ type: 'reply', id: m.id, value: inst.readFile(m.path) });
+  else if (m.type === 'read-file') {
+    // Moved to the host, not copied: a saved state is as big as guest RAM.
+    const bytes = inst.readFile(m.path, m.remove);
+    post({ type: 'reply', id: m.id, value: bytes }, bytes ? [bytes.buffer] : []);
+  }
   else if (m.type === 'kill') {
     killing = true;
     void inst.stopThreads().then((stopped) => {
@@ -120,6 +124,9 @@ async function launch(m: Extract<ToInstance, { type: 'launch' }>): Promise<void>
       memory: m.memory,
       argv: m.argv,
       files: m.files,
+      // The launch message's bytes are this worker's own (copied or
+      // transferred to it): no second copy of a restore's state.
+      ownFiles: true,
       env: m.env,
       adopt: m.adopt,
       onConsole: (console, bytes) => batchers.get(console)!.add(bytes),
