@@ -5,11 +5,17 @@
 # we touch or rely on: the cpr cases of migration-test (cpr-exec included),
 # qmp-cmd-test, ivshmem-test and test-x86-cpuid-compat, and the series' own
 # cpr-exec-test. See docs/native-tests.md.
+# --tci builds the same tree with the TCG interpreter (TCI, as the wasm build
+# uses; tcg/tci.c is what the tci-wasm series changes) and without KVM, and
+# runs the tests that execute guest code: boot-serial-test (SeaBIOS on the
+# i386 machines), migration-test's precopy and multifd cases (the guest
+# bootsector writes RAM, checked after migration) and the tests above.
 #
 # Usage (as root: it installs build dependencies with apt):
 #   sudo bash wasm/native-check.sh               # patched tree (the check)
 #   sudo bash wasm/native-check.sh --unpatched   # the same without our patches, to compare
 #   CPR_NATIVE_WORK=/tmp/nc sudo bash wasm/native-check.sh   # work dir (default /work/nativecheck)
+#   sudo bash wasm/native-check.sh --tci         # TCI instead of TCG+KVM (with or without --unpatched)
 # Options: --skip-apt (do not touch apt; fail if something is missing),
 #          --jobs N (default 2; never more than 2 here, another build shares the cores).
 # Exit status: 0 when every test passed, 1 otherwise.
@@ -22,6 +28,7 @@ QEMU_DIR_NAME=qemu-10.2.2+ds
 PRISTINE=${CPR_WASM_WORK:-$WASM_DIR/.work}/root/build/src/$QEMU_DIR_NAME
 WORK=${CPR_NATIVE_WORK:-/work/nativecheck}
 VARIANT=patched
+TCI=0
 JOBS=2
 SKIP_APT=0
 MESON_MIN=1.5.0
@@ -41,9 +48,10 @@ step() {
 while [ $# -gt 0 ]; do
     case $1 in
         --unpatched) VARIANT=unpatched ;;
+        --tci) TCI=1 ;;
         --skip-apt) SKIP_APT=1 ;;
         --jobs) JOBS=$2; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
     shift
@@ -63,7 +71,10 @@ case "$WORK/" in
 esac
 [ "$(uname -m)" = x86_64 ] || die "this check is written for an x86_64 host (found $(uname -m))"
 
-VDIR=$WORK/$VARIANT          # src/ (tree), build/, logs/, results.txt
+# FLAVOUR: patched, unpatched, patched-tci, unpatched-tci: each its own dir.
+FLAVOUR=$VARIANT
+[ $TCI = 1 ] && FLAVOUR=$VARIANT-tci
+VDIR=$WORK/$FLAVOUR          # src/ (tree), build/, logs/, results.txt
 SRC=$VDIR/src
 BUILD=$VDIR/build
 LOGS=$VDIR/logs
@@ -153,6 +164,21 @@ step_source() {
     else
         log "unpatched tree: wasm/patches/ NOT applied"
     fi
+    if [ $TCI = 1 ]; then
+        # QEMU 10.2 builds boot-serial-test for x86 only with CONFIG_SGA,
+        # a Kconfig symbol that no longer exists (sgabios is gone): the
+        # test is never built for i386/x86_64, though its table still has
+        # the isapc, pc and q35 cases (SeaBIOS on the serial port with
+        # graphics=off). Build it: a change to the test list only, made
+        # to both variants alike, not part of any series.
+        local sga="(config_all_devices.has_key('CONFIG_SGA') ? ['boot-serial-test'] : []) +"
+        grep -qF "$sga" "$stage/tests/qtest/meson.build" ||
+            die "tests/qtest/meson.build no longer gates boot-serial-test on CONFIG_SGA: look again at the --tci tweak"
+        sed -i "s|(config_all_devices.has_key('CONFIG_SGA') ? \['boot-serial-test'\] : \[\]) +|['boot-serial-test'] +|" \
+            "$stage/tests/qtest/meson.build"
+        ! grep -qF "$sga" "$stage/tests/qtest/meson.build" || die "could not ungate boot-serial-test"
+        log "--tci: boot-serial-test built for i386 (tests/qtest/meson.build: CONFIG_SGA gate removed)"
+    fi
     # rsync -c keeps the timestamps of unchanged files: a rerun recompiles
     # only what a changed patch touches.
     mkdir -p "$SRC"
@@ -176,9 +202,19 @@ CONFIGURE_ARGS=(
     # first in PATH and would not)
     --python=/usr/bin/python3
 )
+if [ $TCI = 1 ]; then
+    # The TCG interpreter, and no KVM: whatever accelerator a test asks for
+    # ('-accel kvm -accel tcg' in migration-test), the guest runs under TCI.
+    CONFIGURE_ARGS+=(--enable-tcg-interpreter --disable-kvm)
+fi
+# Test names (the keys below and in results.txt); TEST_BIN maps a name to
+# its binary in tests/qtest/ when they differ.
+declare -A TEST_BIN=([migration-precopy]=migration-test)
 TESTS=(migration-test qmp-cmd-test ivshmem-test test-x86-cpuid-compat)
+[ $TCI = 1 ] && TESTS=(boot-serial-test migration-precopy "${TESTS[@]}")
 # The series' own test (patch 0015) exists only in the patched tree.
 [ $VARIANT = patched ] && TESTS+=(cpr-exec-test)
+test_bin() { echo "${TEST_BIN[$1]:-$1}"; }
 
 step_configure() {
     local want have
@@ -199,9 +235,12 @@ step_configure() {
 }
 
 step_build() {
-    local targets=(qemu-system-i386) t
-    for t in "${TESTS[@]}"; do targets+=("tests/qtest/$t"); done
-    (cd "$BUILD" && "${NICE[@]}" ninja -j"$JOBS" all "${targets[@]}") > "$LOGS/build.log" 2>&1 ||
+    local targets=(qemu-system-i386) t all=(all)
+    for t in "${TESTS[@]}"; do targets+=("tests/qtest/$(test_bin "$t")"); done
+    # --tci: only the emulator and the tests it runs (half the steps of
+    # 'all', which adds the unit tests, the other qtests, the plugins...).
+    [ $TCI = 1 ] && all=()
+    (cd "$BUILD" && "${NICE[@]}" ninja -j"$JOBS" "${all[@]}" "${targets[@]}") > "$LOGS/build.log" 2>&1 ||
         { grep -B2 -A12 -m3 'error' "$LOGS/build.log" >&2 || tail -30 "$LOGS/build.log" >&2
           die "QEMU build failed, see $LOGS/build.log"; }
     # QEMU's x86 option ROMs are built by make, not ninja.
@@ -227,14 +266,26 @@ step_build() {
         ln -sfn "$rom" "$BUILD/qemu-bundle$datadir/$(basename "$rom")"
     done
     log "$("$BUILD/qemu-system-i386" --version | head -n1)"
+    if [ $TCI = 1 ]; then
+        grep -q '^#define CONFIG_TCG_INTERPRETER' "$BUILD/config-host.h" ||
+            die "--tci: the build is not configured with the TCG interpreter (no CONFIG_TCG_INTERPRETER in config-host.h)"
+        "$BUILD/qemu-system-i386" -accel help | grep -qx kvm &&
+            die "--tci: the build has KVM, the tests could run under it"
+        log "--tci: TCG interpreter, accelerators: $("$BUILD/qemu-system-i386" -accel help | tail -n +2 | tr '\n' ' ')"
+    fi
 }
 
 # --- 4. tests --------------------------------------------------------------
 
 # Timeouts: QEMU's meson.build values (migration 480 s, qmp-cmd 120 s,
 # others 60 s) times 3, the machine is shared.
+# boot-serial-test 360 s x3. Under --tci all of them x2 again: the
+# interpreter is several times slower than TCG's native backend.
 declare -A TIMEOUT=([migration-test]=1440 [qmp-cmd-test]=360 [ivshmem-test]=180 [test-x86-cpuid-compat]=180
-                   [cpr-exec-test]=180)
+                   [cpr-exec-test]=180 [boot-serial-test]=1080 [migration-precopy]=1440)
+if [ $TCI = 1 ]; then
+    for t in "${!TIMEOUT[@]}"; do TIMEOUT[$t]=$(( TIMEOUT[$t] * 2 )); done
+fi
 declare -A RESULT DURATION DETAIL
 FAILED=0
 
@@ -248,7 +299,7 @@ run_test() {
          G_TEST_DBUS_DAEMON="$SRC/tests/dbus-vmstate-daemon.sh" PYTHON=/usr/bin/python3 \
          MALLOC_PERTURB_=$(( RANDOM % 255 + 1 )) \
          "${NICE[@]}" timeout --kill-after=10 "${TIMEOUT[$name]}" \
-         "./tests/qtest/$name" --tap -k "$@") > "$log" 2>&1 || rc=$?
+         "./tests/qtest/$(test_bin "$name")" --tap -k "$@") > "$log" 2>&1 || rc=$?
     ok=$(grep -cE '^ok ' "$log" || true)
     notok=$(grep -cE '^not ok ' "$log" || true)
     skip=$(grep -cE '^ok .*# SKIP' "$log" || true)
@@ -266,8 +317,61 @@ run_test() {
     log "  ${RESULT[$name]} $name: ${DETAIL[$name]} (${DURATION[$name]} s, log $log)"
 }
 
+# -p selects a path and everything below it, and a case run twice in one
+# process crashes the harness (SIGSEGV after both passed): of the paths
+# given, print "-p PATH" for those that no other given path already covers
+# (check_ran then makes sure that every one of them did run).
+p_args() {
+    local p q covered
+    for p in "$@"; do
+        covered=0
+        for q in "$@"; do case $p in "$q"/*) covered=1 ;; esac; done
+        [ $covered = 1 ] || printf '%s\n' -p "$p"
+    done
+}
+
+# check_ran NAME PATHS...: every path must have its ok/not ok line in the
+# test's log. -p does not always reach what lies below a path: with
+# '-p /a/b' GLib 2.74 ran /a/b/c but not /a/b/c/d (seen with migration-test
+# --full, /precopy/file and /precopy/file/offset/fdset).
+check_ran() {
+    local name=$1 p missing=()
+    shift
+    for p in "$@"; do
+        awk -v p="$p" '($1 == "ok" && $3 == p) || ($1 == "not" && $4 == p) { f = 1 } END { exit !f }' \
+            "$LOGS/$name.log" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    RESULT[$name]=FAIL
+    DETAIL[$name]+=", ${#missing[@]} listed case(s) did not run: ${missing[*]}"
+    FAILED=1
+    log "  FAIL $name: did not run: ${missing[*]}"
+}
+
 step_tests() {
-    local paths p args=() q covered no_exec=0
+    local paths p args=() no_exec=0
+    if [ $TCI = 1 ]; then
+        # SeaBIOS on isapc, pc and q35: it must print "SeaBIOS" on the
+        # serial port (graphics=off), all of it interpreted.
+        run_test boot-serial-test
+        # What 'make check' runs of migration-test without KVM (no
+        # --full), minus postcopy: the precopy and multifd cases. Each
+        # boots the guest bootsector (tests/qtest/migration/i386): in a
+        # loop, 'incb' on the first byte of every 4 KiB page from 1 to
+        # 100 MB (a guest load and store each, dirtying RAM while it is
+        # migrated), and after migration the test checks on the
+        # destination that the bytes agree.
+        paths=$(cd "$BUILD" && QTEST_QEMU_BINARY=./qemu-system-i386 ./tests/qtest/migration-test -l |
+                grep -E '/migration/(precopy|multifd)/' | grep -v postcopy || true)
+        [ -n "$paths" ] || die "migration-test -l lists no precopy or multifd case"
+        echo "$paths" | sed 's/^/    precopy case: /'
+        # shellcheck disable=SC2046,SC2086
+        mapfile -t args < <(p_args $paths)
+        run_test migration-precopy "${args[@]}"
+        # shellcheck disable=SC2086
+        check_ran migration-precopy $paths
+        args=()
+    fi
     # The cpr cases are registered only with --full; /migration/mode/reboot
     # only with QEMU_TEST_FLAKY_TESTS (upstream CI has trouble with shared
     # memory, this host has none); transfer, transfer/defer and exec only
@@ -278,18 +382,17 @@ step_tests() {
             grep -E '/migration/mode/' || true)
     [ -n "$paths" ] || die "migration-test --full -l lists no /migration/mode/ (cpr) cases"
     echo "$paths" | sed 's/^/    cpr case: /'
-    # Without it the listed cases still run, and the test counts as failed.
+    # Without it the listed cases still run, and the test counts as failed
+    # (not under --tci: it builds QEMU without KVM on purpose).
     echo "$paths" | grep -q '/migration/mode/exec$' || no_exec=1
-    # -p selects a path and everything below it, and a case run twice in one
-    # process crashes the harness (SIGSEGV after both passed): pass only the
-    # paths that no other listed path already covers.
-    for p in $paths; do
-        covered=0
-        for q in $paths; do case $p in "$q"/*) covered=1 ;; esac; done
-        [ $covered = 1 ] || args+=(-p "$p")
-    done
+    # shellcheck disable=SC2046,SC2086
+    mapfile -t args < <(p_args $paths)
     run_test migration-test --full "${args[@]}"
-    if [ $no_exec = 1 ]; then
+    # shellcheck disable=SC2086
+    check_ran migration-test $paths
+    if [ $no_exec = 1 ] && [ $TCI = 1 ]; then
+        DETAIL[migration-test]+=" (--tci: only mode/reboot, the other cpr cases need KVM)"
+    elif [ $no_exec = 1 ]; then
         RESULT[migration-test]=FAIL
         DETAIL[migration-test]+=", the cpr-exec case (/migration/mode/exec) is not registered: it needs read/write access to /dev/kvm"
         FAILED=1
@@ -304,24 +407,24 @@ step_tests() {
 
 # --- main ------------------------------------------------------------------
 
-log "variant: $VARIANT; work dir: $VDIR; jobs: $JOBS (nice 10)"
+log "variant: $FLAVOUR; work dir: $VDIR; jobs: $JOBS (nice 10)"
 step "1/5 host packages" step_apt
-step "2/5 source ($VARIANT)" step_source
+step "2/5 source ($FLAVOUR)" step_source
 step "3/5 configure" step_configure
 step "4/5 build" step_build
 step "5/5 tests" step_tests
 
 TOTAL=$(( $(date +%s) - T_START ))
 {
-    echo "native-check $VARIANT $(date -u +%Y-%m-%dT%H:%M:%SZ) total ${TOTAL}s"
+    echo "native-check $FLAVOUR $(date -u +%Y-%m-%dT%H:%M:%SZ) total ${TOTAL}s"
     for t in "${TESTS[@]}"; do
-        printf '%-5s %-22s %4ss  %s\n' "${RESULT[$t]}" "$t" "${DURATION[$t]}" "${DETAIL[$t]}"
+        printf '%-5s %-22s %5ss  %s\n' "${RESULT[$t]}" "$t" "${DURATION[$t]}" "${DETAIL[$t]}"
     done
 } | tee "$VDIR/results.txt"
 if [ $FAILED = 0 ]; then
-    log "all tests passed ($VARIANT), total $TOTAL s"
+    log "all tests passed ($FLAVOUR), total $TOTAL s"
 else
-    log "FAILED ($VARIANT), total $TOTAL s; logs in $LOGS"
-    [ $VARIANT = patched ] && log "to see whether our patches are the cause: sudo bash wasm/native-check.sh --unpatched"
+    log "FAILED ($FLAVOUR), total $TOTAL s; logs in $LOGS"
+    [ $VARIANT = patched ] && log "to see whether our patches are the cause: sudo bash wasm/native-check.sh --unpatched$( [ $TCI = 0 ] || echo ' --tci')"
     exit 1
 fi
