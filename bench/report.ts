@@ -245,7 +245,11 @@ function soakSvg(s: SoakSection): string {
 }
 
 export function writeReport(r: Results, dir: string): void {
-  const any = r.pause?.run ?? r.boot?.run ?? r.cpu?.run ?? r.soak?.run ?? r.snapshot?.run;
+  // The machine and versions line describes the newest section: sections
+  // re-run one at a time, and the oldest may have run on another host.
+  const any = [r.pause?.run, r.boot?.run, r.cpu?.run, r.soak?.run, r.snapshot?.run]
+    .filter((run): run is RunInfo => run !== undefined)
+    .sort((a, b) => (a.date < b.date ? 1 : a.date > b.date ? -1 : 0))[0];
   const figures: string[][] = [];
   const body: string[] = [];
   if (r.pause) body.push(...pauseMarkdown(r.pause, figures));
