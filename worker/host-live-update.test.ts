@@ -4,7 +4,8 @@
 // (a second update is possible afterwards) and leave the page's state
 // right. The real QEMU runs the same routes in the e2e tests.
 import { describe, expect, it } from 'vitest';
-import { FakeBackend, fakeFetch, type FakeOptions } from '../test/fakes/fake-qemu';
+import { FAKE_RAM_MARK, FakeBackend, fakeFetch, type FakeOptions } from '../test/fakes/fake-qemu';
+import { RegionTable } from './qemu/memory';
 import type { ExecFault, LiveUpdateResult, Status } from './api';
 import { QemuHost } from './host';
 
@@ -187,9 +188,12 @@ describe('snapshots (fake QEMU)', () => {
   it('saves the running VM to a snapshot file and restores it, on the same build or another', async () => {
     const { host, backend } = await booted();
     const file = await host.saveSnapshot();
-    expect(new TextDecoder().decode(file.subarray(0, 26))).toBe('CPR-PLAYGROUND-SNAPSHOT 1\n');
-    expect(backend.instances[0]!.qmpLog).toEqual(expect.arrayContaining(['stop', 'migrate', 'cont']));
+    // Format 2: a cpr-exec migration whose exec is the capture, refused.
+    expect(new TextDecoder().decode(file.subarray(0, 26))).toBe('CPR-PLAYGROUND-SNAPSHOT 2\n');
+    expect(backend.instances[0]!.qmpLog).toEqual(expect.arrayContaining(['query-migrate-parameters', 'migrate-set-parameters', 'migrate']));
     expect(await host.status()).toMatchObject({ state: 'running' });
+    // The parameters are back as they were: a later typed migrate does not capture.
+    expect(backend.instances[0]!.params).toMatchObject({ mode: 'normal', 'cpr-exec-command': [] });
     const info = await host.checkSnapshot(file);
     expect(info).toMatchObject({ guest: 'arm', build: 'qemu-system-arm@v1', ramMiB: 128 });
     expect(await host.openSnapshot(file, { build: 'v2' })).toEqual(info);
@@ -197,16 +201,34 @@ describe('snapshots (fake QEMU)', () => {
     const s = await host.restoreOpened();
     expect(s).toMatchObject({ state: 'running', build: 'qemu-system-arm@v2' });
     expect(backend.instances[0]!.killed).toBe(true);
-    const req = backend.instances[1]!.req;
+    const restored = backend.instances[1]!;
+    const req = restored.req;
     expect(req.argv.slice(-4)).toEqual(['-global', 'migration.x-events=on', '-incoming', 'file:/snapshot.state']);
-    // QEMU's stream as checked, handed to the instance worker, not copied.
+    // The device state as checked, handed to the instance worker, not copied.
     const state = req.files['/snapshot.state']!;
     expect(state.subarray(0, 4)).toEqual(new Uint8Array([0x51, 0x45, 0x56, 0x4d]));
     expect(req.transfer).toEqual([state.buffer]);
+    // Guest RAM is back in a fresh Memory where it was, and QEMU takes it over.
+    expect(req.adopt).toEqual(backend.instances[0]!.ram);
+    expect(req.env).toEqual({ QEMU_CPR_EXEC_STATE: '9' });
+    expect(req.memory).not.toBe(backend.instances[0]!.req.memory);
+    const e = new RegionTable(req.memory!).entry(req.adopt![0]!.file);
+    expect([...new Uint8Array(req.memory!.buffer, e.base, 4)]).toEqual(FAKE_RAM_MARK);
     // Taken once: a second restore needs another openSnapshot().
     await expect(host.restoreOpened()).rejects.toMatchObject({ code: 'bad-state', message: /openSnapshot/ });
     // A restored VM live-updates like a booted one.
     expect((await host.liveUpdate('v1')).to).toBe('qemu-system-arm@v1');
+  });
+
+  it('saves a VM whose RAM cpr-exec refuses as a migration with RAM (format 1), and restores that', async () => {
+    const { host, backend } = await booted([{ migrate: 'blocked' }]);
+    const file = await host.saveSnapshot();
+    expect(new TextDecoder().decode(file.subarray(0, 26))).toBe('CPR-PLAYGROUND-SNAPSHOT 1\n');
+    expect(backend.instances[0]!.qmpLog).toEqual(expect.arrayContaining(['stop', 'migrate', 'cont']));
+    expect(await host.status()).toMatchObject({ state: 'running' });
+    await host.openSnapshot(file);
+    expect(await host.restoreOpened()).toMatchObject({ state: 'running' });
+    expect(backend.instances[1]!.req.adopt).toBeUndefined();
   });
 
   it('boots from the shipped booted snapshot: restored, not booted, and a fresh prompt is asked for', async () => {

@@ -30,11 +30,15 @@ import {
 } from './api';
 import {
   buildLayoutProblem,
+  CAPTURE_EXEC,
   concatBytes,
+  placeRam,
+  type Capture,
   type ConsoleName,
   type InstanceExit,
   type QemuBackend,
   type QemuInstanceLike,
+  type RamImage,
   type SpareLike,
 } from './backend';
 import { BuildStore } from './build-store';
@@ -42,6 +46,7 @@ import type { ResolvedBuild } from './builds';
 import type { FetchLike } from './download';
 import { HmpLines, typedHint } from './hmp-lines';
 import {
+  cprExecCommand,
   DEFAULT_UPDATE_TIMEOUT_MS,
   execName,
   LiveUpdates,
@@ -55,7 +60,7 @@ import {
   type UpdateSession,
 } from './live-update';
 import { ramError, resolveBootOptions, type ResolvedBootOptions } from './options';
-import { readSnapshot, writeSnapshot } from './snapshot';
+import { readSnapshot, writeSnapshot, type SnapshotContent } from './snapshot';
 import { QmpClient, QmpError, type QmpEvent } from './qmp';
 
 /** The page's listener as seen through Comlink: calls may return promises. */
@@ -106,12 +111,16 @@ interface Session extends UpdateSession {
   spare: SpareLike | null;
   /** A snapshot save is in progress. */
   saving: boolean;
+  /** Takes the capture of the save in progress (CAPTURE_EXEC). */
+  onCapture: ((capture: Capture) => void) | null;
 }
 
-/** A snapshot to restore instead of a boot: its arguments and QEMU's stream. */
+/** A snapshot to restore instead of a boot: its arguments, QEMU's state
+ * and, for a snapshot of format 2, guest RAM to put back first. */
 interface Restore {
   argv: string[];
   state: Uint8Array;
+  image?: RamImage;
   /** The guest's booted snapshot: it sits at a shell prompt that the new
    * terminal never saw, so press Enter for a fresh one. */
   booted?: boolean;
@@ -123,6 +132,7 @@ interface Restore {
 interface CheckedSnapshot {
   info: SnapshotInfo;
   state: Uint8Array;
+  image?: RamImage;
   build: ResolvedBuild;
 }
 
@@ -252,11 +262,11 @@ export class QemuHost implements QemuWorkerApi {
     } catch (e) {
       throw new PlaygroundError('load-failed', `the ${o.guest} guest's booted snapshot did not load (${e instanceof Error ? e.message : String(e)}); boot with from: "scratch", or run \`npm run artifacts\``);
     }
-    const { info, state } = await readSnapshot(file);
+    const { info, state, image } = await readSnapshot(file);
     if (info.guest !== o.guest || info.ramMiB !== o.ramMiB) {
       throw new PlaygroundError('bad-snapshot', `${path} is of the ${info.guest} guest with ${info.ramMiB} MiB, not ${o.guest} with ${o.ramMiB} MiB: rebuild it (npm run build:wasm)`);
     }
-    return { argv: info.argv, state, booted: true };
+    return { argv: info.argv, state, image, booted: true };
   }
 
   async saveSnapshot(): Promise<Uint8Array> {
@@ -267,14 +277,61 @@ export class QemuHost implements QemuWorkerApi {
     if (s.update || s.saving) throw new PlaygroundError('bad-state', 'a live update or another save is in progress');
     s.saving = true;
     try {
-      const state = await saveState(s.running, SNAPSHOT_FILE, SNAPSHOT_TIMEOUT_MS);
-      const file = await writeSnapshot({ guest: s.options.guest, build: s.build.name, ramMiB: s.options.ramMiB, argv: s.baseArgv }, state);
+      // RAM straight out of the layout when QEMU can cpr-exec; else (no
+      // shared Memory, or RAM cpr-exec refuses) a migration with RAM.
+      const content = (s.memory && !s.prepared?.layoutProblem ? await this.capture(s, s.running) : null) ?? { state: await saveState(s.running, SNAPSHOT_FILE, SNAPSHOT_TIMEOUT_MS) };
+      const file = await writeSnapshot({ guest: s.options.guest, build: s.build.name, ramMiB: s.options.ramMiB, argv: s.baseArgv }, content);
       return transfer(file, [file.buffer]);
     } catch (e) {
       if (e instanceof PlaygroundError) throw e;
       throw new PlaygroundError('snapshot-failed', `the snapshot could not be saved: ${e instanceof Error ? e.message : String(e)}; the VM runs on`);
     } finally {
       s.saving = false;
+    }
+  }
+
+  /**
+   * A save of format 2: a cpr-exec migration whose exec is CAPTURE_EXEC,
+   * which the instance worker answers with guest RAM and the device state
+   * and refuses, so that QEMU runs the VM on (stopped meanwhile, as for any
+   * save). Null when QEMU refuses the migration (a blocker: RAM cpr-exec
+   * cannot keep), before the VM stopped. The migration parameters are put
+   * back as they were: the user's typed flow may have set them.
+   */
+  private async capture(s: Session, r: Running): Promise<SnapshotContent | null> {
+    const { qmp } = r;
+    const before = await qmp.execute<{ mode?: string; 'cpr-exec-command'?: string[] }>('query-migrate-parameters');
+    let take!: (c: Capture) => void;
+    const captured = new Promise<Capture>((resolve) => (take = resolve));
+    s.onCapture = take;
+    // 'completed' comes first (the device state is written), then the
+    // exec; after the refusal QEMU marks the migration failed and runs
+    // the VM again. 'cancelled': it never got to the exec.
+    const ended = qmp.waitFor((e) => (e.kind === 'migration' && ['failed', 'cancelled'].includes(e.status) ? e.status : undefined), SNAPSHOT_TIMEOUT_MS, 'the save did not end');
+    const limit = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no capture within ${SNAPSHOT_TIMEOUT_MS} ms`)), SNAPSHOT_TIMEOUT_MS));
+    limit.catch(() => undefined);
+    try {
+      await qmp.execute('migrate-set-parameters', { mode: 'cpr-exec', 'cpr-exec-command': cprExecCommand(CAPTURE_EXEC, s.baseArgv, SNAPSHOT_FILE) });
+      try {
+        await qmp.execute('migrate', { uri: `file:${SNAPSHOT_FILE}` });
+      } catch (e) {
+        if (e instanceof QmpError) return null;
+        throw e;
+      }
+      const c = await Promise.race([captured, s.failure, limit, ended.promise.then((st): never => {
+        throw new Error(`the migration ended (${st}) without a capture`);
+      })]);
+      if ('error' in c) throw new Error(c.error);
+      await Promise.race([ended.promise, s.failure, limit]);
+      return c;
+    } finally {
+      s.onCapture = null;
+      ended.cancel();
+      await qmp
+        .execute('migrate-set-parameters', { mode: before.mode ?? 'normal', 'cpr-exec-command': before['cpr-exec-command'] ?? [] })
+        .catch(() => undefined);
+      // The device state stays in QEMU's files otherwise.
+      await r.instance.readFile?.(SNAPSHOT_FILE, true).catch(() => null);
     }
   }
 
@@ -296,15 +353,15 @@ export class QemuHost implements QemuWorkerApi {
     const opened = this.opened;
     if (!opened) throw new PlaygroundError('bad-state', 'no snapshot is open: call openSnapshot() first');
     this.opened = null;
-    const { info, state, build, timeoutMs } = opened;
+    const { info, state, image, build, timeoutMs } = opened;
     const resolved = resolveBootOptions({ guest: info.guest, ramMiB: info.ramMiB, build: build.name, bootTimeoutMs: timeoutMs });
-    return this.start(resolved, { argv: info.argv, state });
+    return this.start(resolved, { argv: info.argv, state, image });
   }
 
   /** A snapshot file checked whole, and the build to restore it on. */
   private async checkedSnapshot(file: Uint8Array, options: RestoreOptions): Promise<CheckedSnapshot> {
     if (!(file instanceof Uint8Array)) throw new PlaygroundError('bad-options', 'a snapshot is given as bytes (Uint8Array) or a Blob');
-    const { info, state } = await readSnapshot(file);
+    const { info, state, image } = await readSnapshot(file);
     const registry = await this.store.builds();
     let build: ResolvedBuild;
     try {
@@ -314,7 +371,11 @@ export class QemuHost implements QemuWorkerApi {
     }
     const ram = ramError(info.ramMiB);
     if (ram) throw new PlaygroundError('bad-snapshot', `this page cannot give the snapshot's RAM: ${ram}; nothing was changed`);
-    return { info, state, build };
+    if (image) {
+      const layout = this.env.backend.createMemory ? buildLayoutProblem(build.name, await this.store.glueSource(build)) : 'this page has no shared Memory';
+      if (layout) throw new PlaygroundError('bad-snapshot', `this page cannot restore the snapshot's RAM image: ${layout}; nothing was changed`);
+    }
+    return { info, state, image, build };
   }
 
   /** Boots a guest, or restores one (`restore`): stops the running one first. */
@@ -482,6 +543,7 @@ export class QemuHost implements QemuWorkerApi {
       migrateTypedAt: null,
       spare: null,
       saving: false,
+      onCapture: null,
       ...failureSignal(),
     };
     this.session = session;
@@ -493,10 +555,17 @@ export class QemuHost implements QemuWorkerApi {
     // of the load only with the events capability) instead of booting.
     const launchArgv = restore ? [...argv, '-global', 'migration.x-events=on', '-incoming', `file:${SNAPSHOT_FILE}`] : argv;
     const launchFiles = restore ? { ...files, [SNAPSHOT_FILE]: restore.state } : files;
+    // A RAM image goes back where it was; QEMU then takes it over as after
+    // a cpr-exec (its fds, its CPR state) and loads the device state only.
+    if (restore?.image) {
+      if (!session.memory) throw new PlaygroundError('bad-snapshot', `${build.name} cannot restore a RAM image: it does not run on a shared Memory`);
+      placeRam(session.memory, restore.image);
+    }
     // The state (up to the guest's RAM) moves to the instance worker, not
     // copied; it is the checked state's own buffer.
     const transfer = restore && ownsBuffer(restore.state) ? [restore.state.buffer] : [];
-    const launched = this.launch(session, { prepared, argv: launchArgv, memory: session.memory, files: launchFiles, transfer })
+    const cpr = restore?.image ? { env: restore.image.env, adopt: restore.image.open } : {};
+    const launched = this.launch(session, { prepared, argv: launchArgv, memory: session.memory, files: launchFiles, transfer, ...cpr })
       .catch((e: unknown) => {
         throw new PlaygroundError(
           'load-failed',
@@ -560,7 +629,8 @@ export class QemuHost implements QemuWorkerApi {
       adopt: req.adopt,
       execNames: this.execNames(session.options.guest),
       onConsole: (c, b) => this.onConsole(session, qmp, c, b),
-      onLog: (line) => this.onLog(line, session),
+      // A save's refused exec is QEMU's to report, and no news to the user.
+      onLog: (line) => (session.onCapture && line.includes(CAPTURE_EXEC) ? undefined : this.onLog(line, session)),
       onExec: (request) => {
         if (session === this.session) void this.updates.onExec(session, request);
       },
@@ -568,6 +638,7 @@ export class QemuHost implements QemuWorkerApi {
         this.onLog(`cpr-exec: ${reason}`, session);
         this.updates.onExecRefused(session, argv, reason);
       },
+      onCapture: (capture) => session.onCapture?.(capture),
       onRuntimeReady,
     });
     instance = launched;

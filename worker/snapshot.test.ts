@@ -2,14 +2,16 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { readSnapshot, writeSnapshot } from './snapshot';
+import { createSharedMemory, RegionTable } from './qemu/memory';
+import { captureRam, type RamImage } from './qemu/ram-image';
+import { GZIP_UP_TO, readSnapshot, writeSnapshot } from './snapshot';
 
 const INFO = { guest: 'arm' as const, build: 'qemu-system-arm@v1', ramMiB: 128, argv: ['-M', 'virt', '-m', '128'] };
 const STATE = new Uint8Array(100_000).map((_, i) => (i * 7) & 0xff);
 STATE.set([0x51, 0x45, 0x56, 0x4d]);
 
 async function file(): Promise<Uint8Array> {
-  return writeSnapshot(INFO, STATE, new Date('2026-11-28T00:00:00Z'));
+  return writeSnapshot(INFO, { state: STATE }, new Date('2026-11-28T00:00:00Z'));
 }
 
 function withHeader(f: Uint8Array, edit: (h: Record<string, unknown>) => void): Uint8Array {
@@ -39,7 +41,7 @@ describe('snapshot files', () => {
     // Past the 4 MiB pieces the (de)compressor is fed in, and not all compressible.
     const big = new Uint8Array(9 * 2 ** 20 + 123);
     for (let i = 0, x = 1; i < big.length; i++) big[i] = i % 3 ? (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24 : 0;
-    const f = await writeSnapshot(INFO, big);
+    const f = await writeSnapshot(INFO, { state: big });
     const text = new TextDecoder('latin1').decode(f.subarray(0, 4096));
     const a = text.indexOf('\n');
     const b = text.indexOf('\n', a + 1);
@@ -69,8 +71,8 @@ describe('snapshot files', () => {
   it('refuses a file that is not a snapshot, and a format it does not read', async () => {
     await expect(readSnapshot(new TextEncoder().encode('QEVM\x00\x00\x00\x03 some other file'))).rejects.toMatchObject({ code: 'bad-snapshot', message: /magic line/ });
     const f = await file();
-    f[24] = '2'.charCodeAt(0);
-    await expect(readSnapshot(f)).rejects.toMatchObject({ message: /format 2, this page reads format 1/ });
+    f[24] = "3".charCodeAt(0);
+    await expect(readSnapshot(f)).rejects.toMatchObject({ message: /format 3, this page reads formats 1 and 2/ });
   });
 
   it('refuses headers that lie or name what this page has not', async () => {
@@ -79,5 +81,43 @@ describe('snapshot files', () => {
     await expect(readSnapshot(withHeader(f, (h) => (h.argv = ['-incoming', 'x'])))).rejects.toMatchObject({ message: /without -incoming/ });
     await expect(readSnapshot(withHeader(f, (h) => (h.stateBytes = 5)))).rejects.toMatchObject({ message: /the header says 5/ });
     await expect(readSnapshot(withHeader(f, (h) => (h.build = 'rm -rf /')))).rejects.toMatchObject({ message: /not a build name/ });
+  });
+});
+
+describe('snapshot files of format 2 (a RAM image)', () => {
+  const image = (): RamImage => {
+    const memory = createSharedMemory();
+    const table = new RegionTable(memory);
+    const i = table.add('ram0');
+    table.reserve(i, 4 * 2 ** 20);
+    table.setSize(i, 4 * 2 ** 20);
+    new Uint8Array(memory.buffer).fill(0x33, table.entry(i).base + 8192, table.entry(i).base + 12288);
+    return captureRam(memory, [{ fd: 15, file: i, path: '/dev/memfd/0-ram0' }], ['QEMU_CPR_EXEC_STATE=26']);
+  };
+
+  it('round-trip, gzip\'d when small and raw when big', async () => {
+    const img = image();
+    for (const gzipUpTo of [GZIP_UP_TO, 0]) {
+      const f = await writeSnapshot(INFO, { state: STATE, image: img }, new Date('2026-11-28T00:00:00Z'), gzipUpTo);
+      expect(new TextDecoder().decode(f.subarray(0, 26))).toBe('CPR-PLAYGROUND-SNAPSHOT 2\n');
+      expect(new TextDecoder().decode(f.subarray(0, 2000))).toContain(gzipUpTo ? '"encoding":"gzip"' : '"encoding":"raw"');
+      const back = await readSnapshot(f);
+      expect(back.info).toEqual({ ...INFO, createdAt: '2026-11-28T00:00:00.000Z', stateBytes: STATE.length });
+      expect(back.state).toEqual(STATE);
+      expect(back.state.byteOffset === 0 && back.state.buffer.byteLength === STATE.length).toBe(true);
+      expect(back.image!.regions).toEqual(img.regions);
+      expect(back.image!.env).toEqual({ QEMU_CPR_EXEC_STATE: '26' });
+      expect(Buffer.from(back.image!.data).equals(Buffer.from(img.data))).toBe(true);
+    }
+  });
+
+  it('refuses a RAM image that does not fit the layout, and a truncated raw payload', async () => {
+    const f = await writeSnapshot(INFO, { state: STATE, image: image() }, new Date(), 0);
+    await expect(readSnapshot(withHeader(f, (h) => ((h.image as { regions: { base: number }[] }).regions[0]!.base = 4096)))).rejects.toMatchObject({
+      code: 'bad-snapshot',
+      message: /RAM image does not fit the memory layout: .*not aligned/,
+    });
+    await expect(readSnapshot(withHeader(f, (h) => delete (h as { image?: unknown }).image))).rejects.toMatchObject({ message: /does not describe its RAM image/ });
+    await expect(readSnapshot(f.subarray(0, f.length - 4096))).rejects.toMatchObject({ message: /truncated or padded/ });
   });
 });

@@ -1,27 +1,54 @@
 // Runs in the QEMU host worker (and in Node for unit tests); no DOM.
 //
-// The snapshot file: a running VM saved by QEMU's own migration to a file,
-// to download, keep and restore later (issue 13). One file:
+// The snapshot file: a running VM saved, to download, keep and restore
+// later (issue 13). One file:
 //
-//   CPR-PLAYGROUND-SNAPSHOT 1\n          the magic line, with the format
+//   CPR-PLAYGROUND-SNAPSHOT 2\n          the magic line, with the format
 //   {"guest":"arm","build":...}\n        a JSON header, one line
-//   <payload>                            gzip of QEMU's migration stream
+//   <payload>                            the VM's state, gzip'd or raw
+//
+// Format 2 (a VM on the live-update layout, what the page saves): QEMU's
+// device state from a cpr-exec migration, then guest RAM as the layout
+// keeps it (ram-image.ts: the memfd regions, zero pages left out). A
+// restore puts RAM back where it was and QEMU loads only the device
+// state, as after a live update. Format 1 (a VM without the layout, and
+// files saved before format 2): QEMU's whole migration stream, RAM
+// included; the page still reads it.
 //
 // The header says what the VM was (guest, build, RAM, QEMU's arguments)
 // and carries the payload's length and sha256. A file is checked whole
 // before anything is done with it, so QEMU's loader never sees bytes whose
 // checksum failed, and a running guest is never touched for a bad file.
 import { GUESTS, PlaygroundError, type SnapshotInfo } from './api';
+import { ramImageProblem, type ImageRegion, type OpenMemfd, type RamImage } from './backend';
 
 export type { SnapshotInfo } from './api';
 
 export const SNAPSHOT_MAGIC = 'CPR-PLAYGROUND-SNAPSHOT';
-export const SNAPSHOT_FORMAT = 1;
+/** QEMU's migration stream, RAM included. */
+export const STREAM_FORMAT = 1;
+/** Device state and a RAM image. */
+export const IMAGE_FORMAT = 2;
+/** Payloads up to this size are gzip'd; bigger ones (a guest with its RAM
+ * filled) are stored as they are: gzip in the browser takes ~10 s per
+ * GiB and gains little on the RAM of a busy guest. */
+export const GZIP_UP_TO = 64 * 2 ** 20;
 /** The header line is small; a file whose first 64 KiB hold no header is not ours. */
 const MAX_HEADER_BYTES = 64 * 1024;
 
+type Encoding = 'gzip' | 'raw';
+
 interface SnapshotHeader extends SnapshotInfo {
-  payload: { encoding: 'gzip'; bytes: number; sha256: string };
+  /** Format 2: the RAM image after the device state (its data's bytes). */
+  image?: { open: OpenMemfd[]; env: Record<string, string>; regions: ImageRegion[]; bytes: number };
+  payload: { encoding: Encoding; bytes: number; sha256: string };
+}
+
+/** What a snapshot holds: QEMU's state (the whole migration stream, or
+ * with `image` the device state alone) and guest RAM as a RAM image. */
+export interface SnapshotContent {
+  state: Uint8Array;
+  image?: RamImage;
 }
 
 function bad(why: string): PlaygroundError {
@@ -37,15 +64,20 @@ async function sha256(bytes: Uint8Array): Promise<string> {
  * big file a piece at a time instead of holding it all at once. */
 const PIECE_BYTES = 4 * 2 ** 20;
 
-/** `bytes` as a stream of views into them: nothing is copied (a Blob of
- * them would copy the whole file first). */
-function pieces(bytes: Uint8Array): ReadableStream<BufferSource> {
+/** `parts` one after the other as a stream of views into them: nothing
+ * is copied (a Blob of them would copy the whole file first). */
+function pieces(...parts: Uint8Array[]): ReadableStream<BufferSource> {
+  let part = 0;
   let at = 0;
   return new ReadableStream<BufferSource>(
     {
       pull(c) {
-        if (at >= bytes.length) return c.close();
-        c.enqueue(bytes.subarray(at, at + PIECE_BYTES) as Uint8Array<ArrayBuffer>);
+        while (part < parts.length && at >= parts[part]!.length) {
+          part++;
+          at = 0;
+        }
+        if (part >= parts.length) return c.close();
+        c.enqueue(parts[part]!.subarray(at, at + PIECE_BYTES) as Uint8Array<ArrayBuffer>);
         at += PIECE_BYTES;
       },
     },
@@ -76,19 +108,39 @@ class TooLong extends Error {
   }
 }
 
-/** A snapshot file of QEMU's migration stream `state`. */
-export async function writeSnapshot(info: Omit<SnapshotInfo, 'stateBytes' | 'createdAt'>, state: Uint8Array, now = new Date()): Promise<Uint8Array> {
+/** A snapshot file of `content`: format 2 with a RAM image, else 1. */
+export async function writeSnapshot(
+  info: Omit<SnapshotInfo, 'stateBytes' | 'createdAt'>,
+  content: SnapshotContent,
+  now = new Date(),
+  gzipUpTo = GZIP_UP_TO,
+): Promise<Uint8Array> {
+  const { state, image } = content;
+  const raw = state.length + (image?.data.length ?? 0);
+  // Format 1 is always gzip: readers of it know no other encoding.
+  const encoding: Encoding = raw <= gzipUpTo || !image ? 'gzip' : 'raw';
   const parts: Uint8Array[] = [];
   let bytes = 0;
-  await drain(pieces(state).pipeThrough(new CompressionStream('gzip')), (c) => {
-    parts.push(c);
-    bytes += c.length;
-  });
+  if (encoding === 'gzip') {
+    await drain(pieces(state, ...(image ? [image.data] : [])).pipeThrough(new CompressionStream('gzip')), (c) => {
+      parts.push(c);
+      bytes += c.length;
+    });
+  } else {
+    parts.push(state, ...(image ? [image.data] : []));
+    bytes = raw;
+  }
   const headOf = (sha256: string): Uint8Array => {
-    const header: SnapshotHeader = { ...info, createdAt: now.toISOString(), stateBytes: state.length, payload: { encoding: 'gzip', bytes, sha256 } };
-    return new TextEncoder().encode(`${SNAPSHOT_MAGIC} ${SNAPSHOT_FORMAT}\n${JSON.stringify(header)}\n`);
+    const header: SnapshotHeader = {
+      ...info,
+      createdAt: now.toISOString(),
+      stateBytes: state.length,
+      ...(image ? { image: { open: image.open, env: image.env, regions: image.regions, bytes: image.data.length } } : {}),
+      payload: { encoding, bytes, sha256 },
+    };
+    return new TextEncoder().encode(`${SNAPSHOT_MAGIC} ${image ? IMAGE_FORMAT : STREAM_FORMAT}\n${JSON.stringify(header)}\n`);
   };
-  // The compressed pieces go straight to their place in the file and are
+  // The payload's pieces go straight to their place in the file and are
   // hashed there, not gathered into a payload and copied once more: the
   // header's length does not depend on the digest (always 64 hex digits).
   const start = headOf('0'.repeat(64)).length;
@@ -107,7 +159,7 @@ function isStringArray(v: unknown): v is string[] {
 }
 
 /** Checks a header's fields one by one: the file is external input. */
-function checkHeader(h: unknown): SnapshotHeader {
+function checkHeader(h: unknown, format: number): SnapshotHeader {
   if (typeof h !== 'object' || h === null) throw bad('its header is not a JSON object');
   const o = h as Record<string, unknown>;
   if (typeof o.guest !== 'string' || !(GUESTS as readonly string[]).includes(o.guest)) {
@@ -118,20 +170,32 @@ function checkHeader(h: unknown): SnapshotHeader {
   if (!isStringArray(o.argv) || o.argv.includes('-incoming')) throw bad('its QEMU arguments are not a list of strings without -incoming');
   if (typeof o.stateBytes !== 'number' || !Number.isInteger(o.stateBytes) || o.stateBytes <= 0) throw bad('it names no state size');
   const p = o.payload as Record<string, unknown> | undefined;
-  if (!p || p.encoding !== 'gzip' || typeof p.bytes !== 'number' || typeof p.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(p.sha256)) {
+  const encodings: readonly unknown[] = format === STREAM_FORMAT ? ['gzip'] : ['gzip', 'raw'];
+  if (!p || !encodings.includes(p.encoding) || typeof p.bytes !== 'number' || typeof p.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(p.sha256)) {
     throw bad('its header does not describe the payload (encoding, bytes, sha256)');
   }
+  if (format === IMAGE_FORMAT) {
+    const i = o.image as Record<string, unknown> | undefined;
+    if (!i || !Array.isArray(i.open) || !Array.isArray(i.regions) || typeof i.env !== 'object' || i.env === null || !Number.isSafeInteger(i.bytes) || (i.bytes as number) < 0) {
+      throw bad('its header does not describe its RAM image (open, env, regions, bytes)');
+    }
+    if (!i.regions.every((r) => typeof r === 'object' && r !== null) || !i.open.every((f) => typeof f === 'object' && f !== null)) {
+      throw bad('its RAM image lists something that is not a region or an fd');
+    }
+  } else if (o.image !== undefined) throw bad('a format 1 file has no RAM image');
   return o as unknown as SnapshotHeader;
 }
 
-/** A snapshot file checked whole: its header, and QEMU's migration stream. */
-export async function readSnapshot(file: Uint8Array): Promise<{ info: SnapshotInfo; state: Uint8Array }> {
+/** A snapshot file checked whole: its header, QEMU's state and the RAM image. */
+export async function readSnapshot(file: Uint8Array): Promise<{ info: SnapshotInfo } & SnapshotContent> {
   const probe = new TextDecoder().decode(file.subarray(0, Math.min(file.length, MAX_HEADER_BYTES)));
   const first = probe.indexOf('\n');
   const magic = first < 0 ? probe.slice(0, 40) : probe.slice(0, first);
   if (!magic.startsWith(`${SNAPSHOT_MAGIC} `)) throw bad('it does not start with the snapshot magic line (is it a snapshot saved by the playground?)');
   const format = Number(magic.slice(SNAPSHOT_MAGIC.length + 1));
-  if (format !== SNAPSHOT_FORMAT) throw bad(`it is of format ${magic.slice(SNAPSHOT_MAGIC.length + 1)}, this page reads format ${SNAPSHOT_FORMAT}`);
+  if (format !== STREAM_FORMAT && format !== IMAGE_FORMAT) {
+    throw bad(`it is of format ${magic.slice(SNAPSHOT_MAGIC.length + 1)}, this page reads formats ${STREAM_FORMAT} and ${IMAGE_FORMAT}`);
+  }
   const second = probe.indexOf('\n', first + 1);
   if (second < 0) throw bad('its header line is cut off');
   let json: unknown;
@@ -140,33 +204,55 @@ export async function readSnapshot(file: Uint8Array): Promise<{ info: SnapshotIn
   } catch {
     throw bad('its header is not JSON');
   }
-  const header = checkHeader(json);
+  const header = checkHeader(json, format);
   const start = new TextEncoder().encode(probe.slice(0, second + 1)).length;
   const payload = file.subarray(start);
   if (payload.length !== header.payload.bytes) {
     throw bad(`it is truncated or padded: the payload has ${payload.length} bytes, the header says ${header.payload.bytes}`);
   }
   if ((await sha256(payload)) !== header.payload.sha256) throw bad('its payload does not match its sha256 (the file is corrupted)');
-  // Straight into a buffer of the size the header gives: one copy of the
-  // state, and a payload that inflates past it is stopped there.
-  let state: Uint8Array;
+  const imageBytes = header.image?.bytes ?? 0;
+  const total = header.stateBytes + imageBytes;
+  let content: Uint8Array;
+  if (header.payload.encoding === 'raw') {
+    if (payload.length !== total) throw bad(`its payload has ${payload.length} bytes, the header says ${total}`);
+    content = payload;
+  } else {
+    content = await inflate(payload, total);
+  }
+  // The state goes to QEMU's worker alone in a buffer of its own (format
+  // 1: the whole inflated payload already is).
+  const state = header.image ? content.slice(0, header.stateBytes) : content;
+  let image: RamImage | undefined;
+  if (header.image) {
+    image = { open: header.image.open, env: header.image.env, regions: header.image.regions, data: content.subarray(header.stateBytes) };
+    const problem = ramImageProblem(image);
+    if (problem) throw bad(`its RAM image does not fit the memory layout: ${problem}`);
+  }
+  const { payload: _, image: _image, ...info } = header;
+  return { info, state, ...(image ? { image } : {}) };
+}
+
+/** A gzip payload inflated into a buffer of the size the header gives: a
+ * payload that inflates past it is stopped there. */
+async function inflate(payload: Uint8Array, size: number): Promise<Uint8Array> {
+  let out: Uint8Array;
   try {
-    state = new Uint8Array(header.stateBytes);
+    out = new Uint8Array(size);
   } catch {
-    throw bad(`its state of ${header.stateBytes} bytes is more than this page can hold`);
+    throw bad(`its state of ${size} bytes is more than this page can hold`);
   }
   let at = 0;
   try {
     await drain(pieces(payload).pipeThrough(new DecompressionStream('gzip')), (c) => {
-      if (at + c.length > state.length) throw new TooLong(at + c.length);
-      state.set(c, at);
+      if (at + c.length > out.length) throw new TooLong(at + c.length);
+      out.set(c, at);
       at += c.length;
     });
   } catch (e) {
-    if (e instanceof TooLong) throw bad(`its state has at least ${e.atLeast} bytes, the header says ${header.stateBytes}`);
+    if (e instanceof TooLong) throw bad(`its state has at least ${e.atLeast} bytes, the header says ${size}`);
     throw bad(`its payload does not decompress (${e instanceof Error ? e.message : String(e)})`);
   }
-  if (at !== header.stateBytes) throw bad(`its state has ${at} bytes, the header says ${header.stateBytes}`);
-  const { payload: _, ...info } = header;
-  return { info, state };
+  if (at !== size) throw bad(`its state has ${at} bytes, the header says ${size}`);
+  return out;
 }

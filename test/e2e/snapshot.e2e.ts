@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { writeSnapshot } from '../../worker/snapshot';
+import { readSnapshot, writeSnapshot } from '../../worker/snapshot';
 import { BOOT_TIMEOUT_MS, e2eLog, sharedBrowser, liveUpdateUnavailable, openPage, waitForState, within, guestShell as shell } from './harness';
 
 const shared = sharedBrowser();
@@ -148,22 +148,31 @@ describe('snapshots', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }, (
     assert.equal(await page.evaluate(() => window.playground.status().state), 'running');
     assert.match(await shell(page, 'cat /tmp/keep', /^KEEP$/m), /KEEP/);
 
-    // A file whose header and checksum are right but whose payload is not
-    // QEMU's stream: QEMU's own loader refuses it, and the page says so.
-    const header = JSON.parse(file.toString('latin1').split('\n')[1]!) as { argv: string[] };
-    const junk = await writeSnapshot({ guest: 'arm', build: 'qemu-system-arm@v1', ramMiB: 128, argv: header.argv }, new Uint8Array(65536).map(() => Math.floor(Math.random() * 256)));
-    const err = await within(400_000, 'restoring junk', page.evaluate(async (bytes) => {
-      try {
-        await window.playground.restoreSnapshot(new Uint8Array(bytes));
-        return { code: 'resolved', message: '' };
-      } catch (e) {
-        const x = e as { code?: string; message?: string };
-        return { code: x.code ?? 'none', message: x.message ?? String(e) };
-      }
-    }, [...junk]));
-    log(`junk payload: ${JSON.stringify(err)}`);
-    assert.ok(err.code === 'snapshot-failed' || err.code === 'qemu-exited', `QEMU refuses the junk: ${JSON.stringify(err)}`);
-    assert.match(err.message, /qemu-system-arm: .*(migration|load|stream|Not a migration)/i);
+    // Files whose header and checksum are right but whose QEMU state is
+    // not QEMU's: a whole stream (format 1), and a device state beside the
+    // saved RAM image (format 2). QEMU's own loader refuses each, and the
+    // page says so.
+    const saved = await readSnapshot(new Uint8Array(file));
+    assert.ok(saved.image, 'the page saves format 2: a RAM image beside the device state');
+    const junkState = (): Uint8Array => new Uint8Array(65536).map(() => Math.floor(Math.random() * 256));
+    const junkInfo = { guest: 'arm' as const, build: 'qemu-system-arm@v1', ramMiB: 128, argv: saved.info.argv };
+    for (const [what, junk] of [
+      ['a junk stream', await writeSnapshot(junkInfo, { state: junkState() })],
+      ['a junk device state with the RAM image', await writeSnapshot(junkInfo, { state: junkState(), image: saved.image })],
+    ] as const) {
+      const err = await within(400_000, `restoring ${what}`, page.evaluate(async (bytes) => {
+        try {
+          await window.playground.restoreSnapshot(new Uint8Array(bytes));
+          return { code: 'resolved', message: '' };
+        } catch (e) {
+          const x = e as { code?: string; message?: string };
+          return { code: x.code ?? 'none', message: x.message ?? String(e) };
+        }
+      }, [...junk]));
+      log(`${what}: ${JSON.stringify(err)}`);
+      assert.ok(err.code === 'snapshot-failed' || err.code === 'qemu-exited', `QEMU refuses ${what}: ${JSON.stringify(err)}`);
+      assert.match(err.message, /qemu-system-arm: .*(migration|load|stream|Not a migration)/i);
+    }
     // Nothing hangs: the page can boot again.
     await page.evaluate(() => window.playground.boot({ guest: 'arm', ramMiB: 128, build: 'v1' }));
     await waitForState(page, 'running', BOOT_TIMEOUT_MS);

@@ -5,9 +5,16 @@
 // greeting, capabilities, ids, errors and STOP/RESUME/RESET/MIGRATION
 // events; a serial console that prints the guest's ready line and answers
 // `echo $((6*7))`; and cpr-exec's exec, reported as the real instance
-// worker does (onExec with the argv of cpr-exec-command).
-import type { GuestPlan, InstanceExit, LaunchRequest, QemuBackend, QemuInstanceLike } from '../../worker/backend';
-import { createSharedMemory } from '../../worker/qemu/memory';
+// worker does (onExec with the argv of cpr-exec-command, or onCapture for
+// a snapshot's CAPTURE_EXEC). On a shared Memory its guest RAM is one real
+// memfd region with a mark in its first bytes.
+import { CAPTURE_EXEC, type GuestPlan, type InstanceExit, type LaunchRequest, type OpenMemfd, type QemuBackend, type QemuInstanceLike } from '../../worker/backend';
+import { createSharedMemory, RegionTable } from '../../worker/qemu/memory';
+import { captureRam } from '../../worker/qemu/ram-image';
+
+/** The first bytes of a fake guest's RAM. */
+export const FAKE_RAM_MARK = [0x52, 0x41, 0x4d, 0x21];
+const QEVM = new Uint8Array([0x51, 0x45, 0x56, 0x4d]);
 
 /** What `migrate` does in this fake (cpr-exec mode). */
 export type FakeMigrate =
@@ -56,13 +63,17 @@ export class FakeQemu implements QemuInstanceLike {
   private serialLine = '';
   private qmpBuffer = '';
   private negotiated = false;
-  private params: Json = { mode: 'normal' };
+  /** Migration parameters as QEMU holds them. */
+  params: Json = { mode: 'normal' };
   private migration: { status: string; error?: string } = { status: 'none' };
   private readonly incoming: boolean;
+  /** The memfds of its guest RAM: its own, or those it took over. */
+  readonly ram: OpenMemfd[];
 
   constructor(readonly req: LaunchRequest, private readonly opts: FakeOptions) {
     this.exited = new Promise((r) => (this.settle = r));
     this.incoming = req.argv.includes('-incoming');
+    this.ram = req.adopt ?? (req.memory ? [fakeRam(req.memory)] : []);
     if (this.incoming) this.vmState = 'inmigrate';
     setTimeout(() => {
       req.onConsole('monitor', enc.encode("QEMU 10.2.2 monitor - type 'help' for more information\r\n(qemu) "));
@@ -225,6 +236,8 @@ export class FakeQemu implements QemuInstanceLike {
       case 'migrate-set-parameters':
         this.params = { ...this.params, ...args };
         return this.reply(id, {});
+      case 'query-migrate-parameters':
+        return this.reply(id, this.params);
       case 'query-migrate':
         return this.reply(id, { status: this.migration.status, 'error-desc': this.migration.error });
       case 'migrate_cancel':
@@ -262,6 +275,21 @@ export class FakeQemu implements QemuInstanceLike {
       return;
     }
     const argv = (this.params['cpr-exec-command'] as string[] | undefined) ?? [];
+    if (argv[0] === CAPTURE_EXEC) {
+      // The instance worker takes RAM out and refuses the exec; QEMU fails
+      // the migration and runs the VM again.
+      this.migration = { status: 'completed' };
+      this.event('MIGRATION', { status: 'completed' });
+      setTimeout(() => {
+        const memory = this.req.memory;
+        this.req.onCapture?.(memory ? { image: captureRam(memory, this.ram, ['QEMU_CPR_EXEC_STATE=9']), state: QEVM.slice() } : { error: 'no shared Memory' });
+        this.req.onLog(`qemu-system-arm: execvp ${CAPTURE_EXEC} failed: Operation canceled`);
+        this.migration = { status: 'failed', error: `execvp ${CAPTURE_EXEC} failed: Operation canceled` };
+        this.event('MIGRATION', { status: 'failed' });
+        this.setVm('running');
+      }, 2);
+      return;
+    }
     setTimeout(() => {
       this.req.onExec?.({
         argv,
@@ -290,6 +318,16 @@ export class FakeQemu implements QemuInstanceLike {
   async readFile(): Promise<Uint8Array | null> {
     return new Uint8Array([0x51, 0x45, 0x56, 0x4d]);
   }
+}
+
+/** A fresh instance's guest RAM: a 1 MiB memfd region, marked. */
+function fakeRam(memory: WebAssembly.Memory): OpenMemfd {
+  const table = new RegionTable(memory);
+  const file = table.add('ram0');
+  table.reserve(file, 2 ** 20);
+  table.setSize(file, 2 ** 20);
+  new Uint8Array(memory.buffer).set(FAKE_RAM_MARK, table.entry(file).base);
+  return { fd: 15, file, path: '/dev/memfd/0-ram0' };
 }
 
 export class FakeBackend implements QemuBackend {

@@ -1,8 +1,10 @@
 // The build's booted snapshots (issue 13, "instant start"): each guest
 // booted by the real QEMU build in Node, on a shared Memory with the
-// playground's own command line, up to its shell prompt, then saved by
-// QEMU's migration to a file as a snapshot file (worker/snapshot.ts). The
-// page restores it instead of booting: the shell is there in seconds.
+// playground's own command line, up to its shell prompt, then saved as the
+// page saves (worker/snapshot.ts, format 2): a cpr-exec migration of the
+// device state whose exec is refused, with guest RAM taken out of the
+// memfd regions meanwhile. The page restores it instead of booting: the
+// shell is there in seconds.
 //
 // Usage (wasm/steps/snapshot.sh runs it):
 //   node --import tsx wasm/snapshot/make-snapshots.ts QEMU_DIR GUEST_DIR OUT_DIR BUILD
@@ -12,12 +14,14 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_RAM_MIB } from '../../worker/api';
-import { saveState } from '../../worker/live-update';
+import { cprExecCommand } from '../../worker/live-update';
 import { GUESTS, READY_LINE, guestArgv, type GuestName } from '../../worker/qemu/guests';
-import { launchQemu } from '../../worker/qemu/instance';
+import { incomingFiles, launchQemu } from '../../worker/qemu/instance';
+import { CAPTURE_EXEC } from '../../worker/qemu/instance-protocol';
 import { createSharedMemory } from '../../worker/qemu/memory';
+import { captureRam } from '../../worker/qemu/ram-image';
 import { QmpClient } from '../../worker/qmp';
-import { writeSnapshot } from '../../worker/snapshot';
+import { writeSnapshot, type SnapshotContent } from '../../worker/snapshot';
 import { SHELL_PROMPT_LINE } from '../../test/shell-prompt';
 import { Transcript } from '../../test/smoke/transcript';
 
@@ -31,6 +35,8 @@ const STATE_PATH = '/snapshot.state';
 const CURSOR_REPLY = '\x1b[1;3R';
 
 const encoder = new TextEncoder();
+/** Emscripten's ECANCELED: the capture exec is refused with it. */
+const ECANCELED = 11;
 
 async function snapshotOf(guest: GuestName, qemuDir: string, guestDir: string, build: string): Promise<Uint8Array> {
   const spec = GUESTS[guest];
@@ -42,10 +48,18 @@ async function snapshotOf(guest: GuestName, qemuDir: string, guestDir: string, b
   const log: string[] = [];
   const qmp = new QmpClient((b) => instance?.write('qmp', b));
   let instance: Awaited<ReturnType<typeof launchQemu>> | undefined;
+  const memory = createSharedMemory();
+  let captured: SnapshotContent | undefined;
   instance = await launchQemu({
     jsUrl: pathToFileURL(join(qemuDir, `${spec.binary}.js`)).href,
     wasmUrl: pathToFileURL(join(qemuDir, `${spec.binary}.wasm`)).href,
-    memory: createSharedMemory(),
+    memory,
+    // The save's exec: what the page's instance worker does (capture()).
+    onExec: (request) => {
+      const state = request.files[incomingFiles(request.argv)[0] ?? ''];
+      if (request.argv[0] === CAPTURE_EXEC && state) captured = { state, image: captureRam(memory, request.open, request.env) };
+      return -ECANCELED;
+    },
     // A copy: Emscripten's glue puts the program name in front of it.
     argv: [...launch.argv],
     files,
@@ -65,11 +79,17 @@ async function snapshotOf(guest: GuestName, qemuDir: string, guestDir: string, b
     await new Promise((r) => setTimeout(r, 2000));
     // saveState waits for QEMU's MIGRATION event, sent with this capability.
     await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
-    const running = { qmp, instance: { ...qemu, readFile: async (p: string) => qemu.readFile(p) } };
-    const state = await saveState(running, STATE_PATH, SAVE_TIMEOUT_MS, true);
-    const file = await writeSnapshot({ guest, build: `${spec.binary}@${build}`, ramMiB: DEFAULT_RAM_MIB, argv: launch.argv }, state);
+    // 'completed' comes first (the device state is written), then the
+    // exec, then 'failed' once QEMU took the refusal and runs the VM.
+    const ended = qmp.waitFor((e) => (e.kind === 'migration' && e.status === 'failed' ? true : undefined), SAVE_TIMEOUT_MS, 'the save did not end');
+    await qmp.execute('migrate-set-parameters', { mode: 'cpr-exec', 'cpr-exec-command': cprExecCommand(CAPTURE_EXEC, launch.argv, STATE_PATH) });
+    await qmp.execute('migrate', { uri: `file:${STATE_PATH}` });
+    await Promise.race([ended.promise, died]);
+    if (!captured?.image) throw new Error(`QEMU saved no device state (${log.slice(-8).join(' | ')}) ${JSON.stringify(await qmp.execute('query-migrate'))}`);
+    const file = await writeSnapshot({ guest, build: `${spec.binary}@${build}`, ramMiB: DEFAULT_RAM_MIB, argv: launch.argv }, captured);
     console.log(`make-snapshots: ${guest}: shell after ${((Date.now() - t0) / 1000).toFixed(1)} s (prompt at ${prompt}), ` +
-      `state ${(state.length / 2 ** 20).toFixed(1)} MiB, snapshot ${(file.length / 2 ** 20).toFixed(2)} MiB`);
+      `device state ${(captured.state.length / 1024).toFixed(1)} KiB, RAM image ${(captured.image.data.length / 2 ** 20).toFixed(1)} MiB ` +
+      `(${captured.image.regions.map((r) => `${r.name} ${r.pages} pages`).join(', ')}), snapshot ${(file.length / 2 ** 20).toFixed(2)} MiB`);
     return file;
   } finally {
     await qemu.kill();

@@ -4,7 +4,7 @@
 // pthread worker of QEMU go with it.
 import type { ConsoleName } from './consoles';
 import type { ExecRequest, QemuExit } from './instance';
-import type { FromInstance, ToInstance } from './instance-protocol';
+import type { Capture, FromInstance, ToInstance } from './instance-protocol';
 import type { StoppedThreads } from './parked';
 import { NO_THREADS, parkedAddresses, SETTLE_MS, wakeParked } from './parked';
 
@@ -16,6 +16,8 @@ export interface InstanceLaunch extends Omit<Extract<ToInstance, { type: 'launch
   onLog(line: string): void;
   onExec?(request: ExecRequest): void;
   onExecRefused?(argv: string[], reason: string): void;
+  /** A snapshot's capture exec came (CAPTURE_EXEC). */
+  onCapture?(capture: Capture): void;
   /** The runtime is up (wall clock ms); QEMU's main() runs next. */
   onRuntimeReady?(at: number): void;
 }
@@ -239,6 +241,9 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
           break;
         case 'exec-refused':
           opts.onExecRefused?.(m.argv, m.reason);
+          break;
+        case 'captured':
+          opts.onCapture?.(m.capture);
           break;
         case 'parked':
           stopped = m.stopped;

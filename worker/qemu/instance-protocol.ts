@@ -4,6 +4,15 @@ import type { ConsoleName } from './consoles';
 import type { ExecRequest } from './instance';
 import type { OpenMemfd } from './memfd';
 import type { StoppedThreads } from './parked';
+import type { RamImage } from './ram-image';
+
+/** argv[0] of a cpr-exec-command that saves rather than replaces: the
+ * instance worker takes guest RAM and the device state out (a snapshot)
+ * and refuses the exec, and QEMU runs the VM on. */
+export const CAPTURE_EXEC = 'cpr-playground-capture';
+
+/** What a capture exec gave: the snapshot's parts, or why there are none. */
+export type Capture = { image: RamImage; state: Uint8Array } | { error: string };
 
 /** Host → instance worker. */
 export type ToInstance =
@@ -46,6 +55,8 @@ export type FromInstance =
   | { type: 'exit'; status: number; message?: string; heapTop: number; parked?: StoppedThreads }
   | { type: 'exec'; request: ExecRequest }
   | { type: 'exec-refused'; argv: string[]; reason: string }
+  /** A CAPTURE_EXEC came (its buffers transferred). */
+  | { type: 'captured'; capture: Capture }
   /** QEMU started a thread (its struct's address). */
   | { type: 'thread'; thread: number }
   /** Before the reply to 'kill': how QEMU's threads ended and the futex

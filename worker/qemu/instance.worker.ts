@@ -5,12 +5,14 @@
 // stays behind to serve the next instance's proxied calls.
 import { concatBytes } from './bytes';
 import { CONSOLES, type ConsoleName } from './consoles';
-import { incomingFiles, launchQemu, type QemuInstance } from './instance';
-import { wallClock, type FromInstance, type ToInstance } from './instance-protocol';
+import { incomingFiles, launchQemu, type ExecRequest, type QemuInstance } from './instance';
+import { CAPTURE_EXEC, wallClock, type Capture, type FromInstance, type ToInstance } from './instance-protocol';
+import { captureRam } from './ram-image';
 
 // Emscripten's errno values (not Linux's).
 const ENOENT = 44;
 const EIO = 29;
+const ECANCELED = 11;
 /** QEMU's migration stream starts with "QEVM". */
 const QEVM = [0x51, 0x45, 0x56, 0x4d];
 const scope = self as unknown as DedicatedWorkerGlobalScope;
@@ -114,6 +116,24 @@ function handle(inst: QemuInstance, m: ToInstance): void {
   }
 }
 
+/**
+ * A snapshot's save (CAPTURE_EXEC): guest RAM out of the Memory and the
+ * device state out of QEMU's files, while QEMU waits here with the VM
+ * stopped. The exec is refused either way: QEMU reports it, marks the
+ * migration failed and runs the VM on, as after any failed exec.
+ */
+function capture(memory: WebAssembly.Memory | undefined, request: ExecRequest): number {
+  for (const b of batchers.values()) b.flush();
+  const path = incomingFiles(request.argv)[0];
+  const state = path === undefined ? undefined : request.files[path];
+  let result: Capture;
+  if (!memory) result = { error: 'QEMU does not run on a shared Memory' };
+  else if (!state || !QEVM.every((b, i) => state[i] === b)) result = { error: `the device state ${path ?? '(no -incoming file:PATH)'} is missing or not a QEMU migration stream` };
+  else result = { image: captureRam(memory, request.open, request.env), state };
+  post({ type: 'captured', capture: result }, 'image' in result ? [result.image.data.buffer, result.state.buffer] : []);
+  return 'image' in result ? -ECANCELED : -EIO;
+}
+
 async function launch(m: Extract<ToInstance, { type: 'launch' }>): Promise<void> {
   const names = new Set(m.execNames ?? []);
   try {
@@ -134,6 +154,7 @@ async function launch(m: Extract<ToInstance, { type: 'launch' }>): Promise<void>
       onRuntimeReady: () => post({ type: 'runtime-ready', at: wallClock() }),
       onExec: (request) => {
         const name = (request.argv[0] ?? '').split('/').pop() ?? '';
+        if (name === CAPTURE_EXEC) return capture(m.memory, request);
         if (!names.has(name)) {
           post({
             type: 'exec-refused',

@@ -209,6 +209,21 @@ export class RegionTable {
     for (const e of saved) this.write(e.index, e);
   }
 
+  /**
+   * Fills an empty table with entries of another Memory's (a snapshot's
+   * RAM image, ram-image.ts): same indices, same regions. Slots between
+   * them stay free and empty.
+   */
+  load(entries: readonly RegionEntry[]): void {
+    if (this.count !== 0) throw new Error('the region table is not empty');
+    const top = entries.reduce((n, e) => Math.max(n, e.index + 1), 0);
+    this.words[H_FILE_COUNT] = top;
+    for (let i = 0; i < top; i++) this.write(i, { base: 0, cap: 0, size: 0, inUse: false, name: '' });
+    for (const e of entries) this.write(e.index, e);
+    const bottom = entries.reduce((n, e) => Math.min(n, e.base), this.regionsBottom);
+    this.words[H_REGIONS_BOTTOM] = bottom;
+  }
+
   private place(index: number, e: RegionEntry, base: number, cap: number): boolean {
     if (e.cap > 0) {
       this.bytes.copyWithin(base, e.base, e.base + e.size);
