@@ -91,8 +91,18 @@ export function serveArtifacts(dir: string, prefix: string, twins: Twins) {
     res.setHeader('Content-Type', TYPES[extname(file)] ?? 'application/octet-stream');
     res.setHeader('Vary', 'Accept-Encoding');
     if (encoding !== 'identity') res.setHeader('Content-Encoding', encoding);
-    res.setHeader('Content-Length', String(statSync(path).size));
+    const stat = statSync(path);
     res.setHeader('Cache-Control', 'no-cache');
+    // A validator, so that a revisit revalidates (304) instead of fetching
+    // again: the browser keeps a wasm's compiled code only with the cached
+    // response it was compiled from.
+    const etag = `"${encoding}-${stat.size}-${Math.floor(stat.mtimeMs)}"`;
+    res.setHeader('ETag', etag);
+    if (req.headers['if-none-match'] === etag) {
+      res.statusCode = 304;
+      return void res.end();
+    }
+    res.setHeader('Content-Length', String(stat.size));
     if (req.method === 'HEAD') return void res.end();
     createReadStream(path).pipe(res);
   };

@@ -73,6 +73,8 @@ export interface QemuBackend {
   createMemory?(): WebAssembly.Memory;
   /** Compiles a build's wasm (before any pause needs it). */
   compile?(bytes: Uint8Array): Promise<WebAssembly.Module>;
+  /** The same from its HTTP response, as it arrives (the browser's code cache). */
+  compileStreaming?(response: Response): Promise<WebAssembly.Module>;
   /** Starts an instance worker for a build ahead of a live update. */
   prewarm?(jsUrl: string): SpareLike;
 }
@@ -88,4 +90,5 @@ export const qemuBackend: QemuBackend = {
   plan: (guest: GuestName, ramMiB: number, liveUpdate: boolean): GuestPlan => guestArgv(guest, ramMiB, { liveUpdate }),
   createMemory: () => createSharedMemory(),
   compile: (bytes) => WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),
+  compileStreaming: (response) => WebAssembly.compileStreaming(response),
 };

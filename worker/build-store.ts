@@ -6,13 +6,18 @@
 import { PlaygroundError } from './api';
 import { buildLayoutProblem } from './backend';
 import { BuildRegistry, parseManifest, type ResolvedBuild } from './builds';
-import { checkWasmMagic, download, type FetchLike } from './download';
+import { checkWasmMagic, download, fetchOk, readBody, type FetchLike } from './download';
 import type { PreparedBuild } from './live-update';
 
 export interface BuildStoreEnv {
   fetch?: FetchLike;
   /** Compiles a build's wasm (the backend's), if it can. */
   compile?(bytes: Uint8Array): Promise<WebAssembly.Module>;
+  /** Compiles it from its response as it arrives: the browser then keeps
+   * the optimised code of a build's hot functions in its code cache, and
+   * the next visit starts with them (a cold start runs QEMU's start-up and
+   * its interpreter in baseline code first). */
+  compileStreaming?(response: Response): Promise<WebAssembly.Module>;
   /** A URL QEMU can load the fetched wasm from. */
   wasmUrl(bytes: Uint8Array): { url: string; revoke(): void };
 }
@@ -59,19 +64,25 @@ export class BuildStore {
     let p = this.prepared.get(build.name);
     if (!p) {
       p = (async () => {
-        const [wasm, glue] = await Promise.all([
-          download(this.base + build.wasmPath, (d) => onProgress(d.loaded, d.total), this.env.fetch, undefined, build.wasmSize),
+        const url = this.base + build.wasmPath;
+        const [[wasm, streamed], glue] = await Promise.all([
+          fetchOk(url, this.env.fetch).then((response) => {
+            // A streaming compile that fails (a server that does not say
+            // application/wasm) falls back to compiling the bytes.
+            const streaming = this.env.compileStreaming?.(response.clone()).catch(() => undefined);
+            return Promise.all([readBody(url, response, (d) => onProgress(d.loaded, d.total), build.wasmSize), streaming]);
+          }),
           this.glueSource(build),
         ]);
-        checkWasmMagic(this.base + build.wasmPath, wasm);
-        let module: WebAssembly.Module | undefined;
+        checkWasmMagic(url, wasm);
+        let module: WebAssembly.Module | undefined = streamed;
         try {
-          module = this.env.compile ? await this.env.compile(wasm) : undefined;
+          module ??= this.env.compile ? await this.env.compile(wasm) : undefined;
         } catch (e) {
           throw new PlaygroundError('load-failed', `${build.name}'s wasm does not compile (${e instanceof Error ? e.message : String(e)}); run \`npm run artifacts\` and reload`);
         }
-        const url = this.env.wasmUrl(wasm);
-        return { build, wasmUrl: url.url, module, layoutProblem: buildLayoutProblem(build.name, glue) };
+        const blob = this.env.wasmUrl(wasm);
+        return { build, wasmUrl: blob.url, module, layoutProblem: buildLayoutProblem(build.name, glue) };
       })();
       this.prepared.set(build.name, p);
       p.catch(() => this.prepared.delete(build.name));

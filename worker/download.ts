@@ -30,6 +30,11 @@ export async function download(
   hint: string = HINT,
   expectedBytes?: number,
 ): Promise<Uint8Array> {
+  return readBody(url, await fetchOk(url, fetchImpl, hint), onProgress, expectedBytes);
+}
+
+/** The response for `url`, or a PlaygroundError that says why not. */
+export async function fetchOk(url: string, fetchImpl: FetchLike = (u) => fetch(u), hint: string = HINT): Promise<Response> {
   let response: Response;
   try {
     response = await fetchImpl(url);
@@ -39,6 +44,11 @@ export async function download(
   if (!response.ok) {
     throw new PlaygroundError('load-failed', `could not fetch ${url}: HTTP ${response.status} ${response.statusText}; ${hint}`);
   }
+  return response;
+}
+
+/** A response's body whole, with progress (see download()). */
+export async function readBody(url: string, response: Response, onProgress: (p: DownloadProgress) => void, expectedBytes?: number): Promise<Uint8Array> {
   const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
   const total = encoded ? (expectedBytes ?? 0) : Number(response.headers.get('content-length') ?? 0) || 0;
   if (!response.body) {
@@ -69,7 +79,6 @@ export async function download(
   return out;
 }
 
-/** wasm files start with "\0asm"; a 404 page or a gzip would not. */
 export function checkWasmMagic(url: string, bytes: Uint8Array): void {
   const ok = bytes.length >= 8 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
   if (!ok) {

@@ -124,6 +124,8 @@ interface Restore {
   /** The guest's booted snapshot: it sits at a shell prompt that the new
    * terminal never saw, so press Enter for a fresh one. */
   booted?: boolean;
+  /** The guest files, downloading since before the snapshot was checked. */
+  guestFiles?: Promise<Map<string, Uint8Array>>;
 }
 
 /** A snapshot file checked whole: what it says, QEMU's stream in it (its
@@ -228,7 +230,12 @@ export class QemuHost implements QemuWorkerApi {
     const unknown = (config.faults ?? []).filter((f) => !EXEC_FAULTS.includes(f));
     if (unknown.length) throw new PlaygroundError('bad-options', `unknown fault ${JSON.stringify(unknown[0])}: faults are ${EXEC_FAULTS.join(', ')}`);
     this.config = config;
-    this.buildStore = new BuildStore(config.artifactsBase, { fetch: this.env.fetch, compile: this.env.backend.compile, wasmUrl: this.env.wasmUrl });
+    this.buildStore = new BuildStore(config.artifactsBase, {
+      fetch: this.env.fetch,
+      compile: this.env.backend.compile,
+      compileStreaming: this.env.backend.compileStreaming,
+      wasmUrl: this.env.wasmUrl,
+    });
     this.listener = listener as ListenerLike;
     this.emitStatus();
   }
@@ -246,10 +253,14 @@ export class QemuHost implements QemuWorkerApi {
     const resolved = resolveBootOptions(options);
     // The snapshot is fetched and checked before the running guest is
     // touched; meanwhile the build downloads and compiles.
-    if (resolved.from === 'snapshot') {
-      void this.store.builds().then((r) => this.store.prepare(r.resolve(resolved.guest, resolved.build))).catch(() => undefined);
-    }
-    return this.start(resolved, resolved.from === 'snapshot' ? await this.bootedSnapshot(resolved) : null);
+    if (resolved.from !== 'snapshot') return this.start(resolved, null);
+    // Meanwhile the build and the guest files download, and the build
+    // compiles (a restored QEMU opens its -kernel and -initrd too).
+    void this.store.builds().then((r) => this.store.prepare(r.resolve(resolved.guest, resolved.build))).catch(() => undefined);
+    const plan = this.env.backend.plan(resolved.guest, resolved.ramMiB, true);
+    const guestFiles = this.store.fetchAll(Object.keys(plan.files), (loaded, total, label) => this.progress({ phase: 'download', label, loaded, total }));
+    guestFiles.catch(() => undefined);
+    return this.start(resolved, { ...(await this.bootedSnapshot(resolved)), guestFiles });
   }
 
   /** The guest's booted snapshot, shipped with the builds, checked whole. */
@@ -503,17 +514,27 @@ export class QemuHost implements QemuWorkerApi {
     const filesPart = { loaded: 0, total: 0, label: '' };
     const report = (label: string): void =>
       this.progress({ phase: 'download', label, loaded: wasmPart.loaded + filesPart.loaded, total: wasmPart.total + filesPart.total });
-    const [compiled, fetched] = await Promise.all([
-      this.store.prepare(build, (loaded, total) => {
-        Object.assign(wasmPart, { loaded, total: total || loaded });
-        report(`downloading ${build.wasmPath}`);
-      }),
-      this.store.fetchAll(Object.keys(plan.files), (loaded, total, label) => {
-        Object.assign(filesPart, { loaded, total, label });
-        report(label);
-      }),
-    ]);
-    this.checkCurrent(id);
+    // The instance worker and QEMU's pthread workers start meanwhile.
+    const spare = this.env.backend.prewarm?.(this.config!.artifactsBase + build.jsPath) ?? null;
+    let compiled: Awaited<ReturnType<BuildStore['prepare']>>;
+    let fetched: Map<string, Uint8Array>;
+    try {
+      [compiled, fetched] = await Promise.all([
+        this.store.prepare(build, (loaded, total) => {
+          Object.assign(wasmPart, { loaded, total: total || loaded });
+          report(`downloading ${build.wasmPath}`);
+        }),
+        restore?.guestFiles ??
+          this.store.fetchAll(Object.keys(plan.files), (loaded, total, label) => {
+            Object.assign(filesPart, { loaded, total, label });
+            report(label);
+          }),
+      ]);
+      this.checkCurrent(id);
+    } catch (e) {
+      spare?.dispose();
+      throw e;
+    }
     const files: Record<string, Uint8Array> = {};
     for (const [artifact, guestPath] of Object.entries(plan.files)) files[guestPath] = fetched.get(artifact)!;
 
@@ -541,7 +562,7 @@ export class QemuHost implements QemuWorkerApi {
       update: null,
       stoppedAt: null,
       migrateTypedAt: null,
-      spare: null,
+      spare,
       saving: false,
       onCapture: null,
       ...failureSignal(),

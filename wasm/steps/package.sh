@@ -78,8 +78,9 @@ NOTICE
     cat <<NOTICE
 
 The booted snapshots (snapshots/*.cprsnap) are the state of those QEMU
-builds running those guests (guest RAM with Linux and BusyBox), saved by
-QEMU's migration; their source is that of the builds and guests above.
+builds running those guests (guest RAM with Linux and BusyBox, and QEMU's
+device state from a cpr-exec migration); their source is that of the
+builds and guests above.
 
 Complete corresponding source: the Debian source packages named above
 (apt-get source NAME=VERSION), plus this repository's wasm/ folder, which
