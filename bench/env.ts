@@ -51,7 +51,7 @@ export function machine(): Machine {
   };
 }
 
-export async function versions(browser: Browser | null): Promise<Versions> {
+export async function versions(browser: Pick<Browser, 'version'> | null): Promise<Versions> {
   const manifest = JSON.parse(readFileSync(`${ARTIFACTS}/manifest.json`, 'utf8')) as {
     qemu: { version: string; debianSource: string; builds?: string[] };
     toolchain: { emcc: string };

@@ -10,10 +10,10 @@
 // Nothing here asserts: targets are reported, not enforced.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import type { Browser, BrowserContext } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { RAM_MAX_MIB, type GuestName } from '../worker/api';
 import { ARTIFACTS } from '../test/artifacts';
-import { REPO, launchBrowser, startServer, type Server } from '../test/e2e/harness';
+import { REPO, launchBrowser, launchProfile, startServer, type Server } from '../test/e2e/harness';
 import { v86Assets, type V86Assets } from './assets';
 import { OthersCpu, load, machine, versions } from './env';
 import { errorText } from './errors';
@@ -116,7 +116,7 @@ interface SectionStart {
 
 const sectionStart = (): SectionStart => ({ t0: Date.now(), loadStart: load().loadavg, others: new OthersCpu() });
 
-async function runInfo(browser: Browser | null, start: SectionStart): Promise<RunInfo> {
+async function runInfo(browser: Pick<Browser, 'version'> | null, start: SectionStart): Promise<RunInfo> {
   const l = load();
   const m = machine();
   const others = start.others.stop(m.cores);
@@ -175,14 +175,13 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
   const start = sectionStart();
   const rows: BootRow[] = [];
   const downloads: DownloadRow[] = [];
-  let lastBrowser: Browser | null = null;
+  let chromiumVersion: string | null = null;
   const ourRuns = opts.vms.includes('ours') ? (['arm', 'i386'] as const).flatMap((guest) => (['snapshot', 'scratch'] as const).map((from) => ({ guest, from }))) : [];
   for (const { guest, from } of ourRuns) {
-    // Cold: a new browser, so a new profile: no HTTP cache, no code cache.
-    const browser = await launchBrowser();
-    lastBrowser = browser;
+    // Cold: a new browser with a new profile: no HTTP cache, no code cache.
+    const profile = await launchProfile();
     try {
-      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const context = profile.context;
       const downloaded = countDownloads(context, 'ours', guest);
       const page = await context.newPage();
       page.on('console', (m) => pageLog(`[page ${m.type()}] ${m.text()}`));
@@ -192,6 +191,7 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
           const start = Date.now();
           // warm: the same profile loads the page a second time.
           const ours = await OurPage.openIn(page, server.url);
+          chromiumVersion ??= await browserVersion(page);
           const bootStart = Date.now();
           await ours.boot({ guest, ramMiB: 128, from });
           await ours.waitForPrompt();
@@ -205,6 +205,7 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
             await new Promise((r) => setTimeout(r, 500));
             downloads.push(downloaded());
           }
+          if (mode === 'cold') await dwell();
           await ours.stop();
         } catch (e) {
           rows.push({ vm: 'ours', guest, mode, from, status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
@@ -212,7 +213,7 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
         }
       }
     } finally {
-      await browser.close();
+      await profile.close();
     }
   }
   if (!opts.vms.includes('v86')) {
@@ -226,7 +227,8 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
     if (booted.state) rows.push(...(await v86Restore(assets, booted.state)));
     else rows.push({ vm: 'v86', guest: 'i386', mode: 'cold', from: 'snapshot', status: 'not run', note: 'v86 saved no state: its boot failed', promptMs: null, guestMs: null });
   }
-  return { run: await runInfo(lastBrowser, start), rows, downloads };
+  const version = chromiumVersion;
+  return { run: await runInfo(version ? { version: () => version } : null, start), rows, downloads };
 }
 
 /** The note of every v86 boot row. */
@@ -239,14 +241,14 @@ async function v86Boot(assets: V86Assets): Promise<{ rows: BootRow[]; download: 
   const rows: BootRow[] = [];
   let download: DownloadRow | null = null;
   let state: Buffer | null = null;
-  const browser = await launchBrowser();
+  const profile = await launchProfile();
   let v: V86Page | null = null;
   try {
     for (const mode of ['cold', 'warm'] as const) {
       say(`boot: v86 i386 ${mode}`);
       try {
         if (v) await v.load();
-        else v = await V86Page.open(browser, assets, pageLog);
+        else v = await V86Page.openIn(profile.context, assets, pageLog);
         const b = await v.boot(128);
         const answerMs = await firstAnswer(v.page, 'benchV86');
         const mem = await pageMemory(v.page);
@@ -257,6 +259,7 @@ async function v86Boot(assets: V86Assets): Promise<{ rows: BootRow[]; download: 
           const saved = await v.saveState();
           state = await v.saved();
           say(`  saved its state: ${(saved.bytes / 2 ** 20).toFixed(1)} MiB in ${Math.round(saved.saveMs)} ms`);
+          await dwell();
         }
         await v.page.evaluate(() => window.benchV86.destroy());
       } catch (e) {
@@ -266,7 +269,7 @@ async function v86Boot(assets: V86Assets): Promise<{ rows: BootRow[]; download: 
     }
   } finally {
     await v?.close();
-    await browser.close();
+    await profile.close();
   }
   return { rows, download, state };
 }
@@ -275,14 +278,14 @@ async function v86Boot(assets: V86Assets): Promise<{ rows: BootRow[]; download: 
  * warm: page load → the restored shell's fresh prompt → its answer. */
 async function v86Restore(assets: V86Assets, state: Buffer): Promise<BootRow[]> {
   const rows: BootRow[] = [];
-  const browser = await launchBrowser();
+  const profile = await launchProfile();
   let v: V86Page | null = null;
   try {
     for (const mode of ['cold', 'warm'] as const) {
       say(`boot: v86 i386 ${mode} from its saved state (${(state.length / 2 ** 20).toFixed(1)} MiB)`);
       try {
         if (v) await v.load();
-        else v = await V86Page.open(browser, assets, pageLog, state);
+        else v = await V86Page.openIn(profile.context, assets, pageLog, state);
         const r = await v.restore(128);
         const answerMs = await firstAnswer(v.page, 'benchV86');
         const mem = await pageMemory(v.page);
@@ -292,6 +295,7 @@ async function v86Restore(assets: V86Assets, state: Buffer): Promise<BootRow[]> 
           note: `${V86_BOOT_NOTE}; its state saved at the prompt after the cold boot above, ${(state.length / 2 ** 20).toFixed(1)} MiB uncompressed`,
         });
         say(`  prompt after ${Math.round(r.sinceNavigationMs)} ms (files fetched in ${Math.round(r.fetchMs)} ms), answer after ${Math.round(answerMs)} ms`);
+        if (mode === 'cold') await dwell();
         await v.page.evaluate(() => window.benchV86.destroy());
       } catch (e) {
         rows.push({ vm: 'v86', guest: 'i386', mode, from: 'snapshot', status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
@@ -300,9 +304,23 @@ async function v86Restore(assets: V86Assets, state: Buffer): Promise<BootRow[]> 
     }
   } finally {
     await v?.close();
-    await browser.close();
+    await profile.close();
   }
   return rows;
+}
+
+/** After a cold load, before the warm one: the page stays on the shell
+ * this long, as a person reads it. Meanwhile the browser writes the code
+ * cache of what ran (it waits for the optimising compiler); a reload at
+ * once would find none. Every VM gets the same. */
+const DWELL_MS = 10_000;
+function dwell(): Promise<void> {
+  return new Promise((r) => setTimeout(r, DWELL_MS));
+}
+
+/** The browser's version, from a page of it. */
+async function browserVersion(page: Page): Promise<string> {
+  return page.evaluate(() => /(?:Chrome|Chromium)\/(\S+)/.exec(navigator.userAgent)?.[1] ?? navigator.userAgent);
 }
 
 /** What v86's boot downloads: its files as served, and gzip -9. */

@@ -5,11 +5,12 @@
 // loopback HTTP as our page does; nothing is added to the playground's own
 // server. (Playwright's request routing, used before, carried each body
 // over the DevTools protocol: a 13 MiB state took seconds.)
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { transform } from 'esbuild';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { REPO } from '../test/e2e/harness';
 import { ISOLATION_HEADERS } from '../scripts/vite-artifacts';
 import type { V86Assets } from './assets';
@@ -38,7 +39,13 @@ async function serve(body: Record<string, () => Promise<Buffer | string>>): Prom
       return;
     }
     make().then(
-      (data) => res.writeHead(200, { 'Content-Type': TYPES[name.slice(name.lastIndexOf('.'))] ?? 'application/octet-stream', 'Cache-Control': 'no-cache' }).end(data),
+      (data) => {
+        // A validator, as the playground's dev server sends: a revisit
+        // revalidates (304) and the browser keeps what it cached.
+        const etag = `"${createHash('sha256').update(data).digest('hex').slice(0, 16)}"`;
+        if (req.headers['if-none-match'] === etag) return void res.writeHead(304, { ETag: etag, 'Cache-Control': 'no-cache' }).end();
+        res.writeHead(200, { 'Content-Type': TYPES[name.slice(name.lastIndexOf('.'))] ?? 'application/octet-stream', 'Cache-Control': 'no-cache', ETag: etag }).end(data);
+      },
       (e: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(String(e)),
     );
   });
@@ -63,6 +70,11 @@ export class V86Page {
 
   /** `state`: a state v86 saved, served as ./state.bin for restore(). */
   static async open(browser: Browser, assets: V86Assets, log: (line: string) => void, state?: Buffer): Promise<V86Page> {
+    return V86Page.openIn(await browser.newContext(), assets, log, state);
+  }
+
+  /** The page in a given context (a profile of its own: launchProfile()). */
+  static async openIn(context: BrowserContext, assets: V86Assets, log: (line: string) => void, state?: Buffer): Promise<V86Page> {
     const body: Record<string, () => Promise<Buffer | string>> = {
       'index.html': async () => '<!doctype html><meta charset="utf-8"><title>v86 bench</title><script type="module" src="./page.js"></script>',
       'page.js': script,
@@ -72,7 +84,6 @@ export class V86Page {
     for (const [name, file] of Object.entries(assets.files)) body[name] = async () => readFileSync(file);
     if (state) body['state.bin'] = async () => state;
     const { url, server } = await serve(body);
-    const context = await browser.newContext();
     const page = await context.newPage();
     page.on('console', (m) => log(`[v86 page ${m.type()}] ${m.text()}`));
     page.on('pageerror', (e) => log(`[v86 page error] ${e.message}`));

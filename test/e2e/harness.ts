@@ -4,7 +4,9 @@
 // included, artifacts at /artifacts/) and Debian's Chromium through
 // playwright-core; each returns a close() that the caller must call.
 import { createServer as createNetServer } from 'node:net';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, afterEach, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -63,6 +65,30 @@ export async function launchBrowser(extraArgs: readonly string[] = []): Promise<
     headless: true,
     args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--headless', ...extraArgs],
   });
+}
+
+/** Debian's Chromium with a profile of its own on disk (a new temporary
+ * user-data dir): an HTTP cache and a code cache that a second visit finds,
+ * as a person's browser has them (a browser's default contexts keep their
+ * cache in memory and drop big entries). close() removes the dir. */
+export async function launchProfile(extraArgs: readonly string[] = []): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM)`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'cpr-profile-'));
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--headless', ...extraArgs],
+  });
+  return {
+    context,
+    close: async () => {
+      await context.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Progress lines of the e2e tests, printed with E2E_VERBOSE=1. */
