@@ -86,7 +86,8 @@ export async function launchProfile(extraArgs: readonly string[] = []): Promise<
     context,
     close: async () => {
       await context.close();
-      rmSync(dir, { recursive: true, force: true });
+      // Chromium may still be writing its cache as it goes.
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     },
   };
 }
