@@ -220,6 +220,17 @@ describe('snapshots (fake QEMU)', () => {
     expect((await host.liveUpdate('v1')).to).toBe('qemu-system-arm@v1');
   });
 
+  it('a capture that fails fails the save with the reason; the VM runs on and the parameters are back', async () => {
+    const { host, backend } = await booted([{ captureFails: true }]);
+    await expect(host.saveSnapshot()).rejects.toMatchObject({ code: 'snapshot-failed', message: /device state .* missing.*the VM runs on/ });
+    expect(await host.status()).toMatchObject({ state: 'running' });
+    expect(backend.instances[0]!.vmState).toBe('running');
+    expect(backend.instances[0]!.params).toMatchObject({ mode: 'normal' });
+    // And the next save works.
+    backend.instances[0]!.opts.captureFails = false;
+    expect(new TextDecoder().decode((await host.saveSnapshot()).subarray(0, 26))).toBe('CPR-PLAYGROUND-SNAPSHOT 2\n');
+  });
+
   it('saves a VM whose RAM cpr-exec refuses as a migration with RAM (format 1), and restores that', async () => {
     const { host, backend } = await booted([{ migrate: 'blocked' }]);
     const file = await host.saveSnapshot();

@@ -319,7 +319,8 @@ export class QemuHost implements QemuWorkerApi {
     // exec; after the refusal QEMU marks the migration failed and runs
     // the VM again. 'cancelled': it never got to the exec.
     const ended = qmp.waitFor((e) => (e.kind === 'migration' && ['failed', 'cancelled'].includes(e.status) ? e.status : undefined), SNAPSHOT_TIMEOUT_MS, 'the save did not end');
-    const limit = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no capture within ${SNAPSHOT_TIMEOUT_MS} ms`)), SNAPSHOT_TIMEOUT_MS));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no capture within ${SNAPSHOT_TIMEOUT_MS} ms`)), SNAPSHOT_TIMEOUT_MS)));
     limit.catch(() => undefined);
     try {
       await qmp.execute('migrate-set-parameters', { mode: 'cpr-exec', 'cpr-exec-command': cprExecCommand(CAPTURE_EXEC, s.baseArgv, SNAPSHOT_FILE) });
@@ -336,6 +337,7 @@ export class QemuHost implements QemuWorkerApi {
       await Promise.race([ended.promise, s.failure, limit]);
       return c;
     } finally {
+      clearTimeout(timer);
       s.onCapture = null;
       ended.cancel();
       await qmp

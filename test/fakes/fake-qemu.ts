@@ -40,6 +40,8 @@ export interface FakeOptions {
   readyDelayMs?: number;
   /** `migrate` in cpr-exec mode. ['exec'] */
   migrate?: FakeMigrate;
+  /** A snapshot's capture exec finds no device state (the worker says why). */
+  captureFails?: boolean;
   /** An instance started with -incoming never answers QMP (a new QEMU that hangs). */
   incomingHangs?: boolean;
   /** An instance started with -incoming exits with status 1 (state does not load). */
@@ -70,7 +72,7 @@ export class FakeQemu implements QemuInstanceLike {
   /** The memfds of its guest RAM: its own, or those it took over. */
   readonly ram: OpenMemfd[];
 
-  constructor(readonly req: LaunchRequest, private readonly opts: FakeOptions) {
+  constructor(readonly req: LaunchRequest, readonly opts: FakeOptions) {
     this.exited = new Promise((r) => (this.settle = r));
     this.incoming = req.argv.includes('-incoming');
     this.ram = req.adopt ?? (req.memory ? [fakeRam(req.memory)] : []);
@@ -282,7 +284,11 @@ export class FakeQemu implements QemuInstanceLike {
       this.event('MIGRATION', { status: 'completed' });
       setTimeout(() => {
         const memory = this.req.memory;
-        this.req.onCapture?.(memory ? { image: captureRam(memory, this.ram, ['QEMU_CPR_EXEC_STATE=9']), state: QEVM.slice() } : { error: 'no shared Memory' });
+        this.req.onCapture?.(
+          memory && !this.opts.captureFails
+            ? { image: captureRam(memory, this.ram, ['QEMU_CPR_EXEC_STATE=9']), state: QEVM.slice() }
+            : { error: 'the device state /snapshot.state is missing or not a QEMU migration stream' },
+        );
         this.req.onLog(`qemu-system-arm: execvp ${CAPTURE_EXEC} failed: Operation canceled`);
         this.migration = { status: 'failed', error: `execvp ${CAPTURE_EXEC} failed: Operation canceled` };
         this.event('MIGRATION', { status: 'failed' });
