@@ -121,7 +121,7 @@ function bootMarkdown(b: BootSection, figures: string[][]): string[] {
   const lines = [
     '## Boot to a shell prompt, downloads, memory',
     '',
-    '128 MiB of guest RAM. **Cold**: a newly launched browser with a new profile on disk (empty HTTP cache, no compiled code). **Warm**: the same page loaded a second time in that profile, after the cold page stayed 10 s on its answer (as a person reads it; meanwhile the browser writes its code cache); every VM gets the same. ' +
+    '128 MiB of guest RAM. **Cold**: a newly launched browser with a new profile on disk (empty HTTP cache, no compiled code). **Warm**: the same page loaded a second time in that profile, after the cold page stayed 10 s on its answer (as a person reads it; meanwhile the browser writes its code cache); every VM gets the same. Before our rows, one Start in a throwaway profile warms Vite's dev server up (it transforms each module on its first request, ~2-3 s that only the first load after the server started would pay). ' +
       '"From page load" starts before navigation; "guest" starts at `boot()` (ours) or `new V86()` (v86). Ours runs from scratch (the kernel boots) and from the booted snapshot the build ships (the page\'s Start: `boot({ from: \'snapshot\' })`, then the fresh prompt it asks for). ' +
       'v86 boots from scratch, and starts from the state it saved at the prompt after its cold boot in the same run (`initial_state`: only the BIOSes and the state are fetched; then an Enter for a fresh prompt, as our Start does). ' +
       '"Answer": page load → the shell\'s answer to `echo $((6*7))`, typed as soon as the prompt showed (issue 13\'s target). ' +

@@ -177,6 +177,7 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
   const downloads: DownloadRow[] = [];
   let chromiumVersion: string | null = null;
   const ourRuns = opts.vms.includes('ours') ? (['arm', 'i386'] as const).flatMap((guest) => (['snapshot', 'scratch'] as const).map((from) => ({ guest, from }))) : [];
+  if (ourRuns.length) await warmDevServer(server);
   for (const { guest, from } of ourRuns) {
     // Cold: a new browser with a new profile: no HTTP cache, no code cache.
     const profile = await launchProfile();
@@ -307,6 +308,28 @@ async function v86Restore(assets: V86Assets, state: Buffer): Promise<BootRow[]> 
     await profile.close();
   }
   return rows;
+}
+
+/**
+ * Vite's dev server transforms each module of the page and its workers on
+ * its first request after it started: the first cold load in a run paid
+ * for that, ~2-3 s, which no later load (and no visitor of a server that
+ * is up) pays. One Start in a throwaway profile does it before any row.
+ */
+async function warmDevServer(server: Server): Promise<void> {
+  say('boot: warming the dev server up (one Start, not measured)');
+  const profile = await launchProfile();
+  try {
+    const page = await profile.context.newPage();
+    const ours = await OurPage.openIn(page, server.url);
+    await ours.boot({ guest: 'arm', ramMiB: 128, from: 'snapshot' });
+    await ours.waitForPrompt();
+    await ours.stop();
+  } catch (e) {
+    say(`  the warm-up failed (${errorText(e)}); the first row pays the dev server's first transforms`);
+  } finally {
+    await profile.close();
+  }
 }
 
 /** After a cold load, before the warm one: the page stays on the shell
