@@ -56,11 +56,26 @@ function pageIsZero(words: Int32Array, from: number, to: number): boolean {
   return true;
 }
 
+/** Calls `run(first, count)` for each run of consecutive set bits of a page map. */
+function eachRun(map: Uint8Array, pages: number, run: (first: number, count: number) => void): void {
+  for (let p = 0; p < pages; ) {
+    if (!(map[p >> 3]! & (1 << (p & 7)))) {
+      p++;
+      continue;
+    }
+    let q = p + 1;
+    while (q < pages && map[q >> 3]! & (1 << (q & 7))) q++;
+    run(p, q - p);
+    p = q;
+  }
+}
+
 /**
  * The regions of the memfds in `open`, out of the Memory. Synchronous: it
  * runs while QEMU waits for its exec hook's answer with the VM stopped, so
  * nothing writes guest RAM meanwhile. One pass finds the non-zero pages,
- * then those alone are copied into a buffer of the exact size.
+ * then those alone are copied, a run of pages at a time, into a buffer of
+ * the exact size.
  */
 export function captureRam(memory: WebAssembly.Memory, open: readonly OpenMemfd[], environ: readonly string[]): RamImage {
   const table = new RegionTable(memory);
@@ -90,12 +105,12 @@ export function captureRam(memory: WebAssembly.Memory, open: readonly OpenMemfd[
     const { map } = bitmaps[i]!;
     data.set(map, out);
     out += map.length;
-    for (let p = 0, at = e.base; at < e.base + e.size; p++, at += IMAGE_PAGE) {
-      if (!(map[p >> 3]! & (1 << (p & 7)))) continue;
-      const end = Math.min(at + IMAGE_PAGE, e.base + e.size);
-      data.set(bytes.subarray(at, end), out);
-      out += IMAGE_PAGE;
-    }
+    eachRun(map, Math.ceil(e.size / IMAGE_PAGE), (first, count) => {
+      const at = e.base + first * IMAGE_PAGE;
+      // A ragged tail stays zero-padded to a whole page in the image.
+      data.set(bytes.subarray(at, Math.min(at + count * IMAGE_PAGE, e.base + e.size)), out);
+      out += count * IMAGE_PAGE;
+    });
   });
   const env: Record<string, string> = {};
   for (const e of environ) {
@@ -165,11 +180,10 @@ export function placeRam(memory: WebAssembly.Memory, image: RamImage): void {
   for (const r of image.regions) {
     const map = image.data.subarray(at, at + bitmapBytes(r.size));
     at += map.length;
-    for (let p = 0; p * IMAGE_PAGE < r.size; p++) {
-      if (!(map[p >> 3]! & (1 << (p & 7)))) continue;
-      const n = Math.min(IMAGE_PAGE, r.size - p * IMAGE_PAGE);
-      bytes.set(image.data.subarray(at, at + n), r.base + p * IMAGE_PAGE);
-      at += IMAGE_PAGE;
-    }
+    eachRun(map, Math.ceil(r.size / IMAGE_PAGE), (first, count) => {
+      const n = Math.min(count * IMAGE_PAGE, r.size - first * IMAGE_PAGE);
+      bytes.set(image.data.subarray(at, at + n), r.base + first * IMAGE_PAGE);
+      at += count * IMAGE_PAGE;
+    });
   }
 }
