@@ -33,7 +33,9 @@ export interface QemuInstanceLike {
   /** Input for one of QEMU's consoles (guest serial, HMP, QMP). */
   write(console: ConsoleName, bytes: Uint8Array): void;
   readonly exited: Promise<InstanceExit>;
-  kill(): Promise<void>;
+  /** `memoryDiscarded`: no QEMU runs on its Memory again: no wait for its
+   * last threads (instance-client.ts). */
+  kill(options?: { memoryDiscarded?: boolean }): Promise<void>;
   /** The first half of kill(): resolves with the heap top (0: unknown)
    * once no thread of this QEMU writes the Memory; kill() ends the rest. */
   endThreads?(): Promise<number>;

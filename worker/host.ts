@@ -929,7 +929,8 @@ export class QemuHost implements QemuWorkerApi {
     s.update?.end({ kind: 'lost', error: new PlaygroundError('bad-state', 'QEMU was stopped during the live update') });
     this.flushSerial();
     try {
-      await s.running?.instance.kill();
+      // A session's Memory is its own: the next session makes a fresh one.
+      await s.running?.instance.kill({ memoryDiscarded: true });
     } finally {
       s.revokeWasm();
     }

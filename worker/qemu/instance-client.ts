@@ -25,7 +25,10 @@ export interface InstanceLaunch extends Omit<Extract<ToInstance, { type: 'launch
 export interface InstanceHandle {
   write(console: ConsoleName, bytes: Uint8Array): void;
   readonly exited: Promise<QemuExit & { heapTop?: number }>;
-  kill(): Promise<void>;
+  /** `memoryDiscarded`: nothing runs on this Memory again (a stop, or a
+   * new boot on a fresh Memory), so there is no waiting for threads the
+   * browser ends only by force, nor waking where they waited. */
+  kill(options?: { memoryDiscarded?: boolean }): Promise<void>;
   /** The first half of kill(): QEMU's threads ended, nothing of this QEMU
    * writes the Memory any more; resolves with the heap top (0: unknown).
    * The exec path clears memory meanwhile; kill() then ends the rest. */
@@ -170,7 +173,15 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     write: (console, bytes) => post({ type: 'console', console, bytes }),
     exited,
     terminate,
-    kill: async () => {
+    kill: async (options = {}) => {
+      if (options.memoryDiscarded) {
+        // Its threads are asked to end (cancelled, so that none spins on
+        // until the browser ends it by force), then the worker goes.
+        if (!ended && !ending) await endThreads();
+        terminate();
+        await exited;
+        return;
+      }
       // QEMU's pthread workers are nested in the instance worker; ending
       // that worker ends them only as it is torn down. Have it terminate
       // them first (its reply comes after the 'parked' report): a thread
