@@ -102,11 +102,18 @@ const encoder = new TextEncoder();
 /** A snapshot given as a Blob (a File from a picker or a drop), bytes or a
  * buffer, as the bytes of a buffer of their own: they move to the worker
  * (transferred, not copied), and the caller's bytes must stay usable. */
-async function snapshotBytes(file: Blob | ArrayBuffer | Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
-  if (file instanceof Uint8Array) return file.slice() as Uint8Array<ArrayBuffer>;
-  if (file instanceof ArrayBuffer) return new Uint8Array(file.slice(0));
-  if (file instanceof Blob) return new Uint8Array(await file.arrayBuffer());
+/** A snapshot file as the worker takes it: a Blob by reference (the
+ * worker reads it, once), bytes copied once and transferred (they stay
+ * the caller's). */
+function snapshotToSend(file: Blob | ArrayBuffer | Uint8Array): Blob | Uint8Array {
+  if (file instanceof Blob) return file;
+  if (file instanceof Uint8Array) return sendBytes(file.slice());
+  if (file instanceof ArrayBuffer) return sendBytes(new Uint8Array(file.slice(0)));
   throw new PlaygroundError('bad-options', 'a snapshot is given as a Blob, an ArrayBuffer or a Uint8Array');
+}
+
+function sendBytes(bytes: Uint8Array): Uint8Array {
+  return transfer(bytes, [bytes.buffer as ArrayBuffer]);
 }
 
 /** A worker whose host is initialised: its events count once it is the
@@ -207,18 +214,16 @@ export class Playground implements PlaygroundApi {
   }
 
   async saveSnapshot(): Promise<Blob> {
-    const bytes = await this.call((w) => w.saveSnapshot());
-    return new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' });
+    return this.call((w) => w.saveSnapshot());
   }
 
   async checkSnapshot(file: Blob | ArrayBuffer | Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
-    const bytes = await snapshotBytes(file);
-    return this.call((w) => w.checkSnapshot(transfer(bytes, [bytes.buffer]), options));
+    const sent = snapshotToSend(file);
+    return this.call((w) => w.checkSnapshot(sent, options));
   }
 
   async restoreSnapshot(file: Blob | ArrayBuffer | Uint8Array, options: RestoreOptions = {}): Promise<Status> {
-    const bytes = await snapshotBytes(file);
-    const sent = transfer(bytes, [bytes.buffer]);
+    const sent = snapshotToSend(file);
     if (!this.booted) {
       // No QEMU ran in this worker yet: it checks the file and restores it.
       this.booted = true;

@@ -192,15 +192,15 @@ export interface QemuWorkerApi {
   liveUpdate(target: string, options?: LiveUpdateOptions): Promise<LiveUpdateResult>;
   /** Saves the running VM (QEMU's migration to a file) as a snapshot
    * file; the VM runs on. */
-  saveSnapshot(): Promise<Uint8Array>;
+  saveSnapshot(): Promise<Blob>;
   /** Checks a snapshot file whole (and that this page can restore it)
    * without touching anything; rejects with bad-snapshot and the reason. */
-  checkSnapshot(file: Uint8Array, options?: RestoreOptions): Promise<SnapshotInfo>;
+  checkSnapshot(file: Blob | Uint8Array, options?: RestoreOptions): Promise<SnapshotInfo>;
   /** Checks a snapshot file whole as checkSnapshot() does, and keeps QEMU's
    * stream in it for restoreOpened(): the page has a fresh worker check
    * the file while the running guest (in another worker) goes on, and
    * ends that guest only for a good file. Send `file` transferred. */
-  openSnapshot(file: Uint8Array, options?: RestoreOptions): Promise<SnapshotInfo>;
+  openSnapshot(file: Blob | Uint8Array, options?: RestoreOptions): Promise<SnapshotInfo>;
   /** Replaces the running guest (if any) by the VM of the snapshot
    * openSnapshot() checked; resolves once that VM runs. Nothing is
    * checked or decompressed again. */

@@ -187,7 +187,7 @@ describe('live update routes (fake QEMU)', () => {
 describe('snapshots (fake QEMU)', () => {
   it('saves the running VM to a snapshot file and restores it, on the same build or another', async () => {
     const { host, backend } = await booted();
-    const file = await host.saveSnapshot();
+    const file = new Uint8Array(await (await host.saveSnapshot()).arrayBuffer());
     // Format 2: a cpr-exec migration whose exec is the capture, refused.
     expect(new TextDecoder().decode(file.subarray(0, 26))).toBe('CPR-PLAYGROUND-SNAPSHOT 2\n');
     expect(backend.instances[0]!.qmpLog).toEqual(expect.arrayContaining(['query-migrate-parameters', 'migrate-set-parameters', 'migrate']));
@@ -228,12 +228,12 @@ describe('snapshots (fake QEMU)', () => {
     expect(backend.instances[0]!.params).toMatchObject({ mode: 'normal' });
     // And the next save works.
     backend.instances[0]!.opts.captureFails = false;
-    expect(new TextDecoder().decode((await host.saveSnapshot()).subarray(0, 26))).toBe('CPR-PLAYGROUND-SNAPSHOT 2\n');
+    expect(new TextDecoder().decode(new Uint8Array(await (await host.saveSnapshot()).arrayBuffer()).subarray(0, 26))).toBe('CPR-PLAYGROUND-SNAPSHOT 2\n');
   });
 
   it('saves a VM whose RAM cpr-exec refuses as a migration with RAM (format 1), and restores that', async () => {
     const { host, backend } = await booted([{ migrate: 'blocked' }]);
-    const file = await host.saveSnapshot();
+    const file = new Uint8Array(await (await host.saveSnapshot()).arrayBuffer());
     expect(new TextDecoder().decode(file.subarray(0, 26))).toBe('CPR-PLAYGROUND-SNAPSHOT 1\n');
     expect(backend.instances[0]!.qmpLog).toEqual(expect.arrayContaining(['stop', 'migrate', 'cont']));
     expect(await host.status()).toMatchObject({ state: 'running' });
@@ -243,7 +243,7 @@ describe('snapshots (fake QEMU)', () => {
   });
 
   it('boots from the shipped booted snapshot: restored, not booted, and a fresh prompt is asked for', async () => {
-    const file = await (await booted()).host.saveSnapshot();
+    const file = new Uint8Array(await (await (await booted()).host.saveSnapshot()).arrayBuffer());
     const backend = new FakeBackend();
     const serial: string[] = [];
     const host = new QemuHost({
@@ -270,7 +270,7 @@ describe('snapshots (fake QEMU)', () => {
 
   it('refuses a bad file before touching the running guest', async () => {
     const { host, backend } = await booted();
-    const file = await host.saveSnapshot();
+    const file = new Uint8Array(await (await host.saveSnapshot()).arrayBuffer());
     const flipped = file.slice();
     flipped[flipped.length - 3]! ^= 0x40;
     await expect(host.openSnapshot(flipped)).rejects.toMatchObject({ code: 'bad-snapshot', message: /sha256/ });

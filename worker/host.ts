@@ -280,7 +280,7 @@ export class QemuHost implements QemuWorkerApi {
     return { argv: info.argv, state, image, booted: true };
   }
 
-  async saveSnapshot(): Promise<Uint8Array> {
+  async saveSnapshot(): Promise<Blob> {
     const s = this.session;
     if (!s || !s.running || s.ended || !['running', 'paused'].includes(this.state.state)) {
       throw new PlaygroundError('bad-state', `cannot save a snapshot: the guest is ${this.state.state}; boot it first`);
@@ -291,8 +291,8 @@ export class QemuHost implements QemuWorkerApi {
       // RAM straight out of the layout when QEMU can cpr-exec; else (no
       // shared Memory, or RAM cpr-exec refuses) a migration with RAM.
       const content = (s.memory && !s.prepared?.layoutProblem ? await this.capture(s, s.running) : null) ?? { state: await saveState(s.running, SNAPSHOT_FILE, SNAPSHOT_TIMEOUT_MS) };
-      const file = await writeSnapshot({ guest: s.options.guest, build: s.build.name, ramMiB: s.options.ramMiB, argv: s.baseArgv }, content);
-      return transfer(file, [file.buffer]);
+      // A Blob goes to the page by reference.
+      return await writeSnapshot({ guest: s.options.guest, build: s.build.name, ramMiB: s.options.ramMiB, argv: s.baseArgv }, content);
     } catch (e) {
       if (e instanceof PlaygroundError) throw e;
       throw new PlaygroundError('snapshot-failed', `the snapshot could not be saved: ${e instanceof Error ? e.message : String(e)}; the VM runs on`);
@@ -348,11 +348,11 @@ export class QemuHost implements QemuWorkerApi {
     }
   }
 
-  async checkSnapshot(file: Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
+  async checkSnapshot(file: Blob | Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
     return (await this.checkedSnapshot(file, options)).info;
   }
 
-  async openSnapshot(file: Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
+  async openSnapshot(file: Blob | Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
     if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
     this.opened = null;
     const opened = await this.checkedSnapshot(file, options);
@@ -372,9 +372,10 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   /** A snapshot file checked whole, and the build to restore it on. */
-  private async checkedSnapshot(file: Uint8Array, options: RestoreOptions): Promise<CheckedSnapshot> {
-    if (!(file instanceof Uint8Array)) throw new PlaygroundError('bad-options', 'a snapshot is given as bytes (Uint8Array) or a Blob');
-    const { info, state, image } = await readSnapshot(file);
+  private async checkedSnapshot(file: Blob | Uint8Array, options: RestoreOptions): Promise<CheckedSnapshot> {
+    if (!(file instanceof Uint8Array) && !(file instanceof Blob)) throw new PlaygroundError('bad-options', 'a snapshot is given as bytes (Uint8Array) or a Blob');
+    // A Blob (the page's file, by reference) is read here, once.
+    const { info, state, image } = await readSnapshot(file instanceof Blob ? new Uint8Array(await file.arrayBuffer()) : file);
     const registry = await this.store.builds();
     let build: ResolvedBuild;
     try {

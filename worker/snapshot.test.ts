@@ -4,14 +4,18 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { createSharedMemory, RegionTable } from './qemu/memory';
 import { captureRam, type RamImage } from './qemu/ram-image';
-import { GZIP_UP_TO, readSnapshot, writeSnapshot } from './snapshot';
+import { GZIP_UP_TO, HASH_PIECE, readSnapshot, writeSnapshot } from './snapshot';
 
 const INFO = { guest: 'arm' as const, build: 'qemu-system-arm@v1', ramMiB: 128, argv: ['-M', 'virt', '-m', '128'] };
 const STATE = new Uint8Array(100_000).map((_, i) => (i * 7) & 0xff);
 STATE.set([0x51, 0x45, 0x56, 0x4d]);
 
+async function bytesOf(blob: Blob): Promise<Uint8Array> {
+  return new Uint8Array(await blob.arrayBuffer());
+}
+
 async function file(): Promise<Uint8Array> {
-  return writeSnapshot(INFO, { state: STATE }, new Date('2026-11-28T00:00:00Z'));
+  return bytesOf(await writeSnapshot(INFO, { state: STATE }, new Date('2026-11-28T00:00:00Z')));
 }
 
 function withHeader(f: Uint8Array, edit: (h: Record<string, unknown>) => void): Uint8Array {
@@ -41,7 +45,7 @@ describe('snapshot files', () => {
     // Past the 4 MiB pieces the (de)compressor is fed in, and not all compressible.
     const big = new Uint8Array(9 * 2 ** 20 + 123);
     for (let i = 0, x = 1; i < big.length; i++) big[i] = i % 3 ? (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24 : 0;
-    const f = await writeSnapshot(INFO, { state: big });
+    const f = await bytesOf(await writeSnapshot(INFO, { state: big }));
     const text = new TextDecoder('latin1').decode(f.subarray(0, 4096));
     const a = text.indexOf('\n');
     const b = text.indexOf('\n', a + 1);
@@ -91,14 +95,14 @@ describe('snapshot files of format 2 (a RAM image)', () => {
     const i = table.add('ram0');
     table.reserve(i, 4 * 2 ** 20);
     table.setSize(i, 4 * 2 ** 20);
-    new Uint8Array(memory.buffer).fill(0x33, table.entry(i).base + 8192, table.entry(i).base + 12288);
+    new Uint8Array(memory.buffer).fill(0x33, table.entry(i).base + 8192, table.entry(i).base + 8192 + 2 ** 21);
     return captureRam(memory, [{ fd: 15, file: i, path: '/dev/memfd/0-ram0' }], ['QEMU_CPR_EXEC_STATE=26']);
   };
 
   it('round-trip, gzip\'d when small and raw when big', async () => {
     const img = image();
     for (const gzipUpTo of [GZIP_UP_TO, 0]) {
-      const f = await writeSnapshot(INFO, { state: STATE, image: img }, new Date('2026-11-28T00:00:00Z'), gzipUpTo);
+      const f = await bytesOf(await writeSnapshot(INFO, { state: STATE, image: img }, new Date('2026-11-28T00:00:00Z'), gzipUpTo));
       expect(new TextDecoder().decode(f.subarray(0, 26))).toBe('CPR-PLAYGROUND-SNAPSHOT 2\n');
       expect(new TextDecoder().decode(f.subarray(0, 2000))).toContain(gzipUpTo ? '"encoding":"gzip"' : '"encoding":"raw"');
       const back = await readSnapshot(f);
@@ -111,8 +115,25 @@ describe('snapshot files of format 2 (a RAM image)', () => {
     }
   });
 
+  it('hashes the payload in pieces: sha256 of the pieces\' sha256, pieces across the device state and the RAM image', async () => {
+    const img = image();
+    const f = await bytesOf(await writeSnapshot(INFO, { state: STATE, image: img }, new Date(), 0));
+    const text = new TextDecoder('latin1').decode(f.subarray(0, 8192));
+    const b = text.indexOf('\n', text.indexOf('\n') + 1);
+    const header = JSON.parse(text.slice(text.indexOf('\n') + 1, b)) as { payload: { sha256: string; piece: number; bytes: number } };
+    const payload = f.subarray(b + 1);
+    expect(Buffer.from(payload).equals(Buffer.concat([STATE, img.data]))).toBe(true);
+    expect(header.payload.piece).toBe(HASH_PIECE);
+    const digests: Buffer[] = [];
+    for (let at = 0; at < payload.length; at += HASH_PIECE) digests.push(createHash('sha256').update(payload.subarray(at, at + HASH_PIECE)).digest());
+    expect(digests.length).toBeGreaterThan(2);
+    expect(header.payload.sha256).toBe(createHash('sha256').update(Buffer.concat(digests)).digest('hex'));
+    f[f.length - 1]! ^= 1;
+    await expect(readSnapshot(f)).rejects.toMatchObject({ message: /does not match its sha256/ });
+  });
+
   it('refuses a RAM image that does not fit the layout, and a truncated raw payload', async () => {
-    const f = await writeSnapshot(INFO, { state: STATE, image: image() }, new Date(), 0);
+    const f = await bytesOf(await writeSnapshot(INFO, { state: STATE, image: image() }, new Date(), 0));
     await expect(readSnapshot(withHeader(f, (h) => ((h.image as { regions: { base: number }[] }).regions[0]!.base = 4096)))).rejects.toMatchObject({
       code: 'bad-snapshot',
       message: /RAM image does not fit the memory layout: .*not aligned/,

@@ -41,7 +41,9 @@ type Encoding = 'gzip' | 'raw';
 interface SnapshotHeader extends SnapshotInfo {
   /** Format 2: the RAM image after the device state (its data's bytes). */
   image?: { open: OpenMemfd[]; env: Record<string, string>; regions: ImageRegion[]; bytes: number };
-  payload: { encoding: Encoding; bytes: number; sha256: string };
+  /** Format 2: `sha256` is that of the sha256 digests of the payload's
+   * pieces of `piece` bytes (the last one shorter), one after the other. */
+  payload: { encoding: Encoding; bytes: number; sha256: string; piece?: number };
 }
 
 /** What a snapshot holds: QEMU's state (the whole migration stream, or
@@ -58,6 +60,50 @@ function bad(why: string): PlaygroundError {
 async function sha256(bytes: Uint8Array): Promise<string> {
   const digest = await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * The piece size of format 2's hash. WebCrypto copies what it hashes; a
+ * copy this small reuses the same memory from piece to piece, where one
+ * copy of a whole 1 GiB payload is fresh memory, which costs ~4 s per GiB
+ * on the machines here (a page fault per 4 KiB) before it is even hashed.
+ */
+export const HASH_PIECE = 512 * 1024;
+
+/** sha256 of the sha256 digests of `parts`' bytes in pieces of `piece`. */
+async function piecesSha256(parts: readonly Uint8Array[], piece: number): Promise<string> {
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const digests = new Uint8Array(Math.ceil(total / piece) * 32);
+  const scratch = new Uint8Array(piece);
+  let part = 0;
+  let at = 0;
+  for (let i = 0; i * piece < total; i++) {
+    const n = Math.min(piece, total - i * piece);
+    let view: Uint8Array;
+    if (at + n <= parts[part]!.length) {
+      view = parts[part]!.subarray(at, at + n);
+      at += n;
+    } else {
+      // A piece across two parts is gathered first.
+      for (let got = 0; got < n; ) {
+        while (at >= parts[part]!.length) {
+          part++;
+          at = 0;
+        }
+        const take = Math.min(n - got, parts[part]!.length - at);
+        scratch.set(parts[part]!.subarray(at, at + take), got);
+        got += take;
+        at += take;
+      }
+      view = scratch.subarray(0, n);
+    }
+    while (part < parts.length - 1 && at >= parts[part]!.length) {
+      part++;
+      at = 0;
+    }
+    digests.set(new Uint8Array(await crypto.subtle.digest('SHA-256', view as Uint8Array<ArrayBuffer>)), i * 32);
+  }
+  return sha256(digests);
 }
 
 /** Input for a (de)compressor in pieces of this size: it works through a
@@ -108,50 +154,53 @@ class TooLong extends Error {
   }
 }
 
-/** A snapshot file of `content`: format 2 with a RAM image, else 1. */
+/** A snapshot file of `content`: format 2 with a RAM image, else 1. A
+ * Blob of its parts: a Blob is what the page downloads and keeps, and
+ * making it copies the parts once, where a file in one buffer first would
+ * copy them twice. */
 export async function writeSnapshot(
   info: Omit<SnapshotInfo, 'stateBytes' | 'createdAt'>,
   content: SnapshotContent,
   now = new Date(),
   gzipUpTo = GZIP_UP_TO,
-): Promise<Uint8Array> {
+): Promise<Blob> {
   const { state, image } = content;
   const raw = state.length + (image?.data.length ?? 0);
   // Format 1 is always gzip: readers of it know no other encoding.
   const encoding: Encoding = raw <= gzipUpTo || !image ? 'gzip' : 'raw';
-  const parts: Uint8Array[] = [];
+  let parts: Uint8Array[] = [];
   let bytes = 0;
   if (encoding === 'gzip') {
     await drain(pieces(state, ...(image ? [image.data] : [])).pipeThrough(new CompressionStream('gzip')), (c) => {
       parts.push(c);
       bytes += c.length;
     });
+    // One buffer to hash (format 1 hashes the payload whole).
+    parts = [concat(parts, bytes)];
   } else {
-    parts.push(state, ...(image ? [image.data] : []));
+    parts = [state, ...(image ? [image.data] : [])];
     bytes = raw;
   }
-  const headOf = (sha256: string): Uint8Array => {
-    const header: SnapshotHeader = {
-      ...info,
-      createdAt: now.toISOString(),
-      stateBytes: state.length,
-      ...(image ? { image: { open: image.open, env: image.env, regions: image.regions, bytes: image.data.length } } : {}),
-      payload: { encoding, bytes, sha256 },
-    };
-    return new TextEncoder().encode(`${SNAPSHOT_MAGIC} ${image ? IMAGE_FORMAT : STREAM_FORMAT}\n${JSON.stringify(header)}\n`);
+  const digest = image ? await piecesSha256(parts, HASH_PIECE) : await sha256(parts[0]!);
+  const header: SnapshotHeader = {
+    ...info,
+    createdAt: now.toISOString(),
+    stateBytes: state.length,
+    ...(image ? { image: { open: image.open, env: image.env, regions: image.regions, bytes: image.data.length } } : {}),
+    payload: { encoding, bytes, sha256: digest, ...(image ? { piece: HASH_PIECE } : {}) },
   };
-  // The payload's pieces go straight to their place in the file and are
-  // hashed there, not gathered into a payload and copied once more: the
-  // header's length does not depend on the digest (always 64 hex digits).
-  const start = headOf('0'.repeat(64)).length;
-  const file = new Uint8Array(start + bytes);
-  let at = start;
-  for (const p of parts.splice(0)) {
-    file.set(p, at);
+  const head = new TextEncoder().encode(`${SNAPSHOT_MAGIC} ${image ? IMAGE_FORMAT : STREAM_FORMAT}\n${JSON.stringify(header)}\n`);
+  return new Blob([head, ...parts] as Uint8Array<ArrayBuffer>[]);
+}
+
+function concat(parts: readonly Uint8Array[], bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
     at += p.length;
   }
-  file.set(headOf(await sha256(file.subarray(start))));
-  return file;
+  return out;
 }
 
 function isStringArray(v: unknown): v is string[] {
@@ -175,6 +224,7 @@ function checkHeader(h: unknown, format: number): SnapshotHeader {
     throw bad('its header does not describe the payload (encoding, bytes, sha256)');
   }
   if (format === IMAGE_FORMAT) {
+    if (p.piece !== HASH_PIECE) throw bad(`its payload is hashed in pieces of ${JSON.stringify(p.piece)} bytes, this page reads ${HASH_PIECE}`);
     const i = o.image as Record<string, unknown> | undefined;
     if (!i || !Array.isArray(i.open) || !Array.isArray(i.regions) || typeof i.env !== 'object' || i.env === null || !Number.isSafeInteger(i.bytes) || (i.bytes as number) < 0) {
       throw bad('its header does not describe its RAM image (open, env, regions, bytes)');
@@ -210,7 +260,8 @@ export async function readSnapshot(file: Uint8Array): Promise<{ info: SnapshotIn
   if (payload.length !== header.payload.bytes) {
     throw bad(`it is truncated or padded: the payload has ${payload.length} bytes, the header says ${header.payload.bytes}`);
   }
-  if ((await sha256(payload)) !== header.payload.sha256) throw bad('its payload does not match its sha256 (the file is corrupted)');
+  const digest = format === IMAGE_FORMAT ? await piecesSha256([payload], HASH_PIECE) : await sha256(payload);
+  if (digest !== header.payload.sha256) throw bad('its payload does not match its sha256 (the file is corrupted)');
   const imageBytes = header.image?.bytes ?? 0;
   const total = header.stateBytes + imageBytes;
   let content: Uint8Array;

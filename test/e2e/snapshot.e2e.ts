@@ -169,7 +169,7 @@ describe('snapshots', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }, (
           const x = e as { code?: string; message?: string };
           return { code: x.code ?? 'none', message: x.message ?? String(e) };
         }
-      }, [...junk]));
+      }, [...new Uint8Array(await junk.arrayBuffer())]));
       log(`${what}: ${JSON.stringify(err)}`);
       assert.ok(err.code === 'snapshot-failed' || err.code === 'qemu-exited', `QEMU refuses ${what}: ${JSON.stringify(err)}`);
       assert.match(err.message, /qemu-system-arm: .*(migration|load|stream|Not a migration)/i);

@@ -86,7 +86,7 @@ async function snapshotOf(guest: GuestName, qemuDir: string, guestDir: string, b
     await qmp.execute('migrate', { uri: `file:${STATE_PATH}` });
     await Promise.race([ended.promise, died]);
     if (!captured?.image) throw new Error(`QEMU saved no device state (${log.slice(-8).join(' | ')}) ${JSON.stringify(await qmp.execute('query-migrate'))}`);
-    const file = await writeSnapshot({ guest, build: `${spec.binary}@${build}`, ramMiB: DEFAULT_RAM_MIB, argv: launch.argv }, captured);
+    const file = new Uint8Array(await (await writeSnapshot({ guest, build: `${spec.binary}@${build}`, ramMiB: DEFAULT_RAM_MIB, argv: launch.argv }, captured)).arrayBuffer());
     console.log(`make-snapshots: ${guest}: shell after ${((Date.now() - t0) / 1000).toFixed(1)} s (prompt at ${prompt}), ` +
       `device state ${(captured.state.length / 1024).toFixed(1)} KiB, RAM image ${(captured.image.data.length / 2 ** 20).toFixed(1)} MiB ` +
       `(${captured.image.regions.map((r) => `${r.name} ${r.pages} pages`).join(', ')}), snapshot ${(file.length / 2 ** 20).toFixed(2)} MiB`);
