@@ -48,7 +48,7 @@ export function snapshotMarkdown(s: SnapshotSection, figures: string[][]): strin
   const lines = [
     '## Snapshots: file size, save and restore',
     '',
-    'Our snapshot is `playground.saveSnapshot()`\'s file: QEMU\'s migration stream (a migration to a file, RAM included), gzip\'d in the worker, behind a one-line JSON header (docs/api.md). ' +
+    'Our snapshot is `playground.saveSnapshot()`\'s file behind a one-line JSON header (docs/api.md). Since 2026-11-29 (format 2): QEMU\'s device state from a cpr-exec migration whose exec the worker catches, and guest RAM copied out of the live-update layout\'s memfd regions; gzip\'d up to 64 MiB, raw above. Rows measured before: QEMU\'s whole migration stream, RAM included, gzip\'d (format 1). ' +
       "v86's is `save_state()`'s buffer, which v86 leaves uncompressed; its gzip size (the browser's CompressionStream, as ours compresses) is beside it. " +
       'Both skip pages that are all zeros.',
     '',
@@ -121,7 +121,7 @@ function phasesMarkdown(s: SnapshotSection): string[] {
   if (!rows.length) return [];
   const lines = [
     '',
-    "Where our time goes (median). A save: QEMU's own migration to a file (its `info migrate` total; the VM is stopped throughout), and the rest: the file read out of QEMU's file system, gzip, sha256, the hand-over to the page. " +
+    "Where our time goes (median). A save of format 1: QEMU's own migration to a file (its `info migrate` total; the VM is stopped throughout), and the rest: the file read out of QEMU's file system, gzip, sha256, the hand-over to the page (format 2 has no such split: its migration ends 'failed' by design, when the worker refuses the exec, and QEMU reports no total). " +
       "A restore, split at the page's status and progress events: a new worker started and the file checked whole (sha256, gunzip) in it while the running guest goes on, that guest's QEMU and worker ended, the new worker made the page's, the build fetched and compiled (begun during the check), QEMU started, and QEMU loading the state until the VM runs. (Rows measured before the file was checked only once: the check in the running guest's worker, and the hand-over a second check in the new one.)",
     '',
     `| guest RAM | save: QEMU's migration | save: the rest | ${PHASES.map((p) => `restore: ${p.label}`).join(' | ')} |`,
