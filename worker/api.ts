@@ -190,16 +190,17 @@ export interface QemuWorkerApi {
   /** Replaces the running QEMU by build `target` (`v2`,
    * `qemu-system-arm@v2`, ...) while the guest keeps running. */
   liveUpdate(target: string, options?: LiveUpdateOptions): Promise<LiveUpdateResult>;
-  /** Saves the running VM (QEMU's migration to a file) as a snapshot
-   * file; the VM runs on. */
+  /** Saves the running VM as a snapshot file (docs/api.md: guest RAM and
+   * QEMU's device state, or QEMU's whole migration stream); the VM runs on. */
   saveSnapshot(): Promise<Blob>;
   /** Checks a snapshot file whole (and that this page can restore it)
    * without touching anything; rejects with bad-snapshot and the reason. */
   checkSnapshot(file: Blob | Uint8Array, options?: RestoreOptions): Promise<SnapshotInfo>;
-  /** Checks a snapshot file whole as checkSnapshot() does, and keeps QEMU's
-   * stream in it for restoreOpened(): the page has a fresh worker check
-   * the file while the running guest (in another worker) goes on, and
-   * ends that guest only for a good file. Send `file` transferred. */
+  /** Checks a snapshot file whole as checkSnapshot() does, and keeps what
+   * it holds for restoreOpened(): the page has a fresh worker check the
+   * file while the running guest (in another worker) goes on, and ends
+   * that guest only for a good file. A Blob is read here; bytes come
+   * transferred. */
   openSnapshot(file: Blob | Uint8Array, options?: RestoreOptions): Promise<SnapshotInfo>;
   /** Replaces the running guest (if any) by the VM of the snapshot
    * openSnapshot() checked; resolves once that VM runs. Nothing is
