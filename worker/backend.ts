@@ -19,7 +19,7 @@ export type { OpenMemfd } from './qemu/memfd';
 export { buildLayoutProblem, clearBelow, HEAP_LIMIT, RegionTable, type RegionEntry } from './qemu/memory';
 export { concatBytes } from './qemu/bytes';
 export { placeRam, ramImageProblem, type ImageRegion, type RamImage } from './qemu/ram-image';
-export { CAPTURE_EXEC, type Capture } from './qemu/instance-protocol';
+export { CAPTURE_EXEC, type Capture } from './qemu/capture';
 
 /** How a QEMU instance ended. heapTop: how far its heap reached, when it can tell. */
 export interface InstanceExit {

@@ -79,6 +79,7 @@ export async function readBody(url: string, response: Response, onProgress: (p: 
   return out;
 }
 
+/** wasm files start with "\0asm"; a 404 page or a gzip would not. */
 export function checkWasmMagic(url: string, bytes: Uint8Array): void {
   const ok = bytes.length >= 8 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
   if (!ok) {

@@ -20,7 +20,7 @@
 // before anything is done with it, so QEMU's loader never sees bytes whose
 // checksum failed, and a running guest is never touched for a bad file.
 import { GUESTS, PlaygroundError, type SnapshotInfo } from './api';
-import { ramImageProblem, type ImageRegion, type OpenMemfd, type RamImage } from './backend';
+import { concatBytes, ramImageProblem, type ImageRegion, type OpenMemfd, type RamImage } from './backend';
 
 export type { SnapshotInfo } from './api';
 
@@ -70,38 +70,25 @@ async function sha256(bytes: Uint8Array): Promise<string> {
  */
 export const HASH_PIECE = 512 * 1024;
 
-/** sha256 of the sha256 digests of `parts`' bytes in pieces of `piece`. */
+/** sha256 of the sha256 digests of `parts`' bytes, one after the other,
+ * in pieces of `piece` bytes; a piece across two parts is gathered first. */
 async function piecesSha256(parts: readonly Uint8Array[], piece: number): Promise<string> {
-  const total = parts.reduce((n, p) => n + p.length, 0);
+  const ends: number[] = [];
+  for (const p of parts) ends.push((ends.at(-1) ?? 0) + p.length);
+  const total = ends.at(-1) ?? 0;
+  /** The bytes [from, to) of the parts' concatenation. */
+  const range = (from: number, to: number): Uint8Array => {
+    const views: Uint8Array[] = [];
+    parts.forEach((p, i) => {
+      const start = ends[i]! - p.length;
+      if (start < to && ends[i]! > from) views.push(p.subarray(Math.max(0, from - start), Math.min(p.length, to - start)));
+    });
+    return views.length === 1 ? views[0]! : concatBytes(views);
+  };
   const digests = new Uint8Array(Math.ceil(total / piece) * 32);
-  const scratch = new Uint8Array(piece);
-  let part = 0;
-  let at = 0;
   for (let i = 0; i * piece < total; i++) {
-    const n = Math.min(piece, total - i * piece);
-    let view: Uint8Array;
-    if (at + n <= parts[part]!.length) {
-      view = parts[part]!.subarray(at, at + n);
-      at += n;
-    } else {
-      // A piece across two parts is gathered first.
-      for (let got = 0; got < n; ) {
-        while (at >= parts[part]!.length) {
-          part++;
-          at = 0;
-        }
-        const take = Math.min(n - got, parts[part]!.length - at);
-        scratch.set(parts[part]!.subarray(at, at + take), got);
-        got += take;
-        at += take;
-      }
-      view = scratch.subarray(0, n);
-    }
-    while (part < parts.length - 1 && at >= parts[part]!.length) {
-      part++;
-      at = 0;
-    }
-    digests.set(new Uint8Array(await crypto.subtle.digest('SHA-256', view as Uint8Array<ArrayBuffer>)), i * 32);
+    const bytes = range(i * piece, Math.min(total, (i + 1) * piece));
+    digests.set(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)), i * 32);
   }
   return sha256(digests);
 }
@@ -176,7 +163,7 @@ export async function writeSnapshot(
       bytes += c.length;
     });
     // One buffer to hash (format 1 hashes the payload whole).
-    parts = [concat(parts, bytes)];
+    parts = [concatBytes(parts)];
   } else {
     parts = [state, ...(image ? [image.data] : [])];
     bytes = raw;
@@ -191,16 +178,6 @@ export async function writeSnapshot(
   };
   const head = new TextEncoder().encode(`${SNAPSHOT_MAGIC} ${image ? IMAGE_FORMAT : STREAM_FORMAT}\n${JSON.stringify(header)}\n`);
   return new Blob([head, ...parts] as Uint8Array<ArrayBuffer>[]);
-}
-
-function concat(parts: readonly Uint8Array[], bytes: number): Uint8Array {
-  const out = new Uint8Array(bytes);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function isStringArray(v: unknown): v is string[] {

@@ -55,16 +55,22 @@ export async function startServer(): Promise<Server> {
   return { url: `http://127.0.0.1:${port}/`, close: () => server.close() };
 }
 
-/** Debian's Chromium, headless; `extraArgs` for experiments (e.g. V8 flags). */
-export async function launchBrowser(extraArgs: readonly string[] = []): Promise<Browser> {
+/** How the tests launch Debian's Chromium, headless; `extraArgs` for
+ * experiments (e.g. V8 flags). */
+function chromiumOptions(extraArgs: readonly string[]): { executablePath: string; headless: true; args: string[] } {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM)`);
   }
-  return chromium.launch({
+  return {
     executablePath: CHROMIUM,
     headless: true,
     args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--headless', ...extraArgs],
-  });
+  };
+}
+
+/** Debian's Chromium, headless; `extraArgs` for experiments (e.g. V8 flags). */
+export async function launchBrowser(extraArgs: readonly string[] = []): Promise<Browser> {
+  return chromium.launch(chromiumOptions(extraArgs));
 }
 
 /** Debian's Chromium with a profile of its own on disk (a new temporary
@@ -72,16 +78,9 @@ export async function launchBrowser(extraArgs: readonly string[] = []): Promise<
  * as a person's browser has them (a browser's default contexts keep their
  * cache in memory and drop big entries). close() removes the dir. */
 export async function launchProfile(extraArgs: readonly string[] = []): Promise<{ context: BrowserContext; close(): Promise<void> }> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM)`);
-  }
+  const options = chromiumOptions(extraArgs);
   const dir = mkdtempSync(join(tmpdir(), 'cpr-profile-'));
-  const context = await chromium.launchPersistentContext(dir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--headless', ...extraArgs],
-  });
+  const context = await chromium.launchPersistentContext(dir, { ...options, viewport: { width: 1280, height: 800 } });
   return {
     context,
     close: async () => {

@@ -16,12 +16,11 @@ import { pathToFileURL } from 'node:url';
 import { DEFAULT_RAM_MIB } from '../../worker/api';
 import { cprExecCommand } from '../../worker/live-update';
 import { GUESTS, READY_LINE, guestArgv, type GuestName } from '../../worker/qemu/guests';
-import { incomingFiles, launchQemu } from '../../worker/qemu/instance';
-import { CAPTURE_EXEC } from '../../worker/qemu/instance-protocol';
+import { CAPTURE_EXEC, captureExec, ECANCELED, type Capture } from '../../worker/qemu/capture';
+import { launchQemu } from '../../worker/qemu/instance';
 import { createSharedMemory } from '../../worker/qemu/memory';
-import { captureRam } from '../../worker/qemu/ram-image';
 import { QmpClient } from '../../worker/qmp';
-import { writeSnapshot, type SnapshotContent } from '../../worker/snapshot';
+import { writeSnapshot } from '../../worker/snapshot';
 import { SHELL_PROMPT_LINE } from '../../test/shell-prompt';
 import { Transcript } from '../../test/smoke/transcript';
 
@@ -35,8 +34,6 @@ const STATE_PATH = '/snapshot.state';
 const CURSOR_REPLY = '\x1b[1;3R';
 
 const encoder = new TextEncoder();
-/** Emscripten's ECANCELED: the capture exec is refused with it. */
-const ECANCELED = 11;
 
 async function snapshotOf(guest: GuestName, qemuDir: string, guestDir: string, build: string): Promise<Uint8Array> {
   const spec = GUESTS[guest];
@@ -49,15 +46,14 @@ async function snapshotOf(guest: GuestName, qemuDir: string, guestDir: string, b
   const qmp = new QmpClient((b) => instance?.write('qmp', b));
   let instance: Awaited<ReturnType<typeof launchQemu>> | undefined;
   const memory = createSharedMemory();
-  let captured: SnapshotContent | undefined;
+  let captured: Capture | undefined;
   instance = await launchQemu({
     jsUrl: pathToFileURL(join(qemuDir, `${spec.binary}.js`)).href,
     wasmUrl: pathToFileURL(join(qemuDir, `${spec.binary}.wasm`)).href,
     memory,
-    // The save's exec: what the page's instance worker does (capture()).
+    // The save's exec, answered as the page's instance worker answers it.
     onExec: (request) => {
-      const state = request.files[incomingFiles(request.argv)[0] ?? ''];
-      if (request.argv[0] === CAPTURE_EXEC && state) captured = { state, image: captureRam(memory, request.open, request.env) };
+      if (request.argv[0] === CAPTURE_EXEC) captured = captureExec(memory, request);
       return -ECANCELED;
     },
     // A copy: Emscripten's glue puts the program name in front of it.
@@ -77,7 +73,7 @@ async function snapshotOf(guest: GuestName, qemuDir: string, guestDir: string, b
     qemu.write('serial', encoder.encode(CURSOR_REPLY));
     // Let the shell take the answer and go back to reading its input.
     await new Promise((r) => setTimeout(r, 2000));
-    // saveState waits for QEMU's MIGRATION event, sent with this capability.
+    // The save ends with QEMU's MIGRATION event, sent with this capability.
     await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
     // 'completed' comes first (the device state is written), then the
     // exec, then 'failed' once QEMU took the refusal and runs the VM.
@@ -85,7 +81,7 @@ async function snapshotOf(guest: GuestName, qemuDir: string, guestDir: string, b
     await qmp.execute('migrate-set-parameters', { mode: 'cpr-exec', 'cpr-exec-command': cprExecCommand(CAPTURE_EXEC, launch.argv, STATE_PATH) });
     await qmp.execute('migrate', { uri: `file:${STATE_PATH}` });
     await Promise.race([ended.promise, died]);
-    if (!captured?.image) throw new Error(`QEMU saved no device state (${log.slice(-8).join(' | ')}) ${JSON.stringify(await qmp.execute('query-migrate'))}`);
+    if (!captured || 'error' in captured) throw new Error(`QEMU saved no snapshot: ${captured?.error ?? 'no capture exec'} (${log.slice(-8).join(' | ')})`);
     const file = new Uint8Array(await (await writeSnapshot({ guest, build: `${spec.binary}@${build}`, ramMiB: DEFAULT_RAM_MIB, argv: launch.argv }, captured)).arrayBuffer());
     console.log(`make-snapshots: ${guest}: shell after ${((Date.now() - t0) / 1000).toFixed(1)} s (prompt at ${prompt}), ` +
       `device state ${(captured.state.length / 1024).toFixed(1)} KiB, RAM image ${(captured.image.data.length / 2 ** 20).toFixed(1)} MiB ` +

@@ -4,7 +4,8 @@
 // pthread worker of QEMU go with it.
 import type { ConsoleName } from './consoles';
 import type { ExecRequest, QemuExit } from './instance';
-import type { Capture, FromInstance, ToInstance } from './instance-protocol';
+import type { Capture } from './capture';
+import type { FromInstance, ToInstance } from './instance-protocol';
 import type { StoppedThreads } from './parked';
 import { NO_THREADS, parkedAddresses, SETTLE_MS, wakeParked } from './parked';
 

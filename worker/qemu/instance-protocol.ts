@@ -4,15 +4,7 @@ import type { ConsoleName } from './consoles';
 import type { ExecRequest } from './instance';
 import type { OpenMemfd } from './memfd';
 import type { StoppedThreads } from './parked';
-import type { RamImage } from './ram-image';
-
-/** argv[0] of a cpr-exec-command that saves rather than replaces: the
- * instance worker takes guest RAM and the device state out (a snapshot)
- * and refuses the exec, and QEMU runs the VM on. */
-export const CAPTURE_EXEC = 'cpr-playground-capture';
-
-/** What a capture exec gave: the snapshot's parts, or why there are none. */
-export type Capture = { image: RamImage; state: Uint8Array } | { error: string };
+import type { Capture } from './capture';
 
 /** Host → instance worker. */
 export type ToInstance =

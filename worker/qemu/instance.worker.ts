@@ -5,16 +5,13 @@
 // stays behind to serve the next instance's proxied calls.
 import { concatBytes } from './bytes';
 import { CONSOLES, type ConsoleName } from './consoles';
+import { CAPTURE_EXEC, captureExec, ECANCELED, isMigrationStream } from './capture';
 import { incomingFiles, launchQemu, type ExecRequest, type QemuInstance } from './instance';
-import { CAPTURE_EXEC, wallClock, type Capture, type FromInstance, type ToInstance } from './instance-protocol';
-import { captureRam } from './ram-image';
+import { wallClock, type FromInstance, type ToInstance } from './instance-protocol';
 
 // Emscripten's errno values (not Linux's).
 const ENOENT = 44;
 const EIO = 29;
-const ECANCELED = 11;
-/** QEMU's migration stream starts with "QEVM". */
-const QEVM = [0x51, 0x45, 0x56, 0x4d];
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 const post = (m: FromInstance, transfer: Transferable[] = []): void => scope.postMessage(m, transfer);
 
@@ -124,12 +121,7 @@ function handle(inst: QemuInstance, m: ToInstance): void {
  */
 function capture(memory: WebAssembly.Memory | undefined, request: ExecRequest): number {
   for (const b of batchers.values()) b.flush();
-  const path = incomingFiles(request.argv)[0];
-  const state = path === undefined ? undefined : request.files[path];
-  let result: Capture;
-  if (!memory) result = { error: 'QEMU does not run on a shared Memory' };
-  else if (!state || !QEVM.every((b, i) => state[i] === b)) result = { error: `the device state ${path ?? '(no -incoming file:PATH)'} is missing or not a QEMU migration stream` };
-  else result = { image: captureRam(memory, request.open, request.env), state };
+  const result = captureExec(memory, request);
   post({ type: 'captured', capture: result }, 'image' in result ? [result.image.data.buffer, result.state.buffer] : []);
   return 'image' in result ? -ECANCELED : -EIO;
 }
@@ -166,7 +158,7 @@ async function launch(m: Extract<ToInstance, { type: 'launch' }>): Promise<void>
         // The device state must be complete before this instance ends: it
         // is written and closed before QEMU exec's; check its magic.
         const states = incomingFiles(request.argv);
-        const bad = states.find((p) => !QEVM.every((b, i) => request.files[p]?.[i] === b));
+        const bad = states.find((p) => !isMigrationStream(request.files[p]));
         if (states.length === 0 || bad !== undefined) {
           post({
             type: 'exec-refused',
