@@ -69,7 +69,7 @@ step() {
 # The QEMU patches in the order they apply, as paths under wasm/patches/:
 # the main series, then the one-patch "info version" series on top of it.
 # A cover letter (0000-cover-letter.patch, no diff) is not applied.
-QEMU_PATCH_SERIES=". info-version tci-wasm"
+QEMU_PATCH_SERIES=". info-version tci-wasm tci-jit"
 qemu_patches() {
     local s p
     for s in $QEMU_PATCH_SERIES; do
