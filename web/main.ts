@@ -2,7 +2,7 @@
 //
 // Wires the page: the controls, the two consoles, the status bar, the
 // progress bar and the error panel, all on top of window.playground.
-import { BOOTED_SNAPSHOT_RAM_MIB, toErrorInfo, type BootFrom, type BootOptions, type ExecFault, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
+import { BOOTED_SNAPSHOT_RAM_MIB, toErrorInfo, type Accel, type BootFrom, type BootOptions, type ExecFault, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
 import { controlsFor, formatArgv, formatBytes, liveUpdateText, progressFraction, progressText, STATE_LABEL } from './format';
 import { isolationProblem } from './isolation';
 import { KeptVmStore } from './kept-vm';
@@ -39,6 +39,7 @@ const form = $<HTMLFormElement>('boot-form');
 const guestSel = $<HTMLSelectElement>('guest');
 const ramInput = $<HTMLInputElement>('ram');
 const buildSel = $<HTMLSelectElement>('build');
+const accelSel = $<HTMLSelectElement>('accel');
 const startBtn = $<HTMLButtonElement>('start');
 const extraArgsInput = $<HTMLInputElement>('extra-args');
 const bootBtn = $<HTMLButtonElement>('boot');
@@ -139,6 +140,7 @@ function renderStatus(s: Status): void {
   $('st-state').dataset.state = s.state;
   $('st-build').textContent = s.build ?? '—';
   $('st-ram').textContent = s.ramMiB ? `${s.ramMiB} MiB` : '—';
+  $('st-accel').textContent = s.accel ?? '—';
   const argv = s.argv.length ? formatArgv(s.argv) : '—';
   $('st-argv').textContent = argv;
   $('st-argv').title = argv;
@@ -201,7 +203,7 @@ form.addEventListener('submit', (ev) => {
   const ramMiB = Number(ramInput.value);
   // The booted snapshot was saved without extra arguments.
   const from = startFrom(ramMiB, ev.submitter === bootBtn || extra.args.length > 0);
-  void bootGuest({ guest: guestSel.value as GuestName, ramMiB, build: buildSel.value || undefined, from, extraArgs: extra.args }).catch(() => undefined);
+  void bootGuest({ guest: guestSel.value as GuestName, ramMiB, build: buildSel.value || undefined, from, extraArgs: extra.args, accel: accelSel.value as Accel }).catch(() => undefined);
 });
 // Let QEMU's own validation speak for RAM too: the form must not block
 // an invalid value silently, so boot() reports it in the error panel.
@@ -332,14 +334,14 @@ const tour = new TourPanel($('tour'), playground, {
   boot: (options) => {
     guestSel.value = options.guest ?? 'arm';
     ramInput.value = String(options.ramMiB ?? 128);
-    return bootGuest(options);
+    return bootGuest({ accel: accelSel.value as Accel, ...options });
   },
 });
 $('tour-live').addEventListener('click', () => tour.open('live-update'));
 $('tour-refusal').addEventListener('click', () => tour.open('refusal'));
 
 // ---- deep links ---------------------------------------------------------------
-// ?guest=i386&ram=192&build=v2 fill the boot form; ?boot boots at once;
+// ?guest=i386&ram=192&build=v2&accel=interpreter fill the boot form; ?boot boots at once;
 // each ?type=... is typed into the guest's shell once it is ready
 // (docs/api.md, "Deep links").
 const params = new URLSearchParams(location.search);
@@ -350,6 +352,7 @@ if (linkedTour === 'live-update' || linkedTour === 'refusal') tour.open(linkedTo
 else if (linkedTour !== null) showError({ code: 'bad-options', message: `unknown tour "${linkedTour}": use tour=live-update or tour=refusal` });
 if (linkedGuest !== null) guestSel.value = linkedGuest;
 if (params.has('ram')) ramInput.value = params.get('ram') ?? '';
+if (params.has('accel')) accelSel.value = params.get('accel') ?? '';
 function deepLinkBoot(): void {
   if (!params.has('boot') || snapshotUrl) return;
   const typed = params.getAll('type');
@@ -363,6 +366,7 @@ function deepLinkBoot(): void {
       ramMiB,
       build: params.get('build') ?? (buildSel.value || undefined),
       from: startFrom(ramMiB, params.get('boot') === 'scratch'),
+      accel: (params.get('accel') ?? accelSel.value) as Accel,
     })
     .then(async () => {
       for (const line of typed) await playground.sendSerial(`${line}\n`);

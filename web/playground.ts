@@ -143,7 +143,7 @@ export class Playground implements PlaygroundApi {
   private readonly logEvents = new Emitter<string>();
   private readonly updateEvents = new Emitter<LiveUpdateResult>();
   private readonly updates: LiveUpdateResult[] = [];
-  private current: Status = { seq: 0, state: 'idle', guest: null, build: null, argv: [], ramMiB: null, error: null };
+  private current: Status = { seq: 0, state: 'idle', guest: null, build: null, argv: [], ramMiB: null, accel: null, error: null };
   private remote: Remote<QemuWorkerApi> | null = null;
   private worker: Worker | null = null;
   private ready: Promise<Remote<QemuWorkerApi>> | null = null;

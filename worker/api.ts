@@ -40,9 +40,15 @@ export interface BootOptions {
    * the builds (the shell in seconds; BOOTED_SNAPSHOT_RAM_MIB of RAM and
    * no extraArgs); `'scratch'`: the full boot. [`'scratch'`] */
   from?: BootFrom;
+  /** How QEMU runs guest code: `'jit'` compiles hot blocks to WebAssembly
+   * (the interpreter runs the rest); `'interpreter'` interprets all of
+   * it. Kept across live updates. [`'jit'`] */
+  accel?: Accel;
 }
 
 export type BootFrom = 'scratch' | 'snapshot';
+export type Accel = 'jit' | 'interpreter';
+export const ACCELS: readonly Accel[] = ['jit', 'interpreter'];
 /** The RAM size the booted snapshots are saved with. */
 export const BOOTED_SNAPSHOT_RAM_MIB = 128;
 
@@ -75,6 +81,9 @@ export interface Status {
   /** QEMU's full argv, program name first. */
   argv: string[];
   ramMiB: number | null;
+  /** How QEMU runs guest code (`info jit` in the monitor counts the
+   * compiled blocks). */
+  accel: Accel | null;
   /** Set while state is 'error'. */
   error: ErrorInfo | null;
 }

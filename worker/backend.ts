@@ -6,7 +6,7 @@
 // worker/qemu/ (scripts/check-layers.mjs checks it), so that module can
 // change without touching the host's logic, and tests plug in a fake
 // QemuBackend (test/fakes/fake-qemu.ts).
-import type { GuestName } from './api';
+import type { Accel, GuestName } from './api';
 import type { ConsoleName } from './qemu/consoles';
 import { guestArgv } from './qemu/guests';
 import { prewarmInstance, startInstance, type InstanceLaunch, type SpareInstance } from './qemu/instance-client';
@@ -20,6 +20,15 @@ export { buildLayoutProblem, clearBelow, HEAP_LIMIT, RegionTable, type RegionEnt
 export { concatBytes } from './qemu/bytes';
 export { placeRam, ramImageProblem, type ImageRegion, type RamImage } from './qemu/ram-image';
 export { CAPTURE_EXEC, type Capture } from './qemu/capture';
+
+/**
+ * QEMU's environment for an engine. Our QEMU compiles hot blocks to
+ * WebAssembly unless QEMU_TCI_JIT is "off" (the tci-jit series); a live
+ * update hands QEMU's environment to the next build, so the engine stays.
+ */
+export function accelEnv(accel: Accel): Record<string, string> {
+  return { QEMU_TCI_JIT: accel === 'jit' ? 'on' : 'off' };
+}
 
 /** How a QEMU instance ended. heapTop: how far its heap reached, when it can tell. */
 export interface InstanceExit {

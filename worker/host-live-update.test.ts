@@ -6,12 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { FAKE_RAM_MARK, FakeBackend, fakeFetch, type FakeOptions } from '../test/fakes/fake-qemu';
 import { RegionTable } from './qemu/memory';
-import type { ExecFault, LiveUpdateResult, Status } from './api';
+import type { BootOptions, ExecFault, LiveUpdateResult, Status } from './api';
 import { QemuHost } from './host';
 
 const BASE = 'http://test/artifacts/';
 
-async function booted(perLaunch: FakeOptions[] = [], opts: FakeOptions = {}, faults: ExecFault[] = []) {
+async function booted(perLaunch: FakeOptions[] = [], opts: FakeOptions = {}, faults: ExecFault[] = [], boot: BootOptions = {}) {
   const backend = new FakeBackend(opts);
   backend.perLaunch = perLaunch;
   const host = new QemuHost({
@@ -35,7 +35,7 @@ async function booted(perLaunch: FakeOptions[] = [], opts: FakeOptions = {}, fau
       liveUpdate: (r) => updates.push(r),
     },
   );
-  await host.boot({ guest: 'arm', build: 'v1' });
+  await host.boot({ guest: 'arm', build: 'v1', ...boot });
   const typeHmp = async (line: string): Promise<void> => {
     await host.writeMonitor(enc.encode(`${line}\r`));
     await new Promise((r) => setTimeout(r, 10));
@@ -46,6 +46,15 @@ async function booted(perLaunch: FakeOptions[] = [], opts: FakeOptions = {}, fau
 const settle = (ms = 30) => new Promise((r) => setTimeout(r, ms));
 
 describe('live update routes (fake QEMU)', () => {
+  it('keeps the engine across a live update: the interpreter stays the interpreter', async () => {
+    const { host, backend } = await booted([], {}, [], { accel: 'interpreter' });
+    expect(await host.status()).toMatchObject({ accel: 'interpreter' });
+    expect(backend.instances[0]!.req.env).toMatchObject({ QEMU_TCI_JIT: 'off' });
+    await host.liveUpdate('v2');
+    expect(backend.instances[1]!.req.env).toMatchObject({ QEMU_TCI_JIT: 'off' });
+    expect(await host.status()).toMatchObject({ state: 'running', accel: 'interpreter' });
+  });
+
   it('cpr-exec: QMP commands, exec, the new build runs the VM; again and back', async () => {
     const { host, backend, updates } = await booted();
     const r = await host.liveUpdate('v2');
@@ -210,7 +219,7 @@ describe('snapshots (fake QEMU)', () => {
     expect(req.transfer).toEqual([state.buffer]);
     // Guest RAM is back in a fresh Memory where it was, and QEMU takes it over.
     expect(req.adopt).toEqual(backend.instances[0]!.ram);
-    expect(req.env).toEqual({ QEMU_CPR_EXEC_STATE: '9' });
+    expect(req.env).toEqual({ QEMU_TCI_JIT: 'on', QEMU_CPR_EXEC_STATE: '9' });
     expect(req.memory).not.toBe(backend.instances[0]!.req.memory);
     const e = new RegionTable(req.memory!).entry(req.adopt![0]!.file);
     expect([...new Uint8Array(req.memory!.buffer, e.base, 4)]).toEqual(FAKE_RAM_MARK);

@@ -29,6 +29,7 @@ import {
   type WorkerListener,
 } from './api';
 import {
+  accelEnv,
   buildLayoutProblem,
   CAPTURE_EXEC,
   concatBytes,
@@ -170,7 +171,7 @@ export class QemuHost implements QemuWorkerApi {
   /** The boot in progress; stop() or a newer boot clears it, cancelling it. */
   private activeBoot = 0;
   private lastCrashAt = -Infinity;
-  private state: Status = { seq: 0, state: 'idle', guest: null, build: null, argv: [], ramMiB: null, error: null };
+  private state: Status = { seq: 0, state: 'idle', guest: null, build: null, argv: [], ramMiB: null, accel: null, error: null };
   private readonly logs: string[] = [];
   private serialOut: Uint8Array[] = [];
   private serialTimer: ReturnType<typeof setTimeout> | null = null;
@@ -367,7 +368,9 @@ export class QemuHost implements QemuWorkerApi {
     if (!opened) throw new PlaygroundError('bad-state', 'no snapshot is open: call openSnapshot() first');
     this.opened = null;
     const { info, state, image, build, timeoutMs } = opened;
-    const resolved = resolveBootOptions({ guest: info.guest, ramMiB: info.ramMiB, build: build.name, bootTimeoutMs: timeoutMs });
+    // A restore over a running guest keeps its engine.
+    const accel = this.session?.options.accel;
+    const resolved = resolveBootOptions({ guest: info.guest, ramMiB: info.ramMiB, build: build.name, bootTimeoutMs: timeoutMs, ...(accel ? { accel } : {}) });
     return this.start(resolved, { argv: info.argv, state, image });
   }
 
@@ -498,7 +501,7 @@ export class QemuHost implements QemuWorkerApi {
   // ---- internals -----------------------------------------------------------
 
   private async bootSession(id: number, options: ResolvedBootOptions, restore: Restore | null): Promise<Status> {
-    this.setState({ state: 'loading', guest: options.guest, ramMiB: options.ramMiB, build: null, argv: [], error: null });
+    this.setState({ state: 'loading', guest: options.guest, ramMiB: options.ramMiB, accel: options.accel, build: null, argv: [], error: null });
     this.progress({ phase: 'manifest', label: 'reading the artifacts manifest', loaded: 0, total: 0 });
     const registry = await this.store.builds();
     const build = registry.resolve(options.guest, options.build);
@@ -649,7 +652,7 @@ export class QemuHost implements QemuWorkerApi {
       argv: req.argv,
       files: req.files,
       transfer: req.transfer,
-      env: req.env,
+      env: { ...accelEnv(session.options.accel), ...req.env },
       adopt: req.adopt,
       execNames: this.execNames(session.options.guest),
       onConsole: (c, b) => this.onConsole(session, qmp, c, b),

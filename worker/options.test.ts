@@ -11,7 +11,13 @@ describe('resolveBootOptions', () => {
       bootTimeoutMs: 300_000,
       extraArgs: [],
       from: 'scratch',
+      accel: 'jit',
     });
+  });
+
+  it('rejects an unknown engine, with the one meant', () => {
+    expect(() => resolveBootOptions({ accel: 'jti' })).toThrow(/accel must be "jit" or "interpreter", got "jti". Did you mean "jit"\?/);
+    expect(resolveBootOptions({ accel: 'interpreter' }).accel).toBe('interpreter');
   });
 
   it.each([63, 100, 1040, 0, -16, 128.5])('rejects %s MiB of RAM with the valid range', (ramMiB) => {

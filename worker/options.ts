@@ -12,6 +12,8 @@ import {
   RAM_MIN_MIB,
   RAM_STEP_MIB,
   BOOTED_SNAPSHOT_RAM_MIB,
+  ACCELS,
+  type Accel,
   type BootFrom,
   type BootOptions,
   type GuestName,
@@ -24,9 +26,10 @@ export interface ResolvedBootOptions {
   bootTimeoutMs: number;
   extraArgs: string[];
   from: BootFrom;
+  accel: Accel;
 }
 
-const KNOWN: readonly (keyof BootOptions)[] = ['guest', 'ramMiB', 'build', 'bootTimeoutMs', 'extraArgs', 'from'];
+const KNOWN: readonly (keyof BootOptions)[] = ['guest', 'ramMiB', 'build', 'bootTimeoutMs', 'extraArgs', 'from', 'accel'];
 
 /** Levenshtein distance, for "did you mean" hints. */
 export function editDistance(a: string, b: string): number {
@@ -111,5 +114,10 @@ export function resolveBootOptions(input: unknown): ResolvedBootOptions {
     bad(`the booted snapshot has ${BOOTED_SNAPSHOT_RAM_MIB} MiB of RAM, not ${String(ramMiB)}: boot with ramMiB: ${BOOTED_SNAPSHOT_RAM_MIB}, or from: "scratch"`);
   }
   if (from === 'snapshot' && extraArgs.length > 0) bad('the booted snapshot was saved without extraArgs: boot with from: "scratch" to add QEMU arguments');
-  return { guest: guest as GuestName, ramMiB: ramMiB as number, build, bootTimeoutMs, extraArgs: [...extraArgs], from };
+  const accel = o.accel ?? 'jit';
+  if (typeof accel !== 'string' || !(ACCELS as readonly string[]).includes(accel)) {
+    const hint = typeof accel === 'string' ? suggest(accel, ACCELS) : undefined;
+    bad(`accel must be ${ACCELS.map((a) => `"${a}"`).join(' or ')}, got ${JSON.stringify(accel)}.${hint ? ` Did you mean "${hint}"?` : ''}`);
+  }
+  return { guest: guest as GuestName, ramMiB: ramMiB as number, build, bootTimeoutMs, extraArgs: [...extraArgs], from, accel: accel as Accel };
 }
