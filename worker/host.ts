@@ -73,8 +73,6 @@ export interface HostEnvironment {
   fetch?: FetchLike;
   /** Checked before every boot: false means no SharedArrayBuffer. */
   isolated(): boolean;
-  /** Makes a URL QEMU can load the fetched wasm from (a blob: URL in a worker). */
-  wasmUrl(bytes: Uint8Array): { url: string; revoke(): void };
   /** How long a new QEMU gets to run the VM in a live update. [20000] */
   updateAttemptMs?: number;
 }
@@ -100,7 +98,6 @@ interface Session extends UpdateSession {
   serialDecoder: TextDecoder;
   /** Resolved when the ready line shows up while booting. */
   onReady: (() => void) | null;
-  revokeWasm(): void;
   ended: boolean;
   /** Set when QEMU crashed in a way that does not end it by itself. */
   crashed: string | null;
@@ -234,7 +231,6 @@ export class QemuHost implements QemuWorkerApi {
       fetch: this.env.fetch,
       compile: this.env.backend.compile,
       compileStreaming: this.env.backend.compileStreaming,
-      wasmUrl: this.env.wasmUrl,
     });
     this.listener = listener as ListenerLike;
     this.emitStatus();
@@ -555,7 +551,6 @@ export class QemuHost implements QemuWorkerApi {
       serialTail: '',
       serialDecoder: new TextDecoder(),
       onReady: null,
-      revokeWasm: () => undefined, // kept for live updates back to this build
       ended: false,
       crashed: null,
       memory: liveUpdatable ? this.createMemory() : null,
@@ -881,7 +876,6 @@ export class QemuHost implements QemuWorkerApi {
     session.fail(error);
     session.running?.qmp.close(error);
     session.update?.end({ kind: 'lost', error: new PlaygroundError('live-update-failed', `QEMU ended during the live update: ${error.message}`) });
-    session.revokeWasm();
     if (session !== this.session) return;
     this.flushSerial();
     this.session = null;
@@ -929,12 +923,8 @@ export class QemuHost implements QemuWorkerApi {
     s.running?.qmp.close(stopped);
     s.update?.end({ kind: 'lost', error: new PlaygroundError('bad-state', 'QEMU was stopped during the live update') });
     this.flushSerial();
-    try {
-      // A session's Memory is its own: the next session makes a fresh one.
-      await s.running?.instance.kill({ memoryDiscarded: true });
-    } finally {
-      s.revokeWasm();
-    }
+    // A session's Memory is its own: the next session makes a fresh one.
+    await s.running?.instance.kill({ memoryDiscarded: true });
   }
 
   private checkCurrent(id: number): void {
