@@ -123,6 +123,29 @@ interface Restore {
   booted?: boolean;
   /** The guest files, downloading since before the snapshot was checked. */
   guestFiles?: Promise<Map<string, Uint8Array>>;
+  /** The build's instance worker, starting since then too. */
+  spare?: EarlySpare;
+}
+
+/** An instance worker started before its boot's session exists: the
+ * session takes it, or else dispose() ends it. */
+interface EarlySpare {
+  take(): Promise<SpareLike | null>;
+  dispose(): void;
+}
+
+function earlySpare(starting: Promise<SpareLike | null>): EarlySpare {
+  let taken = false;
+  starting.catch(() => undefined);
+  return {
+    take: () => {
+      taken = true;
+      return starting;
+    },
+    dispose: () => {
+      if (!taken) void starting.then((s) => s?.dispose(), () => undefined);
+    },
+  };
 }
 
 /** A snapshot file checked whole: what it says, QEMU's stream in it (its
@@ -250,13 +273,25 @@ export class QemuHost implements QemuWorkerApi {
     // The snapshot is fetched and checked before the running guest is
     // touched; meanwhile the build downloads and compiles.
     if (resolved.from !== 'snapshot') return this.start(resolved, null);
-    // Meanwhile the build and the guest files download, and the build
-    // compiles (a restored QEMU opens its -kernel and -initrd too).
-    void this.store.builds().then((r) => this.store.prepare(r.resolve(resolved.guest, resolved.build))).catch(() => undefined);
+    // Meanwhile the build and the guest files download, the build
+    // compiles (a restored QEMU opens its -kernel and -initrd too) and
+    // its instance worker starts: loading that worker's modules and
+    // QEMU's glue in its pthread workers takes a while of its own.
+    const spare = earlySpare(
+      this.store.builds().then((r) => {
+        const build = r.resolve(resolved.guest, resolved.build);
+        void this.store.prepare(build).catch(() => undefined);
+        return this.env.backend.prewarm?.(this.config!.artifactsBase + build.jsPath) ?? null;
+      }),
+    );
     const plan = this.env.backend.plan(resolved.guest, resolved.ramMiB, true);
     const guestFiles = this.store.fetchAll(Object.keys(plan.files), (loaded, total, label) => this.progress({ phase: 'download', label, loaded, total }));
     guestFiles.catch(() => undefined);
-    return this.start(resolved, { ...(await this.bootedSnapshot(resolved)), guestFiles });
+    try {
+      return await this.start(resolved, { ...(await this.bootedSnapshot(resolved)), guestFiles, spare });
+    } finally {
+      spare.dispose();
+    }
   }
 
   /** The guest's booted snapshot, shipped with the builds, checked whole. */
@@ -513,12 +548,14 @@ export class QemuHost implements QemuWorkerApi {
     const filesPart = { loaded: 0, total: 0, label: '' };
     const report = (label: string): void =>
       this.progress({ phase: 'download', label, loaded: wasmPart.loaded + filesPart.loaded, total: wasmPart.total + filesPart.total });
-    // The instance worker and QEMU's pthread workers start meanwhile.
-    const spare = this.env.backend.prewarm?.(this.config!.artifactsBase + build.jsPath) ?? null;
+    // The instance worker and QEMU's pthread workers start meanwhile (a
+    // booted snapshot's boot started them with its downloads).
+    const spare = (await restore?.spare?.take()) ?? this.env.backend.prewarm?.(this.config!.artifactsBase + build.jsPath) ?? null;
     let compiled: Awaited<ReturnType<BuildStore['prepare']>>;
     let fetched: Map<string, Uint8Array>;
+    let memory: WebAssembly.Memory | null;
     try {
-      [compiled, fetched] = await Promise.all([
+      const loading = Promise.all([
         this.store.prepare(build, (loaded, total) => {
           Object.assign(wasmPart, { loaded, total: total || loaded });
           report(`downloading ${build.wasmPath}`);
@@ -529,6 +566,17 @@ export class QemuHost implements QemuWorkerApi {
             report(label);
           }),
       ]);
+      // The Memory, with a RAM image back where it was, while the build
+      // downloads and compiles: the image is copied in runs of pages, a
+      // while of this thread that the download mostly waits anyway. QEMU
+      // then takes the RAM over as after a cpr-exec (its fds, its CPR
+      // state) and loads the device state only.
+      memory = liveUpdatable ? this.createMemory() : null;
+      if (restore?.image) {
+        if (!memory) throw new PlaygroundError('bad-snapshot', `${build.name} cannot restore a RAM image: it does not run on a shared Memory`);
+        placeRam(memory, restore.image);
+      }
+      [compiled, fetched] = await loading;
       this.checkCurrent(id);
     } catch (e) {
       spare?.dispose();
@@ -553,7 +601,7 @@ export class QemuHost implements QemuWorkerApi {
       onReady: null,
       ended: false,
       crashed: null,
-      memory: liveUpdatable ? this.createMemory() : null,
+      memory,
       prepared,
       baseArgv: argv,
       guestFiles: files,
@@ -574,12 +622,6 @@ export class QemuHost implements QemuWorkerApi {
     // of the load only with the events capability) instead of booting.
     const launchArgv = restore ? [...argv, '-global', 'migration.x-events=on', '-incoming', `file:${SNAPSHOT_FILE}`] : argv;
     const launchFiles = restore ? { ...files, [SNAPSHOT_FILE]: restore.state } : files;
-    // A RAM image goes back where it was; QEMU then takes it over as after
-    // a cpr-exec (its fds, its CPR state) and loads the device state only.
-    if (restore?.image) {
-      if (!session.memory) throw new PlaygroundError('bad-snapshot', `${build.name} cannot restore a RAM image: it does not run on a shared Memory`);
-      placeRam(session.memory, restore.image);
-    }
     // The state (up to the guest's RAM) moves to the instance worker, not
     // copied; it is the checked state's own buffer.
     const transfer = restore && ownsBuffer(restore.state) ? [restore.state.buffer] : [];
