@@ -7,7 +7,7 @@ import { concatBytes } from './bytes';
 import { CONSOLES, type ConsoleName } from './consoles';
 import { CAPTURE_EXEC, captureExec, ECANCELED, isMigrationStream } from './capture';
 import { incomingFiles, launchQemu, type ExecRequest, type QemuInstance } from './instance';
-import { wallClock, type FromInstance, type ToInstance } from './instance-protocol';
+import { parsePrewarmName, wallClock, type FromInstance, type ToInstance } from './instance-protocol';
 
 // Emscripten's errno values (not Linux's).
 const ENOENT = 44;
@@ -74,6 +74,9 @@ function prewarm(jsUrl: string, threads: number): void {
   void import(/* @vite-ignore */ jsUrl).catch(() => undefined);
 }
 
+const ahead = parsePrewarmName(scope.name);
+if (ahead) prewarm(ahead.jsUrl, ahead.threads);
+
 /** The host is ending this instance ('kill'). */
 let killing = false;
 
@@ -81,10 +84,6 @@ scope.onmessage = (ev: MessageEvent<ToInstance>) => {
   const m = ev.data;
   if (m.type === 'launch') {
     void launch(m);
-    return;
-  }
-  if (m.type === 'prewarm') {
-    prewarm(m.jsUrl, m.threads);
     return;
   }
   if (!instance) {
