@@ -52,6 +52,12 @@ export class BuildStore {
     return this.registry;
   }
 
+  /** An artifact's URL (versioned(): once the manifest is read, with
+   * the hash of the file). */
+  url(path: string): string {
+    return this.base + (this.registry?.versioned(path) ?? path);
+  }
+
   /** The registry if it was read already (no download). */
   known(): BuildRegistry | null {
     return this.registry;
@@ -63,7 +69,7 @@ export class BuildStore {
     let p = this.prepared.get(build.name);
     if (!p) {
       p = (async () => {
-        const url = this.base + build.wasmPath;
+        const url = this.url(build.wasmPath);
         const [module, glue] = await Promise.all([this.compileWasm(url, build, onProgress), this.glueSource(build)]);
         // QEMU's glue loads the wasm from its URL only without a module
         // (an environment that cannot compile); pthreads get the module.
@@ -113,7 +119,7 @@ export class BuildStore {
     const fetched = await Promise.all(
       paths.map(async (path) => {
         const bytes = await download(
-          this.base + path,
+          this.url(path),
           (p) => {
             loaded.set(path, p.loaded);
             totals.set(path, p.total || p.loaded);
@@ -147,7 +153,7 @@ export class BuildStore {
   glueSource(build: ResolvedBuild): Promise<string> {
     let glue = this.glues.get(build.name);
     if (!glue) {
-      glue = download(this.base + build.jsPath, () => undefined, this.env.fetch).then(
+      glue = download(this.url(build.jsPath), () => undefined, this.env.fetch).then(
         (bytes) => new TextDecoder().decode(bytes),
         () => {
           this.glues.delete(build.name);

@@ -281,7 +281,7 @@ export class QemuHost implements QemuWorkerApi {
       this.store.builds().then((r) => {
         const build = r.resolve(resolved.guest, resolved.build);
         void this.store.prepare(build).catch(() => undefined);
-        return this.env.backend.prewarm?.(this.config!.artifactsBase + build.jsPath) ?? null;
+        return this.env.backend.prewarm?.(this.store.url(build.jsPath)) ?? null;
       }),
     );
     const plan = this.env.backend.plan(resolved.guest, resolved.ramMiB, true);
@@ -550,7 +550,7 @@ export class QemuHost implements QemuWorkerApi {
       this.progress({ phase: 'download', label, loaded: wasmPart.loaded + filesPart.loaded, total: wasmPart.total + filesPart.total });
     // The instance worker and QEMU's pthread workers start meanwhile (a
     // booted snapshot's boot started them with its downloads).
-    const spare = (await restore?.spare?.take()) ?? this.env.backend.prewarm?.(this.config!.artifactsBase + build.jsPath) ?? null;
+    const spare = (await restore?.spare?.take()) ?? this.env.backend.prewarm?.(this.store.url(build.jsPath)) ?? null;
     let compiled: Awaited<ReturnType<BuildStore['prepare']>>;
     let fetched: Map<string, Uint8Array>;
     let memory: WebAssembly.Memory | null;
@@ -670,8 +670,7 @@ export class QemuHost implements QemuWorkerApi {
    * session unless a live update retires or replaces it.
    */
   private async launch(session: Session, req: StartRequest, onRuntimeReady?: (at: number) => void): Promise<Running> {
-    const base = this.config!.artifactsBase;
-    const jsUrl = base + req.prepared.build.jsPath;
+    const jsUrl = this.store.url(req.prepared.build.jsPath);
     const spare = session.spare?.jsUrl === jsUrl ? session.spare : undefined;
     if (spare) session.spare = null;
     // The QMP client exists before QEMU does: its greeting may come first.
@@ -724,7 +723,7 @@ export class QemuHost implements QemuWorkerApi {
 
   /** Starts the instance worker for the next build ahead of the pause. */
   private prewarm(session: Session, prepared: PreparedBuild): void {
-    const jsUrl = this.config!.artifactsBase + prepared.build.jsPath;
+    const jsUrl = this.store.url(prepared.build.jsPath);
     if (!this.env.backend.prewarm || session.spare?.jsUrl === jsUrl || session !== this.session) return;
     session.spare?.dispose();
     session.spare = this.env.backend.prewarm(jsUrl);

@@ -68,9 +68,12 @@ PooledWorker.prototype = NativeWorker.prototype;
 (globalThis as { Worker: unknown }).Worker = PooledWorker;
 
 function prewarm(jsUrl: string, threads: number): void {
-  // The URL the glue computes for its pthreads: itself.
-  const url = new URL(jsUrl).href;
-  for (let i = 0; i < threads; i++) spare.push({ url, worker: new NativeWorker(url, { type: 'module', name: 'em-pthread' }) });
+  // Found by the URL the glue computes for its pthreads: its own file
+  // name next to it, without the query it was loaded with (the artifact's
+  // version, BuildRegistry.versioned()); loaded with that query, from the
+  // browser's cache without asking the server.
+  const url = new URL(new URL(jsUrl).pathname.split('/').pop()!, jsUrl).href;
+  for (let i = 0; i < threads; i++) spare.push({ url, worker: new NativeWorker(jsUrl, { type: 'module', name: 'em-pthread' }) });
   void import(/* @vite-ignore */ jsUrl).catch(() => undefined);
 }
 
