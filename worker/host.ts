@@ -567,10 +567,10 @@ export class QemuHost implements QemuWorkerApi {
           }),
       ]);
       // The Memory, with a RAM image back where it was, while the build
-      // downloads and compiles: the image is copied in runs of pages, a
-      // while of this thread that the download mostly waits anyway. QEMU
-      // then takes the RAM over as after a cpr-exec (its fds, its CPR
-      // state) and loads the device state only.
+      // downloads and compiles rather than after (copying the image took
+      // this thread 50-140 ms here). QEMU then takes the RAM over as
+      // after a cpr-exec (its fds, its CPR state) and loads the device
+      // state only.
       memory = liveUpdatable ? this.createMemory() : null;
       if (restore?.image) {
         if (!memory) throw new PlaygroundError('bad-snapshot', `${build.name} cannot restore a RAM image: it does not run on a shared Memory`);
