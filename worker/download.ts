@@ -5,7 +5,7 @@
 // failure into a PlaygroundError that names the URL and what to do.
 import { PlaygroundError } from './api';
 
-export type FetchLike = (url: string) => Promise<Response>;
+export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
 
 export interface DownloadProgress {
   url: string;
@@ -45,6 +45,21 @@ export async function fetchOk(url: string, fetchImpl: FetchLike = (u) => fetch(u
     throw new PlaygroundError('load-failed', `could not fetch ${url}: HTTP ${response.status} ${response.statusText}; ${hint}`);
   }
   return response;
+}
+
+/**
+ * The response for `url` if the browser's cache holds it whole, asking no
+ * server, else null. Only for a URL whose content never changes (a
+ * versioned artifact, worker/builds.ts): the cache hands it out however
+ * old it is.
+ */
+export async function fetchCached(url: string, fetchImpl: FetchLike = (u, i) => fetch(u, i)): Promise<Response | null> {
+  try {
+    const response = await fetchImpl(url, { cache: 'only-if-cached', mode: 'same-origin' });
+    return response.ok ? response : null;
+  } catch {
+    return null;
+  }
 }
 
 /** A response's body whole, with progress (see download()). */
