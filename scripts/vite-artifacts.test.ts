@@ -118,6 +118,16 @@ describe('serveArtifacts', () => {
     expect(gunzipSync(r.body).equals(wasm)).toBe(true);
   });
 
+  it('lets a versioned URL be kept for good, revalidates any other', async () => {
+    const kept = await get('/artifacts/qemu/a.wasm?v=0123456789abcdef', 'br');
+    expect(kept.status).toBe(200);
+    expect(kept.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect(brotliDecompressSync(kept.body).equals(wasm)).toBe(true);
+    const plain = await get('/artifacts/qemu/a.wasm', 'br');
+    expect(plain.headers['cache-control']).toBe('no-cache');
+    expect(plain.headers['etag']).toBeTruthy();
+  });
+
   it('keeps the isolation headers on a 404 and passes other paths on', async () => {
     const r = await get('/artifacts/nope.wasm', 'br');
     expect(r.status).toBe(404);

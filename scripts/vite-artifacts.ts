@@ -70,6 +70,14 @@ export function pickTwin(acceptEncoding: string | string[] | undefined, file: st
   return { encoding, path: found.get(encoding) ?? file };
 }
 
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/** Whether a request names an artifact by its version (`?v=`). */
+export function versioned(url: string): boolean {
+  const q = url.indexOf('?');
+  return q >= 0 && new URLSearchParams(url.slice(q + 1)).has('v');
+}
+
 /** Serves files under `dir` at `prefix`, each as the twin the request
  * accepts (`twins` says where they are). */
 export function serveArtifacts(dir: string, prefix: string, twins: Twins) {
@@ -92,7 +100,10 @@ export function serveArtifacts(dir: string, prefix: string, twins: Twins) {
     res.setHeader('Vary', 'Accept-Encoding');
     if (encoding !== 'identity') res.setHeader('Content-Encoding', encoding);
     const stat = statSync(path);
-    res.setHeader('Cache-Control', 'no-cache');
+    // A versioned URL (`?v=`, the file's hash from the manifest: the page
+    // asks so, worker/builds.ts) names one content for good: the browser
+    // keeps it without asking again. Any other may change: revalidated.
+    res.setHeader('Cache-Control', versioned(req.url ?? '') ? IMMUTABLE : 'no-cache');
     // A validator, so that a revisit revalidates (304) instead of fetching
     // again: the browser keeps a wasm's compiled code only with the cached
     // response it was compiled from.

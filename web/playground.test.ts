@@ -26,7 +26,7 @@ function connect(backend = new FakeBackend(), isolated = true): Playground & { w
       counter.workers++;
       const { port1, port2 } = new MessageChannel();
       open.push(port1, port2);
-      const host = new QemuHost({ backend, fetch: fakeFetch(), isolated: () => true, wasmUrl: () => ({ url: 'blob:x', revoke: () => undefined }) });
+      const host = new QemuHost({ backend, fetch: fakeFetch(), isolated: () => true });
       expose(host, port2 as unknown as Parameters<typeof expose>[1]);
       const worker = port1 as unknown as Worker & { terminate(): void };
       worker.terminate = () => {

@@ -32,6 +32,13 @@ describe('BuildRegistry', () => {
     expect(() => r.resolve('i386', 'qemu-system-arm@v2')).toThrow(/runs the arm guest/);
   });
 
+  it('versions the paths of artifacts whose hash the manifest gives', () => {
+    const hash = 'ab'.repeat(32);
+    const r = new BuildRegistry(parseManifest({ ...MANIFEST, artifacts: [{ path: 'guest/arm/kernel.gz', rawSha256: hash }, { path: 'guest/arm/initrd.gz' }] }));
+    expect(r.versioned('guest/arm/kernel')).toBe(`guest/arm/kernel?v=${hash.slice(0, 16)}`);
+    expect(r.versioned('guest/arm/initrd')).toBe('guest/arm/initrd');
+  });
+
   it('rejects what is not a manifest', () => {
     expect(() => parseManifest({})).toThrow(/not an artifacts manifest/);
     expect(() => parseManifest({ format: 2, artifacts: [] })).toThrow(/format 2/);

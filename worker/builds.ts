@@ -11,7 +11,7 @@ import { suggest } from './options';
 export interface ArtifactsManifest {
   format: number;
   qemu?: { version?: string; builds?: string[] };
-  artifacts: { path: string; rawSize?: number }[];
+  artifacts: { path: string; rawSize?: number; rawSha256?: string }[];
 }
 
 export interface ResolvedBuild extends BuildInfo {
@@ -38,10 +38,16 @@ export class BuildRegistry {
   private readonly builds: ResolvedBuild[] = [];
   /** Unpacked artifact path → its size, when the manifest says. */
   private readonly sizes = new Map<string, number | undefined>();
+  /** Unpacked artifact path → its sha256, when the manifest says. */
+  private readonly hashes = new Map<string, string>();
 
   constructor(manifest: ArtifactsManifest) {
     const sizes = this.sizes;
-    for (const a of manifest.artifacts) sizes.set(a.path.replace(/\.gz$/, ''), a.rawSize);
+    for (const a of manifest.artifacts) {
+      const path = a.path.replace(/\.gz$/, '');
+      sizes.set(path, a.rawSize);
+      if (typeof a.rawSha256 === 'string' && /^[0-9a-f]{16,}$/.test(a.rawSha256)) this.hashes.set(path, a.rawSha256);
+    }
     const re = /^qemu\/([^/]+)\/qemu-system-([a-z0-9_]+)\.js$/;
     for (const path of sizes.keys()) {
       const m = re.exec(path);
@@ -61,6 +67,20 @@ export class BuildRegistry {
   /** The unpacked size of an artifact (e.g. `guest/arm/uImage`), if known. */
   rawSize(path: string): number | undefined {
     return this.sizes.get(path);
+  }
+
+  /**
+   * The path to request an artifact at: with its content's hash in the
+   * query when the manifest has it (`?v=`), which the artifacts' servers
+   * let the browser keep without asking again (scripts/vite-artifacts.ts):
+   * a new build is a new manifest (always revalidated), new hashes, new
+   * URLs. Revalidating each artifact on every Start cost a round trip
+   * to the server each (35-150 ms from a busy dev server), the wasm's on
+   * the path to the shell.
+   */
+  versioned(path: string): string {
+    const hash = this.hashes.get(path);
+    return hash ? `${path}?v=${hash.slice(0, 16)}` : path;
   }
 
   list(): BuildInfo[] {

@@ -1,7 +1,7 @@
 // Runs in Node (vitest): downloads with progress, plain and gzip-encoded.
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { download, type DownloadProgress } from './download';
+import { download, fetchCached, type DownloadProgress } from './download';
 
 const BODY = new Uint8Array(200_000).map((_, i) => i & 0xff);
 /** Byte-wise equality: expect().toEqual() over 200 KB takes seconds. */
@@ -26,6 +26,19 @@ describe('download', () => {
     expect(seen.at(-1)).toMatchObject({ loaded: BODY.length, total: BODY.length });
     // Unknown unpacked size: no total, and no false "ended after" error.
     expect(same(await download('http://x/a.wasm', () => undefined, fetchGz))).toBe(true);
+  });
+
+  it('asks only the cache for a kept response, and says null when it has none', async () => {
+    const asked: (RequestInit | undefined)[] = [];
+    const kept = await fetchCached('http://x/a.wasm', async (_, init) => {
+      asked.push(init);
+      return new Response(BODY.slice());
+    });
+    expect(kept?.ok).toBe(true);
+    expect(asked).toEqual([{ cache: 'only-if-cached', mode: 'same-origin' }]);
+    // What a browser gives for a miss: a network error, or an error status.
+    expect(await fetchCached('http://x/a.wasm', () => Promise.reject(new TypeError('Failed to fetch')))).toBeNull();
+    expect(await fetchCached('http://x/a.wasm', async () => new Response('', { status: 504 }))).toBeNull();
   });
 
   it('says where a cut-off download ended', async () => {

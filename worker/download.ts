@@ -5,7 +5,7 @@
 // failure into a PlaygroundError that names the URL and what to do.
 import { PlaygroundError } from './api';
 
-export type FetchLike = (url: string) => Promise<Response>;
+export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
 
 export interface DownloadProgress {
   url: string;
@@ -47,29 +47,25 @@ export async function fetchOk(url: string, fetchImpl: FetchLike = (u) => fetch(u
   return response;
 }
 
+/**
+ * The response for `url` if the browser's cache holds it whole, asking no
+ * server, else null. Only for a URL whose content never changes (a
+ * versioned artifact, worker/builds.ts): the cache hands it out however
+ * old it is.
+ */
+export async function fetchCached(url: string, fetchImpl: FetchLike = (u, i) => fetch(u, i)): Promise<Response | null> {
+  try {
+    const response = await fetchImpl(url, { cache: 'only-if-cached', mode: 'same-origin' });
+    return response.ok ? response : null;
+  } catch {
+    return null;
+  }
+}
+
 /** A response's body whole, with progress (see download()). */
 export async function readBody(url: string, response: Response, onProgress: (p: DownloadProgress) => void, expectedBytes?: number): Promise<Uint8Array> {
-  const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
-  const total = encoded ? (expectedBytes ?? 0) : Number(response.headers.get('content-length') ?? 0) || 0;
-  if (!response.body) {
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    onProgress({ url, loaded: bytes.length, total: bytes.length });
-    return bytes;
-  }
-  const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
-  let loaded = 0;
-  onProgress({ url, loaded, total });
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    onProgress({ url, loaded, total });
-  }
-  if (total && loaded !== total) {
-    throw new PlaygroundError('load-failed', `download of ${url} ended after ${loaded} of ${total} bytes; reload to retry`);
-  }
+  const loaded = await drainBody(url, response, onProgress, expectedBytes, (c) => chunks.push(c));
   const out = new Uint8Array(loaded);
   let at = 0;
   for (const c of chunks) {
@@ -77,6 +73,46 @@ export async function readBody(url: string, response: Response, onProgress: (p: 
     at += c.length;
   }
   return out;
+}
+
+/** Reads a response's body through for its progress alone (see
+ * download()), keeping nothing: the body of a clone whose twin someone
+ * else consumes (a wasm compiled as it streams in). */
+export async function countBody(url: string, response: Response, onProgress: (p: DownloadProgress) => void, expectedBytes?: number): Promise<void> {
+  await drainBody(url, response, onProgress, expectedBytes, () => undefined);
+}
+
+/** Hands each chunk of a response's body to `take`, with progress, and
+ * checks the length it ends at; resolves with that length. */
+async function drainBody(
+  url: string,
+  response: Response,
+  onProgress: (p: DownloadProgress) => void,
+  expectedBytes: number | undefined,
+  take: (chunk: Uint8Array) => void,
+): Promise<number> {
+  const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
+  const total = encoded ? (expectedBytes ?? 0) : Number(response.headers.get('content-length') ?? 0) || 0;
+  if (!response.body) {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    take(bytes);
+    onProgress({ url, loaded: bytes.length, total: bytes.length });
+    return bytes.length;
+  }
+  const reader = response.body.getReader();
+  let loaded = 0;
+  onProgress({ url, loaded, total });
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    take(value);
+    loaded += value.length;
+    onProgress({ url, loaded, total });
+  }
+  if (total && loaded !== total) {
+    throw new PlaygroundError('load-failed', `download of ${url} ended after ${loaded} of ${total} bytes; reload to retry`);
+  }
+  return loaded;
 }
 
 /** wasm files start with "\0asm"; a 404 page or a gzip would not. */

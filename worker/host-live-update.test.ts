@@ -18,7 +18,6 @@ async function booted(perLaunch: FakeOptions[] = [], opts: FakeOptions = {}, fau
     backend,
     fetch: fakeFetch(),
     isolated: () => true,
-    wasmUrl: () => ({ url: 'blob:wasm', revoke: () => undefined }),
     updateAttemptMs: 200,
   });
   const states: Status['state'][] = [];
@@ -162,7 +161,7 @@ describe('live update routes (fake QEMU)', () => {
   });
 
   it('an unknown fault is refused at init', async () => {
-    const host = new QemuHost({ backend: new FakeBackend(), fetch: fakeFetch(), isolated: () => true, wasmUrl: () => ({ url: 'blob:', revoke: () => undefined }) });
+    const host = new QemuHost({ backend: new FakeBackend(), fetch: fakeFetch(), isolated: () => true });
     const listener = { serial: () => undefined, monitor: () => undefined, status: () => undefined, progress: () => undefined, log: () => undefined, liveUpdate: () => undefined };
     await expect(host.init({ artifactsBase: BASE, faults: ['melt' as ExecFault] }, listener)).rejects.toMatchObject({ code: 'bad-options', message: /unknown fault "melt"/ });
   });
@@ -259,7 +258,6 @@ describe('snapshots (fake QEMU)', () => {
       backend,
       fetch: fakeFetch({ 'snapshots/arm.cprsnap': file }),
       isolated: () => true,
-      wasmUrl: () => ({ url: 'blob:wasm', revoke: () => undefined }),
     });
     await host.init({ artifactsBase: BASE }, {
       serial: (b) => serial.push(new TextDecoder().decode(b)),

@@ -12,7 +12,6 @@ function makeHost(opts: { backend?: FakeBackend; fetch?: ReturnType<typeof fakeF
     backend,
     fetch: opts.fetch ?? fakeFetch(),
     isolated: () => opts.isolated ?? true,
-    wasmUrl: () => ({ url: 'blob:wasm', revoke: () => undefined }),
   });
   const states: Status['state'][] = [];
   const progress: Progress[] = [];

@@ -74,8 +74,6 @@ export interface HostEnvironment {
   fetch?: FetchLike;
   /** Checked before every boot: false means no SharedArrayBuffer. */
   isolated(): boolean;
-  /** Makes a URL QEMU can load the fetched wasm from (a blob: URL in a worker). */
-  wasmUrl(bytes: Uint8Array): { url: string; revoke(): void };
   /** How long a new QEMU gets to run the VM in a live update. [20000] */
   updateAttemptMs?: number;
 }
@@ -101,7 +99,6 @@ interface Session extends UpdateSession {
   serialDecoder: TextDecoder;
   /** Resolved when the ready line shows up while booting. */
   onReady: (() => void) | null;
-  revokeWasm(): void;
   ended: boolean;
   /** Set when QEMU crashed in a way that does not end it by itself. */
   crashed: string | null;
@@ -127,6 +124,29 @@ interface Restore {
   booted?: boolean;
   /** The guest files, downloading since before the snapshot was checked. */
   guestFiles?: Promise<Map<string, Uint8Array>>;
+  /** The build's instance worker, starting since then too. */
+  spare?: EarlySpare;
+}
+
+/** An instance worker started before its boot's session exists: the
+ * session takes it, or else dispose() ends it. */
+interface EarlySpare {
+  take(): Promise<SpareLike | null>;
+  dispose(): void;
+}
+
+function earlySpare(starting: Promise<SpareLike | null>): EarlySpare {
+  let taken = false;
+  starting.catch(() => undefined);
+  return {
+    take: () => {
+      taken = true;
+      return starting;
+    },
+    dispose: () => {
+      if (!taken) void starting.then((s) => s?.dispose(), () => undefined);
+    },
+  };
 }
 
 /** A snapshot file checked whole: what it says, QEMU's stream in it (its
@@ -235,7 +255,6 @@ export class QemuHost implements QemuWorkerApi {
       fetch: this.env.fetch,
       compile: this.env.backend.compile,
       compileStreaming: this.env.backend.compileStreaming,
-      wasmUrl: this.env.wasmUrl,
     });
     this.listener = listener as ListenerLike;
     this.emitStatus();
@@ -255,13 +274,25 @@ export class QemuHost implements QemuWorkerApi {
     // The snapshot is fetched and checked before the running guest is
     // touched; meanwhile the build downloads and compiles.
     if (resolved.from !== 'snapshot') return this.start(resolved, null);
-    // Meanwhile the build and the guest files download, and the build
-    // compiles (a restored QEMU opens its -kernel and -initrd too).
-    void this.store.builds().then((r) => this.store.prepare(r.resolve(resolved.guest, resolved.build))).catch(() => undefined);
+    // Meanwhile the build and the guest files download, the build
+    // compiles (a restored QEMU opens its -kernel and -initrd too) and
+    // its instance worker starts: loading that worker's modules and
+    // QEMU's glue in its pthread workers takes a while of its own.
+    const spare = earlySpare(
+      this.store.builds().then((r) => {
+        const build = r.resolve(resolved.guest, resolved.build);
+        void this.store.prepare(build).catch(() => undefined);
+        return this.env.backend.prewarm?.(this.store.url(build.jsPath)) ?? null;
+      }),
+    );
     const plan = this.env.backend.plan(resolved.guest, resolved.ramMiB, true);
     const guestFiles = this.store.fetchAll(Object.keys(plan.files), (loaded, total, label) => this.progress({ phase: 'download', label, loaded, total }));
     guestFiles.catch(() => undefined);
-    return this.start(resolved, { ...(await this.bootedSnapshot(resolved)), guestFiles });
+    try {
+      return await this.start(resolved, { ...(await this.bootedSnapshot(resolved)), guestFiles, spare });
+    } finally {
+      spare.dispose();
+    }
   }
 
   /** The guest's booted snapshot, shipped with the builds, checked whole. */
@@ -520,12 +551,14 @@ export class QemuHost implements QemuWorkerApi {
     const filesPart = { loaded: 0, total: 0, label: '' };
     const report = (label: string): void =>
       this.progress({ phase: 'download', label, loaded: wasmPart.loaded + filesPart.loaded, total: wasmPart.total + filesPart.total });
-    // The instance worker and QEMU's pthread workers start meanwhile.
-    const spare = this.env.backend.prewarm?.(this.config!.artifactsBase + build.jsPath) ?? null;
+    // The instance worker and QEMU's pthread workers start meanwhile (a
+    // booted snapshot's boot started them with its downloads).
+    const spare = (await restore?.spare?.take()) ?? this.env.backend.prewarm?.(this.store.url(build.jsPath)) ?? null;
     let compiled: Awaited<ReturnType<BuildStore['prepare']>>;
     let fetched: Map<string, Uint8Array>;
+    let memory: WebAssembly.Memory | null;
     try {
-      [compiled, fetched] = await Promise.all([
+      const loading = Promise.all([
         this.store.prepare(build, (loaded, total) => {
           Object.assign(wasmPart, { loaded, total: total || loaded });
           report(`downloading ${build.wasmPath}`);
@@ -536,6 +569,17 @@ export class QemuHost implements QemuWorkerApi {
             report(label);
           }),
       ]);
+      // The Memory, with a RAM image back where it was, while the build
+      // downloads and compiles rather than after (copying the image took
+      // this thread 50-140 ms here). QEMU then takes the RAM over as
+      // after a cpr-exec (its fds, its CPR state) and loads the device
+      // state only.
+      memory = liveUpdatable ? this.createMemory() : null;
+      if (restore?.image) {
+        if (!memory) throw new PlaygroundError('bad-snapshot', `${build.name} cannot restore a RAM image: it does not run on a shared Memory`);
+        placeRam(memory, restore.image);
+      }
+      [compiled, fetched] = await loading;
       this.checkCurrent(id);
     } catch (e) {
       spare?.dispose();
@@ -558,10 +602,9 @@ export class QemuHost implements QemuWorkerApi {
       serialTail: '',
       serialDecoder: new TextDecoder(),
       onReady: null,
-      revokeWasm: () => undefined, // kept for live updates back to this build
       ended: false,
       crashed: null,
-      memory: liveUpdatable ? this.createMemory() : null,
+      memory,
       prepared,
       baseArgv: argv,
       guestFiles: files,
@@ -582,12 +625,6 @@ export class QemuHost implements QemuWorkerApi {
     // of the load only with the events capability) instead of booting.
     const launchArgv = restore ? [...argv, '-global', 'migration.x-events=on', '-incoming', `file:${SNAPSHOT_FILE}`] : argv;
     const launchFiles = restore ? { ...files, [SNAPSHOT_FILE]: restore.state } : files;
-    // A RAM image goes back where it was; QEMU then takes it over as after
-    // a cpr-exec (its fds, its CPR state) and loads the device state only.
-    if (restore?.image) {
-      if (!session.memory) throw new PlaygroundError('bad-snapshot', `${build.name} cannot restore a RAM image: it does not run on a shared Memory`);
-      placeRam(session.memory, restore.image);
-    }
     // The state (up to the guest's RAM) moves to the instance worker, not
     // copied; it is the checked state's own buffer.
     const transfer = restore && ownsBuffer(restore.state) ? [restore.state.buffer] : [];
@@ -636,8 +673,7 @@ export class QemuHost implements QemuWorkerApi {
    * session unless a live update retires or replaces it.
    */
   private async launch(session: Session, req: StartRequest, onRuntimeReady?: (at: number) => void): Promise<Running> {
-    const base = this.config!.artifactsBase;
-    const jsUrl = base + req.prepared.build.jsPath;
+    const jsUrl = this.store.url(req.prepared.build.jsPath);
     const spare = session.spare?.jsUrl === jsUrl ? session.spare : undefined;
     if (spare) session.spare = null;
     // The QMP client exists before QEMU does: its greeting may come first.
@@ -690,7 +726,7 @@ export class QemuHost implements QemuWorkerApi {
 
   /** Starts the instance worker for the next build ahead of the pause. */
   private prewarm(session: Session, prepared: PreparedBuild): void {
-    const jsUrl = this.config!.artifactsBase + prepared.build.jsPath;
+    const jsUrl = this.store.url(prepared.build.jsPath);
     if (!this.env.backend.prewarm || session.spare?.jsUrl === jsUrl || session !== this.session) return;
     session.spare?.dispose();
     session.spare = this.env.backend.prewarm(jsUrl);
@@ -884,7 +920,6 @@ export class QemuHost implements QemuWorkerApi {
     session.fail(error);
     session.running?.qmp.close(error);
     session.update?.end({ kind: 'lost', error: new PlaygroundError('live-update-failed', `QEMU ended during the live update: ${error.message}`) });
-    session.revokeWasm();
     if (session !== this.session) return;
     this.flushSerial();
     this.session = null;
@@ -932,12 +967,8 @@ export class QemuHost implements QemuWorkerApi {
     s.running?.qmp.close(stopped);
     s.update?.end({ kind: 'lost', error: new PlaygroundError('bad-state', 'QEMU was stopped during the live update') });
     this.flushSerial();
-    try {
-      // A session's Memory is its own: the next session makes a fresh one.
-      await s.running?.instance.kill({ memoryDiscarded: true });
-    } finally {
-      s.revokeWasm();
-    }
+    // A session's Memory is its own: the next session makes a fresh one.
+    await s.running?.instance.kill({ memoryDiscarded: true });
   }
 
   private checkCurrent(id: number): void {

@@ -12,12 +12,6 @@ registerTransferHandlers();
 const host = new QemuHost({
   backend: qemuBackend,
   isolated: () => self.crossOriginIsolated === true,
-  // QEMU gets the wasm we already downloaded (with progress) as a blob:
-  // URL; its pthreads receive the compiled module by message, not by URL.
-  wasmUrl: (bytes) => {
-    const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/wasm' }));
-    return { url, revoke: () => URL.revokeObjectURL(url) };
-  },
 });
 
 // The Emscripten glue rethrows a trap of one of QEMU's pthreads as an

@@ -131,7 +131,7 @@ describe('live update failures keep the guest', { timeout: 60 * 60_000, skip: li
 
   it('a build whose wasm does not compile: refused before the VM stops', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async () => {
     const page = await bootArm();
-    await page.route('**/qemu/v2/qemu-system-arm.wasm', (route) =>
+    await page.route('**/qemu/v2/qemu-system-arm.wasm*', (route) =>
       route.fulfill({ status: 200, contentType: 'application/wasm', body: Buffer.concat([Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), Buffer.from('not wasm at all')]) }),
     );
     const refused = await failingUpdate(page, 'v2');
@@ -146,7 +146,7 @@ describe('live update failures keep the guest', { timeout: 60 * 60_000, skip: li
     const page = await bootArm();
     await shell(page, 'head -c 1048576 /dev/urandom > /tmp/random; echo planted', /^planted$/m);
     const sha = (await shell(page, 'sha256sum /tmp/random', /^[0-9a-f]{64}(?=\s)/m)).trim();
-    await page.route('**/qemu/v2/qemu-system-arm.wasm', (route) => route.fulfill({ status: 200, contentType: 'application/wasm', body: UNLINKABLE_WASM }));
+    await page.route('**/qemu/v2/qemu-system-arm.wasm*', (route) => route.fulfill({ status: 200, contentType: 'application/wasm', body: UNLINKABLE_WASM }));
     const failed = await failingUpdate(page, 'v2');
     log(`instantiate failure: ${JSON.stringify(failed)}`);
     assert.equal(failed.code, 'live-update-failed');

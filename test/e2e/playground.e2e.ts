@@ -167,11 +167,11 @@ describe('playground page', { timeout: 30 * 60_000 }, () => {
 
   it('shows a visible error for a missing wasm', async () => {
     const page = await fresh();
-    await page.context().route('**/qemu-system-arm.wasm', (route) => route.fulfill({ status: 404, body: 'gone' }));
+    await page.context().route('**/qemu-system-arm.wasm*', (route) => route.fulfill({ status: 404, body: 'gone' }));
     await page.click('#boot');
     const err = await errorPanel(page, 120_000);
     assert.equal(err.code, 'load-failed');
-    assert.match(err.message, /qemu-system-arm\.wasm: HTTP 404/);
+    assert.match(err.message, /qemu-system-arm\.wasm(\?v=\w+)?: HTTP 404/);
     await page.context().close();
   });
 
@@ -179,7 +179,7 @@ describe('playground page', { timeout: 30 * 60_000 }, () => {
     const page = await fresh();
     // Right magic, garbage after it: only compiling it can tell.
     const body = Buffer.concat([Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), Buffer.alloc(4096, 0xff)]);
-    await page.context().route('**/qemu-system-arm.wasm', (route) =>
+    await page.context().route('**/qemu-system-arm.wasm*', (route) =>
       route.fulfill({ status: 200, body, headers: { 'content-type': 'application/wasm' } }),
     );
     await page.click('#boot');

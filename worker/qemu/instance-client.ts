@@ -5,7 +5,7 @@
 import type { ConsoleName } from './consoles';
 import type { ExecRequest, QemuExit } from './instance';
 import type { Capture } from './capture';
-import type { FromInstance, ToInstance } from './instance-protocol';
+import { prewarmName, type FromInstance, type ToInstance } from './instance-protocol';
 import type { StoppedThreads } from './parked';
 import { NO_THREADS, parkedAddresses, SETTLE_MS, wakeParked } from './parked';
 
@@ -74,14 +74,12 @@ export interface SpareInstance {
   dispose(): void;
 }
 
-function newInstanceWorker(): Worker {
-  return new Worker(new URL('./instance.worker.ts', import.meta.url), { type: 'module', name: 'qemu-instance' });
+function newInstanceWorker(name = 'qemu-instance'): Worker {
+  return new Worker(new URL('./instance.worker.ts', import.meta.url), { type: 'module', name });
 }
 
 export function prewarmInstance(jsUrl: string): SpareInstance {
-  const worker = newInstanceWorker();
-  const m: ToInstance = { type: 'prewarm', jsUrl, threads: PTHREAD_POOL };
-  worker.postMessage(m);
+  const worker = newInstanceWorker(prewarmName(jsUrl, PTHREAD_POOL));
   return { jsUrl, worker, dispose: () => worker.terminate() };
 }
 

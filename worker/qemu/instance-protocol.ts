@@ -21,9 +21,6 @@ export type ToInstance =
       /** Names QEMU may exec (argv[0] of cpr-exec-command); others get ENOENT. */
       execNames?: string[];
     }
-  /** Before a live update's pause: load the build's glue and start its
-   * pthread workers, so that the launch only instantiates. */
-  | { type: 'prewarm'; jsUrl: string; threads: number }
   /** Input for one of QEMU's consoles. */
   | { type: 'console'; console: ConsoleName; bytes: Uint8Array }
   /** Reply: the file's bytes (transferred) or null. `remove`: and out of
@@ -55,6 +52,27 @@ export type FromInstance =
    * words they were parked on (parked.ts). */
   | { type: 'parked'; stopped: StoppedThreads }
   | { type: 'reply'; id: number; value: Uint8Array | number | null };
+
+const PREWARM = 'qemu-instance prewarmed';
+
+/**
+ * The name of an instance worker started ahead of its launch (a boot's,
+ * or a live update's before the pause): it loads the build's glue and
+ * starts `threads` pthread workers as soon as it runs, so that the launch
+ * only instantiates. Said in its name rather than by a message: a message
+ * to a worker that is still starting waits for the event loop of the host
+ * worker, which a boot's downloads keep busy (seen: one posted as they
+ * began reached its worker 0.8-1.2 s after the worker was up).
+ */
+export function prewarmName(jsUrl: string, threads: number): string {
+  return `${PREWARM} ${threads} ${jsUrl}`;
+}
+
+/** What prewarmName() said, or null for a worker not started ahead. */
+export function parsePrewarmName(name: string): { jsUrl: string; threads: number } | null {
+  const m = new RegExp(`^${PREWARM} (\\d+) (\\S+)$`).exec(name);
+  return m ? { threads: Number(m[1]), jsUrl: m[2]! } : null;
+}
 
 export function wallClock(): number {
   return performance.timeOrigin + performance.now();

@@ -7,7 +7,7 @@ import { concatBytes } from './bytes';
 import { CONSOLES, type ConsoleName } from './consoles';
 import { CAPTURE_EXEC, captureExec, ECANCELED, isMigrationStream } from './capture';
 import { incomingFiles, launchQemu, type ExecRequest, type QemuInstance } from './instance';
-import { wallClock, type FromInstance, type ToInstance } from './instance-protocol';
+import { parsePrewarmName, wallClock, type FromInstance, type ToInstance } from './instance-protocol';
 
 // Emscripten's errno values (not Linux's).
 const ENOENT = 44;
@@ -68,11 +68,17 @@ PooledWorker.prototype = NativeWorker.prototype;
 (globalThis as { Worker: unknown }).Worker = PooledWorker;
 
 function prewarm(jsUrl: string, threads: number): void {
-  // The URL the glue computes for its pthreads: itself.
-  const url = new URL(jsUrl).href;
-  for (let i = 0; i < threads; i++) spare.push({ url, worker: new NativeWorker(url, { type: 'module', name: 'em-pthread' }) });
+  // Found by the URL the glue computes for its pthreads: its own file
+  // name next to it, without the query it was loaded with (the artifact's
+  // version, BuildRegistry.versioned()); loaded with that query, from the
+  // browser's cache without asking the server.
+  const url = new URL(new URL(jsUrl).pathname.split('/').pop()!, jsUrl).href;
+  for (let i = 0; i < threads; i++) spare.push({ url, worker: new NativeWorker(jsUrl, { type: 'module', name: 'em-pthread' }) });
   void import(/* @vite-ignore */ jsUrl).catch(() => undefined);
 }
+
+const ahead = parsePrewarmName(scope.name);
+if (ahead) prewarm(ahead.jsUrl, ahead.threads);
 
 /** The host is ending this instance ('kill'). */
 let killing = false;
@@ -81,10 +87,6 @@ scope.onmessage = (ev: MessageEvent<ToInstance>) => {
   const m = ev.data;
   if (m.type === 'launch') {
     void launch(m);
-    return;
-  }
-  if (m.type === 'prewarm') {
-    prewarm(m.jsUrl, m.threads);
     return;
   }
   if (!instance) {
