@@ -4,6 +4,7 @@
 // progress bar for a ~30 MB wasm and the guest images, and turns every
 // failure into a PlaygroundError that names the URL and what to do.
 import { PlaygroundError } from './api';
+import { concatBytes } from './backend';
 
 export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
 
@@ -65,14 +66,8 @@ export async function fetchCached(url: string, fetchImpl: FetchLike = (u, i) => 
 /** A response's body whole, with progress (see download()). */
 export async function readBody(url: string, response: Response, onProgress: (p: DownloadProgress) => void, expectedBytes?: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
-  const loaded = await drainBody(url, response, onProgress, expectedBytes, (c) => chunks.push(c));
-  const out = new Uint8Array(loaded);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  await drainBody(url, response, onProgress, expectedBytes, (c) => chunks.push(c));
+  return concatBytes(chunks);
 }
 
 /** Reads a response's body through for its progress alone (see
