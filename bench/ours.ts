@@ -4,6 +4,8 @@ import type { Browser, JSHandle, Page } from 'playwright-core';
 import type { BootOptions, GuestName, LiveUpdateOptions, LiveUpdateResult, LiveUpdateRoute, SnapshotInfo } from '../worker/api';
 import { BOOT_TIMEOUT_MS, openPage } from '../test/e2e/harness';
 import { shell, type ShellResult } from './page-shell';
+import { parseInfoJit } from './info-jit';
+import type { JitCounts } from './results';
 import type { Mark } from './snapshot-phases';
 
 export type { LiveUpdateRoute };
@@ -130,6 +132,11 @@ export class OurPage {
         offProgress();
       }
     });
+  }
+
+  /** The JIT's counts from `info jit`, or null when the interpreter runs alone. */
+  async jitCounts(): Promise<JitCounts | null> {
+    return parseInfoJit(await this.monitor('info jit'));
   }
 
   async monitor(command: string): Promise<string> {

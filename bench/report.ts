@@ -14,6 +14,7 @@ const COLORS: Record<string, string> = {
   'ours-copy': '#d6604d',
   v86: '#4393c3',
   'ours-wasm': '#1b7837',
+  'ours-jit': '#5aae61',
   'native-tcg': '#888888',
   'native-tci': '#b8860b',
 };
@@ -22,6 +23,7 @@ const LABEL: Record<string, string> = {
   'ours-copy': 'copy route (migrate to file, fresh instance)',
   v86: 'v86 save_state + restore_state',
   'ours-wasm': 'our QEMU (TCI in wasm)',
+  'ours-jit': 'our QEMU (TCI + its wasm JIT)',
   'native-tcg': 'native QEMU, TCG',
   'native-tci': 'native QEMU, TCI',
 };
@@ -189,28 +191,63 @@ function cpuMarkdown(c: CpuSection, figures: string[][]): string[] {
     '',
     ...Object.entries(commands).map(([w, cmd]) => `- **${w}**: \`${cmd}\``),
     '',
-    'Native QEMU is 10.2.2 with our patch series built on this machine for i386 (TCG: `wasm/native-check.sh`; TCI: `bench/native-qemu.sh`).',
+    'Native QEMU is 10.2.2 with our patch series built on this machine for i386 (TCG: `wasm/native-check.sh`; TCI: `bench/native-qemu.sh`, or the build of `wasm/native-check.sh --tci` named by `CPR_BENCH_QEMU_TCI`; both are configure\'s defaults, -O2).',
     '',
-    '| VM | guest | workload | median (min–max) | ÷ native TCG | ÷ native TCI |',
-    '| --- | --- | --- | --- | ---: | ---: |',
+    '| VM | guest | workload | median (min–max) | ÷ native TCG | ÷ native TCI | ÷ v86 |',
+    '| --- | --- | --- | --- | ---: | ---: | ---: |',
   ];
-  const base = (vm: CpuRow['vm'], w: CpuWorkload): number | null =>
-    c.rows.find((r) => r.vm === vm && workloadOf(r) === w && r.status === 'ok')?.summary?.median ?? null;
+  const median = (vm: CpuRow['vm'], guest: CpuRow['guest'], w: CpuWorkload): number | null =>
+    c.rows.find((r) => r.vm === vm && r.guest === guest && workloadOf(r) === w && r.status === 'ok')?.summary?.median ?? null;
+  const base = (vm: CpuRow['vm'], w: CpuWorkload): number | null => median(vm, 'i386', w);
   for (const w of Object.keys(commands) as CpuWorkload[]) {
     for (const r of c.rows.filter((row) => workloadOf(row) === w)) {
-      if (r.status !== 'ok') lines.push(`| ${CPU_LABEL[r.vm]} | ${r.guest} | ${w} | ${r.status}: ${r.note ?? ''} | | |`);
-      else lines.push(`| ${CPU_LABEL[r.vm]} | ${r.guest} | ${w} | ${cell(r.summary)} | ${x(ratio(r.summary?.median, base('native-tcg', w)))} | ${x(ratio(r.summary?.median, base('native-tci', w)))} |`);
+      if (r.status !== 'ok') lines.push(`| ${CPU_LABEL[r.vm]} | ${r.guest} | ${w} | ${r.status}: ${r.note ?? ''} | | | |`);
+      else lines.push(`| ${CPU_LABEL[r.vm]} | ${r.guest} | ${w} | ${cell(r.summary)} | ${x(ratio(r.summary?.median, base('native-tcg', w)))} | ${x(ratio(r.summary?.median, base('native-tci', w)))} | ${x(ratio(r.summary?.median, base('v86', w)))} |`);
     }
   }
   // Issue 11's target: the wasm interpreter within 2× of the same interpreter built natively.
   for (const w of Object.keys(commands) as CpuWorkload[]) {
-    const ours = c.rows.find((r) => r.vm === 'ours-wasm' && r.guest === 'i386' && workloadOf(r) === w && r.status === 'ok')?.summary?.median ?? null;
-    const r = ratio(ours, base('native-tci', w));
+    const r = ratio(median('ours-wasm', 'i386', w), base('native-tci', w));
     figures.push([`guest CPU, ${w}: our wasm interpreter ÷ native TCI (i386, same run)`, x(r), '≤ 2×', met(r, (v) => v <= 2)]);
+  }
+  // Issue 12's targets: the JIT within 2× of v86, and its tab memory.
+  if (c.rows.some((r) => r.vm === 'ours-jit')) {
+    for (const w of Object.keys(commands) as CpuWorkload[]) {
+      const r = ratio(median('ours-jit', 'i386', w), base('v86', w));
+      figures.push([`guest CPU, ${w}: our JIT ÷ v86 (i386, same run)`, x(r), '≤ 2× (moonshot < 1×)', met(r, (v) => v <= 2)]);
+    }
+    lines.push('', ...jitMarkdown(c, figures));
   }
   lines.push('', 'Native QEMU runs the i386 guest only (the native build is i386-softmmu), so the arm rows\' ratios compare different guest code: read them as sizes.');
   lines.push('', '![cpu](cpu.svg)', '');
   return lines;
+}
+
+/** The JIT against the interpreter, per guest: speed-up, blocks, memory. */
+function jitMarkdown(c: CpuSection, figures: string[][]): string[] {
+  const lines = [
+    '### The JIT against the interpreter',
+    '',
+    'Each engine ran in its own fresh page; `info jit` and the browser\'s PSS were read after all of its workloads (PSS counts every Chromium process of the run, so it includes the browser itself).',
+    '',
+    '| guest | sha256 speed-up | awk speed-up | blocks compiled | wasm bytes | blocks alive | not compiled / refused | PSS interpreter | PSS JIT | JIT ÷ interpreter |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  const first = (vm: CpuRow['vm'], guest: CpuRow['guest'], w?: CpuWorkload): CpuRow | undefined =>
+    c.rows.find((r) => r.vm === vm && r.guest === guest && r.status === 'ok' && (w === undefined || workloadOf(r) === w));
+  for (const guest of ['arm', 'i386'] as const) {
+    const interp = first('ours-wasm', guest);
+    const jit = first('ours-jit', guest);
+    if (!jit) continue;
+    const speedUp = (w: CpuWorkload): string => x(ratio(first('ours-wasm', guest, w)?.summary?.median, first('ours-jit', guest, w)?.summary?.median));
+    const mem = ratio(jit.pssBytes, interp?.pssBytes);
+    const j = jit.jit;
+    lines.push(
+      `| ${guest} | ${speedUp('sha256')} | ${speedUp('awk')} | ${j?.compiled ?? '—'} | ${j ? mib(j.wasmBytes) : '—'} | ${j?.alive ?? '—'} | ${j ? `${j.refused} / ${j.failed}` : '—'} | ${mib(interp?.pssBytes)} | ${mib(jit.pssBytes)} | ${x(mem)} |`,
+    );
+    if (guest === 'i386') figures.push(['tab memory after boot + workloads: JIT ÷ interpreter (i386, browser PSS)', x(mem), '≤ 1.25×', met(mem, (v) => v <= 1.25)]);
+  }
+  return [...lines, ''];
 }
 
 function cpuSvg(c: CpuSection): string {

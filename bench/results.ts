@@ -100,7 +100,18 @@ export interface BootSection {
   downloads: DownloadRow[];
 }
 
-export type CpuVm = 'ours-wasm' | 'v86' | 'native-tcg' | 'native-tci';
+/** 'ours-wasm' is our build on its interpreter, 'ours-jit' the same build
+ * with the TCI JIT on (results before the JIT have only 'ours-wasm'). */
+export type CpuVm = 'ours-wasm' | 'ours-jit' | 'v86' | 'native-tcg' | 'native-tci';
+/** What `info jit` counted after a VM's workloads. */
+export interface JitCounts {
+  compiled: number;
+  wasmBytes: number;
+  alive: number;
+  /** Blocks the compiler could not take, and modules the browser refused. */
+  refused: number;
+  failed: number;
+}
 export interface CpuRow {
   vm: CpuVm;
   guest: 'arm' | 'i386';
@@ -111,6 +122,11 @@ export interface CpuRow {
   wallMs: number[];
   guestS: (number | null)[];
   summary: Summary | null;
+  /** Our VMs: the JIT's counts after every workload ran (null: interpreter). */
+  jit?: JitCounts | null;
+  /** Our VMs and v86: browser PSS and the page's own measure after the workloads. */
+  pssBytes?: number;
+  uaBytes?: number | null;
 }
 export interface CpuSection {
   run: RunInfo;

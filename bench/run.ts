@@ -387,20 +387,33 @@ async function cpuSection(browser: Browser, server: Server, assets: V86Assets | 
     }
     return out;
   };
+  // Our build twice per guest, one engine at a time in a fresh page: the
+  // JIT's counts and the tab's memory are read after all its workloads.
+  const ourVms = [
+    ['ours-wasm', 'interpreter'],
+    ['ours-jit', 'jit'],
+  ] as const;
   for (const guest of opts.vms.includes('ours') ? (['arm', 'i386'] as const) : []) {
-    say(`cpu: ours-wasm ${guest}`);
-    let ours: OurPage | null = null;
-    try {
-      ours = await OurPage.open(browser, server.url, pageLog);
-      await ours.boot({ guest, ramMiB: 128 });
-      await ours.waitForPrompt();
-      const page = ours;
-      rows.push(...(await measure('ours-wasm', guest, opts.cpuRuns, (cmd) => page.shell(cmd, 1_800_000))));
-    } catch (e) {
-      rows.push(...failed('ours-wasm', guest, errorText(e)));
-      say(`  failed: ${errorText(e)}`);
-    } finally {
-      await ours?.close();
+    for (const [vm, accel] of ourVms) {
+      say(`cpu: ${vm} ${guest}`);
+      let ours: OurPage | null = null;
+      try {
+        ours = await OurPage.open(browser, server.url, pageLog);
+        await ours.boot({ guest, ramMiB: 128, accel });
+        await ours.waitForPrompt();
+        const page = ours;
+        const runs = vm === 'ours-jit' ? Math.max(opts.cpuRuns, FAST_CPU_RUNS) : opts.cpuRuns;
+        const measured = await measure(vm, guest, runs, (cmd) => page.shell(cmd, 1_800_000));
+        const jit = await ours.jitCounts();
+        const mem = await pageMemory(ours.page);
+        say(`  info jit: ${JSON.stringify(jit)}; browser PSS ${(mem.pssBytes / 2 ** 20).toFixed(0)} MiB`);
+        rows.push(...measured.map((r) => ({ ...r, jit, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes })));
+      } catch (e) {
+        rows.push(...failed(vm, guest, errorText(e)));
+        say(`  failed: ${errorText(e)}`);
+      } finally {
+        await ours?.close();
+      }
     }
   }
   if (!opts.vms.includes('v86')) {
@@ -414,7 +427,9 @@ async function cpuSection(browser: Browser, server: Server, assets: V86Assets | 
       v = await V86Page.open(browser, assets, pageLog);
       await v.boot(128);
       const page = v;
-      rows.push(...(await measure('v86', 'i386', FAST_CPU_RUNS, (cmd) => page.shell(cmd))));
+      const measured = await measure('v86', 'i386', FAST_CPU_RUNS, (cmd) => page.shell(cmd));
+      const mem = await pageMemory(page.page);
+      rows.push(...measured.map((r) => ({ ...r, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes })));
     } catch (e) {
       rows.push(...failed('v86', 'i386', errorText(e)));
       say(`  failed: ${errorText(e)}`);
