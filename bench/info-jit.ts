@@ -12,11 +12,17 @@ export function parseInfoJit(text: string): JitCounts | null {
     if (!m) throw new Error(`info jit: no match for ${re}: ${text.slice(-300)}`);
     return Number(m[1]);
   };
+  const compiled = num(/blocks compiled\s+(\d+)/);
+  // Builds before regions compiled one module per block and counted blocks alive.
+  const regions = /in (\d+) modules/.exec(text);
+  const compileUs = /compile time\s+(\d+) us/.exec(text);
   return {
-    compiled: num(/blocks compiled\s+(\d+)/),
+    compiled,
+    modules: regions ? Number(regions[1]) : compiled,
     wasmBytes: num(/blocks compiled\s+\d+ \((\d+) bytes of wasm\)/),
-    alive: num(/blocks alive\s+(\d+)/),
+    modulesAlive: regions ? num(/modules alive\s+(\d+)/) : num(/blocks alive\s+(\d+)/),
     refused: num(/blocks interpreted\s+(\d+) \(cannot compile\)/),
     failed: num(/(\d+) \(refused by the host\)/),
+    compileUs: compileUs ? Number(compileUs[1]) : null,
   };
 }

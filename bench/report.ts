@@ -3,8 +3,9 @@
 // results file, and targets are reported as met or not, never enforced.
 import { writeFileSync } from 'node:fs';
 import { FILL_LEAVE_MIB, type CpuWorkload } from './page-shell';
-import type { BootRow, BootSection, CpuRow, CpuSection, PauseRow, PauseSection, Results, RunInfo, SoakSection } from './results';
+import type { BootRow, BootSection, CpuRow, CpuSection, JitCounts, PauseRow, PauseSection, Results, RunInfo, SoakSection } from './results';
 import { cell, met, mib, ms, x } from './report-format';
+import { jitUpdateMarkdown } from './report-jit-update';
 import { DEFAULT_GUEST, snapshotFailures, snapshotMarkdown, snapshotSizeSvg, snapshotTimeSvg } from './report-snapshot';
 import { ratio, summarize } from './stats';
 import { barChart, lineChart, type Bar, type Series } from './svg';
@@ -223,6 +224,11 @@ function cpuMarkdown(c: CpuSection, figures: string[][]): string[] {
   return lines;
 }
 
+function compileTime(j: JitCounts | null | undefined): string {
+  if (!j || j.compileUs === null) return '—';
+  return `${ms(j.compileUs / 1000)} (${ms(j.modules ? j.compileUs / 1000 / j.modules : null)})`;
+}
+
 /** The JIT against the interpreter, per guest: speed-up, blocks, memory. */
 function jitMarkdown(c: CpuSection, figures: string[][]): string[] {
   const lines = [
@@ -230,8 +236,8 @@ function jitMarkdown(c: CpuSection, figures: string[][]): string[] {
     '',
     'Each engine ran in its own fresh page; `info jit` and the browser\'s PSS were read after all of its workloads (PSS counts every Chromium process of the run, so it includes the browser itself).',
     '',
-    '| guest | sha256 speed-up | awk speed-up | blocks compiled | wasm bytes | blocks alive | not compiled / refused | PSS interpreter | PSS JIT | JIT ÷ interpreter |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| guest | sha256 speed-up | awk speed-up | blocks compiled | modules (alive) | wasm bytes | compile time (per module) | not compiled / refused | PSS interpreter | PSS JIT | JIT ÷ interpreter |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   const first = (vm: CpuRow['vm'], guest: CpuRow['guest'], w?: CpuWorkload): CpuRow | undefined =>
     c.rows.find((r) => r.vm === vm && r.guest === guest && r.status === 'ok' && (w === undefined || workloadOf(r) === w));
@@ -243,7 +249,7 @@ function jitMarkdown(c: CpuSection, figures: string[][]): string[] {
     const mem = ratio(jit.pssBytes, interp?.pssBytes);
     const j = jit.jit;
     lines.push(
-      `| ${guest} | ${speedUp('sha256')} | ${speedUp('awk')} | ${j?.compiled ?? '—'} | ${j ? mib(j.wasmBytes) : '—'} | ${j?.alive ?? '—'} | ${j ? `${j.refused} / ${j.failed}` : '—'} | ${mib(interp?.pssBytes)} | ${mib(jit.pssBytes)} | ${x(mem)} |`,
+      `| ${guest} | ${speedUp('sha256')} | ${speedUp('awk')} | ${j?.compiled ?? '—'} | ${j ? `${j.modules} (${j.modulesAlive})` : '—'} | ${j ? mib(j.wasmBytes) : '—'} | ${compileTime(j)} | ${j ? `${j.refused} / ${j.failed}` : '—'} | ${mib(interp?.pssBytes)} | ${mib(jit.pssBytes)} | ${x(mem)} |`,
     );
     if (guest === 'i386') figures.push(['tab memory after boot + workloads: JIT ÷ interpreter (i386, browser PSS)', x(mem), '≤ 1.25×', met(mem, (v) => v <= 1.25)]);
   }
@@ -284,7 +290,7 @@ function soakSvg(s: SoakSection): string {
 export function writeReport(r: Results, dir: string): void {
   // The machine and versions line describes the newest section: sections
   // re-run one at a time, and the oldest may have run on another host.
-  const any = [r.pause?.run, r.boot?.run, r.cpu?.run, r.soak?.run, r.snapshot?.run]
+  const any = [r.pause?.run, r.boot?.run, r.cpu?.run, r.soak?.run, r.snapshot?.run, r.jitUpdate?.run]
     .filter((run): run is RunInfo => run !== undefined)
     .sort((a, b) => (a.date < b.date ? 1 : a.date > b.date ? -1 : 0))[0];
   const figures: string[][] = [];
@@ -293,6 +299,7 @@ export function writeReport(r: Results, dir: string): void {
   if (r.boot) body.push(...bootMarkdown(r.boot, figures));
   if (r.snapshot) body.push(...snapshotMarkdown(r.snapshot, figures));
   if (r.cpu) body.push(...cpuMarkdown(r.cpu, figures));
+  if (r.jitUpdate) body.push(...jitUpdateMarkdown(r.jitUpdate, figures));
   if (r.soak) body.push(...soakMarkdown(r.soak));
   const runs: string[] = [];
   if (r.boot) runs.push(runLine('boot', r.boot.run));
@@ -300,6 +307,7 @@ export function writeReport(r: Results, dir: string): void {
   if (r.pause) runs.push(runLine('pause', r.pause.run));
   if (r.soak) runs.push(runLine('soak', r.soak.run));
   if (r.snapshot) runs.push(runLine('snapshot', r.snapshot.run));
+  if (r.jitUpdate) runs.push(runLine('jit-update', r.jitUpdate.run));
   const v = any?.versions;
   const m = any?.machine;
   const failed = [r.pause?.rows ?? [], r.boot?.rows ?? [], r.cpu?.rows ?? []]
@@ -308,6 +316,7 @@ export function writeReport(r: Results, dir: string): void {
     .map((row) => `- ${'vm' in row ? row.vm : ''} ${'ramMiB' in row ? `${row.ramMiB} MiB` : ''}${'mode' in row ? `${row.guest} ${row.mode}` : ''}${'wallMs' in row ? ` ${row.guest} cpu` : ''}: ${row.status}${row.note ? ` — ${row.note}` : ''}`);
   if (r.soak && r.soak.status !== 'ok') failed.push(`- soak: ${r.soak.status} — ${r.soak.note}`);
   if (r.snapshot) failed.push(...snapshotFailures(r.snapshot));
+  for (const row of r.jitUpdate?.rows ?? []) if (row.status !== 'ok') failed.push(`- jit-update ${row.guest} ${row.accel}: ${row.status} — ${row.note ?? ''}`);
   const md = [
     '# Benchmarks',
     '',

@@ -105,12 +105,16 @@ export interface BootSection {
 export type CpuVm = 'ours-wasm' | 'ours-jit' | 'v86' | 'native-tcg' | 'native-tci';
 /** What `info jit` counted after a VM's workloads. */
 export interface JitCounts {
+  /** Blocks compiled, in how many modules (a region of blocks each), and the wasm bytes. */
   compiled: number;
+  modules: number;
   wasmBytes: number;
-  alive: number;
+  modulesAlive: number;
   /** Blocks the compiler could not take, and modules the browser refused. */
   refused: number;
   failed: number;
+  /** Time spent compiling, browser included, µs; null from a build that does not say. */
+  compileUs: number | null;
 }
 export interface CpuRow {
   vm: CpuVm;
@@ -134,6 +138,27 @@ export interface CpuSection {
   workload: string;
   workloads?: Record<CpuWorkload, string>;
   rows: CpuRow[];
+}
+
+/** Live update under one engine (bench/jit-update.ts). */
+export interface JitUpdateRow {
+  guest: 'arm' | 'i386';
+  accel: 'interpreter' | 'jit';
+  status: RowStatus;
+  note?: string;
+  pausesMs: number[];
+  /** From the update resolving to the shell's answer to `echo $((6*7))`. */
+  answersMs: number[];
+  /** WARM_WORK before the first update, and right after each update. */
+  workBeforeMs: number | null;
+  workAfterMs: number[];
+  pause: Summary | null;
+  answer: Summary | null;
+}
+export interface JitUpdateSection {
+  run: RunInfo;
+  work: string;
+  rows: JitUpdateRow[];
 }
 
 export interface SoakSection {
@@ -251,4 +276,5 @@ export interface Results {
   cpu?: CpuSection;
   soak?: SoakSection;
   snapshot?: SnapshotSection;
+  jitUpdate?: JitUpdateSection;
 }

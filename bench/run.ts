@@ -24,6 +24,7 @@ import { CPU_WORKLOADS, GUEST_CMDS, canaryOk, filledMiB, firstAnswer, guestRealS
 import { writeReport } from './report';
 import type { BootRow, BootSection, CpuRow, CpuSection, DownloadRow, PauseRow, PauseSection, Results, RowStatus, RunInfo, SoakSection } from './results';
 import { summarize } from './stats';
+import { WARM_WORK, jitUpdateSection } from './jit-update';
 import { idleSizes, snapshotSection } from './snapshots';
 import { V86Page, v86FailureNote } from './v86';
 
@@ -33,7 +34,7 @@ const RESULTS = `${OUT_DIR}results.json`;
 
 // --- options ---------------------------------------------------------------
 
-const SECTIONS = ['boot', 'cpu', 'pause', 'snapshot'] as const;
+const SECTIONS = ['boot', 'cpu', 'pause', 'snapshot', 'jit-update'] as const;
 type Section = (typeof SECTIONS)[number] | 'soak';
 interface Options {
   sections: Section[];
@@ -96,7 +97,7 @@ function parseArgs(argv: string[]): Options {
       if (!o.vms.length || o.vms.some((g) => !VM_GROUPS.includes(g))) throw new Error(`--vms takes a comma list of ${VM_GROUPS.join(', ')}`);
     } else if (k === '--report') o.reportOnly = true;
     else if (k === '--verbose') o.verbose = true;
-    else throw new Error(`unknown argument ${a}; use --only=boot,cpu,pause,snapshot | --soak | --runs=N | --cpu-runs=N | --snapshot-runs=N | --sizes=64,256 | --updates=N | --fill=most|MiB|0 | --vms=ours,v86,native | --report | --verbose`);
+    else throw new Error(`unknown argument ${a}; use --only=boot,cpu,pause,snapshot,jit-update | --soak | --runs=N | --cpu-runs=N | --snapshot-runs=N | --sizes=64,256 | --updates=N | --fill=most|MiB|0 | --vms=ours,v86,native | --report | --verbose`);
   }
   return o;
 }
@@ -702,6 +703,11 @@ try {
         results.pause = { ...p, rows: keep(results.pause?.rows, p.rows).sort((a, b) => a.ramMiB - b.ramMiB) };
       }
       if (s === 'soak') results.soak = await soakSection(browser, server);
+      if (s === 'jit-update') {
+        const start = sectionStart();
+        const rows = await jitUpdateSection({ browser, server, runs: opts.runs, say, log: pageLog });
+        results.jitUpdate = { run: await runInfo(browser, start), work: WARM_WORK, rows };
+      }
       if (s === 'snapshot') {
         const start = sectionStart();
         const n = await snapshotSection({
