@@ -12,14 +12,14 @@ import { describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import type { Accel, GuestName } from '../../worker/api';
 import { BOOT_TIMEOUT_MS, e2eLog, liveUpdateUnavailable, openPage, sharedBrowser, waitForState, within } from './harness';
-import { TRAP_STATUS, trapCommand } from './trap-program';
+import { RUN_TRAP, TRAP_STATUS, writeTrapCommand } from './trap-program';
 
 const shared = sharedBrowser();
 const log = e2eLog;
 
 // The markers are typed split ("BATTERY""_END") so that the shell's echo
 // of the command line never matches them.
-const battery = (guest: GuestName): string => [
+const BATTERY = [
   'cd /tmp',
   'echo BATTERY""_BEGIN',
   'i=0; while [ $i -lt 1500 ]; do echo "line $i $((i*i%97)) $((i<<20))"; i=$((i+1)); done > d',
@@ -31,21 +31,27 @@ const battery = (guest: GuestName): string => [
   "awk 'BEGIN { x = 7; for (i = 0; i < 50; i++) { x = x * 75 + 74; x -= int(x / 65537) * 65537 } printf \"%d %.6f %.3e\\n\", x, 1 / 3, 10 / 7 * 1e10 }'",
   "printf 'echo script v1\\n' > s.sh; sh s.sh; printf 'echo script v2 $((6*7))\\n' > s.sh; sh s.sh",
   'i=0; while [ $i -lt 40 ]; do sh -c "echo child \\$((\\$\\$ > 0))"; i=$((i+1)); done | sort | uniq -c',
-  trapCommand(guest),
+  RUN_TRAP,
   'echo BATTERY""_END',
 ].join('; ');
 
-/** Runs the battery in the guest's shell; returns what it printed. */
+/** Writes the trap program, runs the battery in the guest's shell and
+ * returns what the battery printed. */
 async function runBattery(page: Page, guest: GuestName): Promise<string> {
-  return within(600_000, 'the guest battery', page.evaluate(async (command) => {
+  return within(600_000, 'the guest battery', page.evaluate(async ({ write, command }) => {
     const pg = window.playground;
+    const written = pg.serialOffset();
+    await pg.sendSerial(`${write}; echo TRAP""_WRITTEN\n`);
+    await pg.waitForSerial(/^TRAP_WRITTEN\r?\n/m, 60_000, { from: written });
     const from = pg.serialOffset();
     await pg.sendSerial(`${command}\n`);
     await pg.waitForSerial(/^BATTERY_END\r?\n/m, 540_000, { from });
     const text = pg.serialText(from).replace(/\r/g, '');
     const begin = text.indexOf('BATTERY_BEGIN\n') + 'BATTERY_BEGIN\n'.length;
-    return text.slice(begin, text.lastIndexOf('BATTERY_END'));
-  }, battery(guest)));
+    // The kernel may log to the console at any moment (e.g. "random: crng
+    // init done"): its lines are not the battery's output.
+    return text.slice(begin, text.lastIndexOf('BATTERY_END')).replace(/^\[\s*\d+\.\d+\] .*\n/gm, '');
+  }, { write: writeTrapCommand(guest), command: BATTERY }));
 }
 
 async function start(guest: GuestName, accel: Accel): Promise<Page> {

@@ -44,26 +44,39 @@ const CODE: Record<GuestName, { machine: number; flags: number; base: number; co
   },
 };
 
-/** An ELF32 executable: the header, one loadable segment, the code. */
+/** An ELF32 executable: the header, a loadable segment and a
+ * non-executable stack (without PT_GNU_STACK the kernel logs a warning
+ * with a timestamp, different in every run), then the code. */
 function elf(guest: GuestName): number[] {
   const { machine, flags, base, code } = CODE[guest];
-  const size = 52 + 32 + code.length;
+  const headers = 52 + 2 * 32;
+  const size = headers + code.length;
   const le16 = (v: number): number[] => [v & 0xff, v >>> 8];
   const header = [
     0x7f, 0x45, 0x4c, 0x46, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, // ELF32, little-endian
     ...le16(2), ...le16(machine), ...le32(1), // ET_EXEC, machine, version
-    ...le32(base + 52 + 32), ...le32(52), ...le32(0), ...le32(flags), // entry, phoff, shoff, flags
-    ...le16(52), ...le16(32), ...le16(1), ...le16(0), ...le16(0), ...le16(0),
+    ...le32(base + headers), ...le32(52), ...le32(0), ...le32(flags), // entry, phoff, shoff, flags
+    ...le16(52), ...le16(32), ...le16(2), ...le16(0), ...le16(0), ...le16(0),
   ];
-  const segment = [...le32(1), ...le32(0), ...le32(base), ...le32(base), ...le32(size), ...le32(size), ...le32(5), ...le32(0x1000)];
-  return [...header, ...segment, ...code];
+  // PT_LOAD of the whole file, read and execute; PT_GNU_STACK, read and write.
+  const load = [...le32(1), ...le32(0), ...le32(base), ...le32(base), ...le32(size), ...le32(size), ...le32(5), ...le32(0x1000)];
+  const stack = [...le32(0x6474e551), ...le32(0), ...le32(0), ...le32(0), ...le32(0), ...le32(0), ...le32(6), ...le32(16)];
+  return [...header, ...load, ...stack, ...code];
 }
 
-/** Shell commands that write the program to `path`, run it and print its status as `trap rc=N`. */
-export function trapCommand(guest: GuestName, path = '/tmp/trap'): string {
+/** The program's path in the guest. */
+export const TRAP_PATH = '/tmp/trap';
+
+/** A command line that writes the program to TRAP_PATH. It is typed on a
+ * line of its own: busybox's line editor keeps 1024 characters of a line,
+ * and the program's printf takes about 500. */
+export function writeTrapCommand(guest: GuestName): string {
   const octal = elf(guest).map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
-  return `printf '${octal}' > ${path}; chmod +x ${path}; ${path}; echo trap rc=$?`;
+  return `printf '${octal}' > ${TRAP_PATH}; chmod +x ${TRAP_PATH}`;
 }
+
+/** Runs the program and prints its status as `trap rc=N`. */
+export const RUN_TRAP = `${TRAP_PATH}; echo trap rc=$?`;
 
 /** The status the shell reports: 128 + SIGFPE (8), or 128 + SIGSEGV (11). */
 export const TRAP_STATUS: Record<GuestName, number> = { i386: 136, arm: 139 };
