@@ -144,9 +144,13 @@ export interface CpuSection {
 export interface JitUpdateRow {
   guest: 'arm' | 'i386';
   accel: 'interpreter' | 'jit';
+  /** How long the guest idled after its last work before each update. */
+  settleMs: number;
   status: RowStatus;
   note?: string;
   pausesMs: number[];
+  /** Each measured update's pause by phase (PausePhases). */
+  phases: Record<string, number>[];
   /** From the update resolving to the shell's answer to `echo $((6*7))`. */
   answersMs: number[];
   /** WARM_WORK before the first update, and right after each update. */
