@@ -62,8 +62,10 @@ for (const f of walk('wasm/dist')) {
 // is there, for every target, and the manifest lists the same builds.
 const qemuSh = readFileSync(join(repo, 'wasm/steps/qemu.sh'), 'utf8');
 const recipeBuilds = (qemuSh.match(/^QEMU_BUILDS="([^"]*)"/m)?.[1] ?? '').split(/\s+/).filter(Boolean);
-const targets = (qemuSh.match(/^QEMU_TARGETS="([^"]*)"/m)?.[1] ?? '').split(/\s+/).filter(Boolean)
+// The targets of every wasm host (QEMU_TARGETS_wasm32, QEMU_TARGETS_wasm64).
+const targets = [...qemuSh.matchAll(/^QEMU_TARGETS_\w+="([^"]*)"/gm)].flatMap((m) => m[1].split(/\s+/)).filter(Boolean)
   .map((t) => `qemu-system-${t.replace(/-softmmu$/, '')}`);
+if (targets.length === 0) problems.push('wasm/steps/qemu.sh names no QEMU_TARGETS_<host>: check:wasm cannot tell which builds to expect');
 const manifestBuilds = manifest.qemu?.builds ?? [];
 if (recipeBuilds.join(' ') !== manifestBuilds.join(' ')) {
   problems.push(`wasm/steps/qemu.sh builds "${recipeBuilds.join(' ')}" but the manifest lists "${manifestBuilds.join(' ')}": ` +
@@ -79,7 +81,10 @@ for (const b of recipeBuilds) {
 }
 
 // 4. Every guest has its booted snapshot (the page starts from it).
-for (const guest of ['arm', 'i386']) {
+const packageSh = readFileSync(join(repo, 'wasm/steps/package.sh'), 'utf8');
+const guests = (packageSh.match(/^GUEST_NAMES="([^"]*)"/m)?.[1] ?? '').split(/\s+/).filter(Boolean);
+if (guests.length === 0) problems.push('wasm/steps/package.sh names no GUEST_NAMES: check:wasm cannot tell which snapshots to expect');
+for (const guest of guests) {
   if (!paths.has(`snapshots/${guest}.cprsnap.gz`)) problems.push(`the manifest has no snapshots/${guest}.cprsnap.gz (the ${guest} guest's booted snapshot)`);
 }
 

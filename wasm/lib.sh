@@ -9,7 +9,6 @@ REPO_DIR=$(dirname "$WASM_DIR")
 WORK=${CPR_WASM_WORK:-$WASM_DIR/.work}
 ROOT=$WORK/root             # Debian sid root holding emscripten
 SRC=$ROOT/build/src         # unpacked source packages (seen as /build/src inside)
-PREFIX=$ROOT/build/sysroot  # wasm32 static libraries (seen as /build/sysroot)
 STAMPS=$WORK/stamps
 DIST=$WASM_DIR/dist         # committed, compressed artifacts
 
@@ -69,7 +68,7 @@ step() {
 # The QEMU patches in the order they apply, as paths under wasm/patches/:
 # the main series, then the one-patch "info version" series on top of it.
 # A cover letter (0000-cover-letter.patch, no diff) is not applied.
-QEMU_PATCH_SERIES=". info-version tci-wasm tci-jit"
+QEMU_PATCH_SERIES=". info-version tci-wasm tci-jit wasm64"
 qemu_patches() {
     local s p
     for s in $QEMU_PATCH_SERIES; do

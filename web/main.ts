@@ -2,7 +2,7 @@
 //
 // Wires the page: the controls, the two consoles, the status bar, the
 // progress bar and the error panel, all on top of window.playground.
-import { BOOTED_SNAPSHOT_RAM_MIB, toErrorInfo, type Accel, type BootFrom, type BootOptions, type ExecFault, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
+import { BOOTED_SNAPSHOT_RAM_MIB, JIT_GUESTS, toErrorInfo, type Accel, type BootFrom, type BootOptions, type ExecFault, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
 import { controlsFor, formatArgv, formatBytes, liveUpdateText, progressFraction, progressText, STATE_LABEL } from './format';
 import { isolationProblem } from './isolation';
 import { KeptVmStore } from './kept-vm';
@@ -40,6 +40,15 @@ const guestSel = $<HTMLSelectElement>('guest');
 const ramInput = $<HTMLInputElement>('ram');
 const buildSel = $<HTMLSelectElement>('build');
 const accelSel = $<HTMLSelectElement>('accel');
+/** The 64-bit guests have no JIT: their engine is the interpreter, and the
+ * JIT choice comes back with a guest that has it. */
+function syncAccelToGuest(): void {
+  const hasJit = JIT_GUESTS.includes(guestSel.value as GuestName);
+  const jit = accelSel.querySelector<HTMLOptionElement>('option[value="jit"]');
+  if (jit) jit.disabled = !hasJit;
+  if (!hasJit) accelSel.value = 'interpreter';
+}
+guestSel.addEventListener('change', syncAccelToGuest);
 const startBtn = $<HTMLButtonElement>('start');
 const extraArgsInput = $<HTMLInputElement>('extra-args');
 const bootBtn = $<HTMLButtonElement>('boot');
@@ -333,6 +342,7 @@ const tour = new TourPanel($('tour'), playground, {
   showConsole: (c) => showTab(c === 'serial' ? 0 : 1),
   boot: (options) => {
     guestSel.value = options.guest ?? 'arm';
+    syncAccelToGuest();
     ramInput.value = String(options.ramMiB ?? 128);
     return bootGuest({ accel: accelSel.value as Accel, ...options });
   },
@@ -351,6 +361,7 @@ const linkedTour = params.get('tour');
 if (linkedTour === 'live-update' || linkedTour === 'refusal') tour.open(linkedTour as TourId, Number(params.get('step') ?? 1) - 1);
 else if (linkedTour !== null) showError({ code: 'bad-options', message: `unknown tour "${linkedTour}": use tour=live-update or tour=refusal` });
 if (linkedGuest !== null) guestSel.value = linkedGuest;
+syncAccelToGuest();
 if (params.has('ram')) ramInput.value = params.get('ram') ?? '';
 if (params.has('accel')) accelSel.value = params.get('accel') ?? '';
 function deepLinkBoot(): void {

@@ -20,6 +20,13 @@ describe('resolveBootOptions', () => {
     expect(resolveBootOptions({ accel: 'interpreter' }).accel).toBe('interpreter');
   });
 
+  it('runs the 64-bit guests under the interpreter, and says why a JIT is refused', () => {
+    expect(resolveBootOptions({ guest: 'x86_64' }).accel).toBe('interpreter');
+    expect(resolveBootOptions({ guest: 'aarch64', accel: 'interpreter' }).accel).toBe('interpreter');
+    expect(() => resolveBootOptions({ guest: 'aarch64', accel: 'jit' })).toThrow(/aarch64 guest has no JIT yet .*accel: "interpreter"/);
+    expect(resolveBootOptions({ guest: 'i386' }).accel).toBe('jit');
+  });
+
   it.each([63, 100, 1040, 0, -16, 128.5])('rejects %s MiB of RAM with the valid range', (ramMiB) => {
     expect(() => resolveBootOptions({ ramMiB })).toThrow(/64 to 1024 MiB in steps of 16|whole number/);
   });

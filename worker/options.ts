@@ -13,6 +13,7 @@ import {
   RAM_STEP_MIB,
   BOOTED_SNAPSHOT_RAM_MIB,
   ACCELS,
+  JIT_GUESTS,
   type Accel,
   type BootFrom,
   type BootOptions,
@@ -114,10 +115,14 @@ export function resolveBootOptions(input: unknown): ResolvedBootOptions {
     bad(`the booted snapshot has ${BOOTED_SNAPSHOT_RAM_MIB} MiB of RAM, not ${String(ramMiB)}: boot with ramMiB: ${BOOTED_SNAPSHOT_RAM_MIB}, or from: "scratch"`);
   }
   if (from === 'snapshot' && extraArgs.length > 0) bad('the booted snapshot was saved without extraArgs: boot with from: "scratch" to add QEMU arguments');
-  const accel = o.accel ?? 'jit';
+  const hasJit = JIT_GUESTS.includes(guest as GuestName);
+  const accel = o.accel ?? (hasJit ? 'jit' : 'interpreter');
   if (typeof accel !== 'string' || !(ACCELS as readonly string[]).includes(accel)) {
     const hint = typeof accel === 'string' ? suggest(accel, ACCELS) : undefined;
     bad(`accel must be ${ACCELS.map((a) => `"${a}"`).join(' or ')}, got ${JSON.stringify(accel)}.${hint ? ` Did you mean "${hint}"?` : ''}`);
+  }
+  if (accel === 'jit' && !hasJit) {
+    bad(`the ${guest} guest has no JIT yet (its QEMU is a 64-bit-pointer build, and the JIT handles 32-bit hosts only): use accel: "interpreter", or a guest with a JIT: ${JIT_GUESTS.join(', ')}`);
   }
   return { guest: guest as GuestName, ramMiB: ramMiB as number, build, bootTimeoutMs, extraArgs: [...extraArgs], from, accel: accel as Accel };
 }

@@ -182,18 +182,31 @@ describe('live update', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() },
     log(`pauses: ${pauses.join(' ')} ms`);
   });
 
-  it('an i386 guest (pc machine) live-updates too', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async () => {
-    const page = await openPage(shared.browser, shared.server.url, log);
-    await page.evaluate(() => window.playground.boot({ guest: 'i386', ramMiB: 128, build: 'v1' }));
-    await waitForState(page, 'running', BOOT_TIMEOUT_MS);
-    const planted = await plant(page);
-    const serialFrom = await page.evaluate(() => window.playground.serialOffset());
-    const r = await within(300_000, 'the live update', page.evaluate(() => window.playground.liveUpdate('v2')));
-    log(`i386 update: ${JSON.stringify(r)}`);
-    assert.equal(r.to, 'qemu-system-i386@v2');
-    assert.match(await page.evaluate(() => window.playground.monitor('info version')), /10\.2\.2 \(cpr-playground v2\)/);
-    await assertContinuity(page, planted, serialFrom);
-  });
+  // The other guests: i386 (pc), and the 64-bit ones, whose QEMU is a
+  // wasm64 build running the interpreter. v1 → v2 → v1, the shell's
+  // history kept across both.
+  for (const guest of ['i386', 'x86_64', 'aarch64'] as const) {
+    it(`an ${guest} guest live-updates too, there and back`, { timeout: 2 * BOOT_TIMEOUT_MS + 600_000 }, async () => {
+      const page = await openPage(shared.browser, shared.server.url, log);
+      await page.evaluate((g) => window.playground.boot({ guest: g, ramMiB: 128, build: 'v1' }), guest);
+      await waitForState(page, 'running', 2 * BOOT_TIMEOUT_MS);
+      let facts = await plant(page);
+      await shell(page, 'echo history-$((40+2))', /^history-42$/m);
+      for (const to of ['v2', 'v1'] as const) {
+        const serialFrom = await page.evaluate(() => window.playground.serialOffset());
+        const r = await within(300_000, 'the live update', page.evaluate((b) => window.playground.liveUpdate(b), to));
+        log(`${guest} update: ${JSON.stringify(r)}`);
+        assert.equal(r.to, `qemu-system-${guest}@${to}`);
+        assert.match(await page.evaluate(() => window.playground.monitor('info version')), new RegExp(`10\\.2\\.2 \\(cpr-playground ${to}\\)`));
+        facts = await assertContinuity(page, facts, serialFrom);
+      }
+      // Up and Enter in the same shell session run the command typed
+      // before the first update again.
+      const from = await page.evaluate(() => window.playground.serialOffset());
+      await page.evaluate(() => window.playground.sendSerial('\x1b[A\r'));
+      await within(130_000, 'the command from history', page.evaluate((f) => window.playground.waitForSerial(/^history-42$/m, 120_000, { from: f }), from));
+    });
+  }
 
   it('the page control updates to the picked build and shows the pause', { timeout: BOOT_TIMEOUT_MS + 300_000 }, async () => {
     const page = await bootArm();

@@ -34,7 +34,12 @@ addToLibrary({
   // The top of this instance's heap (sbrk), so that the host clears only
   // what this instance dirtied before the next one starts on the Memory.
   $cprHeapTop__deps: ['emscripten_get_sbrk_ptr'],
-  $cprHeapTop: () => HEAPU32[_emscripten_get_sbrk_ptr() >> 2],
+  // On wasm64 (-sMEMORY64) the export returns a BigInt, and the sbrk
+  // pointer is 8 bytes; makeGetValue reads it as a Number either way.
+  $cprHeapTop: () => {
+    var p = Number(_emscripten_get_sbrk_ptr());
+    return {{{ makeGetValue('p', 0, '*') }}};
+  },
   $cprHeapTop__postset: 'Module["cprHeapTop"] = cprHeapTop;',
 });
 // Nothing in the wasm imports these: include them whenever the library is linked.

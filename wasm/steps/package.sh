@@ -15,7 +15,11 @@ recipe_files() {
 # same files), plus each kernel's config for the curious.
 GUEST_ARTIFACTS="arm/uImage arm/initrd.cpio arm/kernel.config arm/cmdline
  i386/vmlinux i386/initrd.cpio i386/kernel.config i386/cmdline
+ x86_64/vmlinux x86_64/initrd.cpio x86_64/kernel.config x86_64/cmdline
+ aarch64/Image aarch64/initrd.cpio aarch64/kernel.config aarch64/cmdline
  firmware/bios-256k.bin firmware/pvh.bin firmware/kvmvapic.bin"
+# The guests, each with a booted snapshot (worker/qemu/guests.ts).
+GUEST_NAMES="arm i386 x86_64 aarch64"
 
 # pack SRC DEST: gzip without names or timestamps, so equal inputs give
 # equal bytes.
@@ -40,7 +44,7 @@ step_package() {
         [ -f "$WORK/guest/$f" ] || die "guest artifact $f is missing: run wasm/build.sh guest"
         pack "$WORK/guest/$f" "$DIST.new/guest/$f.gz"
     done
-    for guest in arm i386; do
+    for guest in $GUEST_NAMES; do
         [ -f "$SNAPSHOT_OUT/$guest.cprsnap" ] || die "booted snapshot $guest.cprsnap is missing: run wasm/build.sh snapshot"
         pack "$SNAPSHOT_OUT/$guest.cprsnap" "$DIST.new/snapshots/$guest.cprsnap.gz"
     done

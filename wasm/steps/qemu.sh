@@ -1,14 +1,18 @@
 # Step: QEMU itself. The pristine Debian source plus our patch series
 # (wasm/patches/*.patch, then wasm/patches/info-version/*.patch, in
-# order), cross-built with TCI for the 32-bit targets, linked as ES
-# modules with wasm-opt.
+# order), cross-built with TCI, linked as ES modules with wasm-opt.
 
 QEMU_SPEC=qemu=1:10.2.2+ds-1
-QEMU_TARGETS="arm-softmmu i386-softmmu"
+# The targets of each wasm host (deps.sh). The 32-bit guests run on wasm32,
+# where the interpreter's compiler (tcg/tci-jit.c) works; a 64-bit guest
+# needs 64-bit TCG host registers, which QEMU ties to the pointer width:
+# wasm64, whose Memory is still a 32-bit one (docs/build.md).
+QEMU_TARGETS_wasm32="arm-softmmu i386-softmmu"
+QEMU_TARGETS_wasm64="x86_64-softmmu aarch64-softmmu"
 # The builds: the same tree configured twice, differing in the name that
 # `info version` shows ("10.2.2 (cpr-playground v2)"), so that a live
 # update from one to the other is visible. The first is the default.
-# Each has its own build dir and output dir ($WORK/out/<name>/) and is
+# Each has a build dir per host and one output dir ($WORK/out/<name>/),
 # packaged as wasm/dist/qemu/<name>/.
 QEMU_BUILDS="v1 v2"
 
@@ -21,7 +25,7 @@ QEMU_BUILDS="v1 v2"
 # pthread_cancel: at cpr-exec the host cancels QEMU's threads, so that
 # their workers end at once (QEMU never calls it, and without it linked
 # no wait in the build is a cancellation point).
-QEMU_LDFLAGS="-L/build/sysroot/lib -O2 -sMODULARIZE=1 -sEXPORT_NAME=createQemu
+QEMU_LDFLAGS="-O2 -sMODULARIZE=1 -sEXPORT_NAME=createQemu
  --js-library=/build/emscripten/exit.js
  --js-library=/build/emscripten/memfd.js
  --js-library=/build/emscripten/cpr-exec.js -sIMPORTED_MEMORY=1
@@ -65,36 +69,43 @@ qemu_prepare_tree() {
     rm -rf "$stage"
 }
 
-# The build dir of build $1, inside the root. v1 keeps the name it always
-# had, so an existing build dir is reused.
+# The build dir of build $1 for host $2, inside the root. v1 on wasm32
+# keeps the name it always had, so an existing build dir is reused.
 qemu_build_dir() {
-    if [ "$1" = v1 ]; then echo /build/qemu-build; else echo "/build/qemu-build-$1"; fi
+    case $2-$1 in
+        wasm32-v1) echo /build/qemu-build ;;
+        wasm32-*) echo "/build/qemu-build-$1" ;;
+        *) echo "/build/qemu-build-$2-$1" ;;
+    esac
 }
 
-# qemu_configure NAME: configure build NAME in its build dir.
+# qemu_configure NAME HOST: configure build NAME for HOST in its build dir.
 qemu_configure() {
-    local ld dir
-    ld=$(echo $QEMU_LDFLAGS)
-    dir=$(qemu_build_dir "$1")
+    local ld dir cpu= targets
+    ld=$(echo -L$SYSROOT/lib $QEMU_LDFLAGS)
+    dir=$(qemu_build_dir "$1" "$2")
+    targets=QEMU_TARGETS_$2
+    [ "$2" = wasm64 ] && cpu="--cpu=wasm64 --wasm64-32bit-address-limit"
     in_cross "$QEMU_PY_ENV
         mkdir -p $dir && cd $dir
         emconfigure ../qemu-src/configure --static --disable-tools --disable-docs \
             --enable-tcg-interpreter --disable-install-blobs --disable-download \
-            --enable-fdt=internal --disable-sdl --disable-gtk --disable-vnc \
-            --extra-cflags=-I/build/sysroot/include \
+            --enable-fdt=internal --disable-sdl --disable-gtk --disable-vnc $cpu \
+            --extra-cflags=-I$SYSROOT/include \
             --with-pkgversion='cpr-playground $1' \
-            --target-list='${QEMU_TARGETS// /,}' --extra-ldflags='$ld' \
+            --target-list='$(echo ${!targets} | tr ' ' ,)' --extra-ldflags='$ld' \
             > configure.log 2>&1 || { tail -40 configure.log; exit 1; }" ||
-        die "QEMU configure of $1 failed, see $ROOT$dir/configure.log"
+        die "QEMU configure of $1 for $2 failed, see $ROOT$dir/configure.log"
 }
 
-# qemu_build NAME: (re)configure if needed, build, copy to $WORK/out/NAME/.
+# qemu_build NAME HOST: (re)configure if needed, build, copy to $WORK/out/NAME/.
 qemu_build() {
-    local name=$1 dir cfg_hash t t0
-    dir=$(qemu_build_dir "$name")
+    local name=$1 host=$2 dir cfg_hash t t0 targets=QEMU_TARGETS_$2
+    use_host "$host"
+    dir=$(qemu_build_dir "$name" "$host")
     t0=$(date +%s)
     # Reconfigure when the configure inputs (this file, configure) changed.
-    cfg_hash=$( (echo "$QEMU_TARGETS $QEMU_LDFLAGS $QEMU_PY_ENV $name"
+    cfg_hash=$( (echo "$host ${!targets} $QEMU_LDFLAGS $QEMU_PY_ENV $name"
                  cat "$ROOT/build/qemu-src/configure") | sha256sum | cut -c1-16)
     if [ "$(cat "$ROOT$dir/.cpr-config" 2>/dev/null)" != "$cfg_hash" ]; then
         # In place: ninja then recompiles only what the new flags change.
@@ -102,7 +113,7 @@ qemu_build() {
         # before (maybe under another hash seed) are deleted, so that
         # they are generated again under this one.
         [ ! -d "$ROOT$dir" ] || find "$ROOT$dir" -name 'decode-*.c.inc' -delete
-        qemu_configure "$name"
+        qemu_configure "$name" "$host"
         echo "$cfg_hash" > "$ROOT$dir/.cpr-config"
     fi
     # The JS libraries are link inputs ninja does not know of: relink always
@@ -119,14 +130,14 @@ qemu_build() {
             export EM_COMPILER_WRAPPER=ccache CCACHE_DIR=/build/ccache CCACHE_BASEDIR=/build CCACHE_NOHASHDIR=true
         fi
         ninja -j2 > build.log 2>&1 || { grep -B2 -A12 -m3 'error' build.log; exit 1; }" ||
-        die "QEMU build $name failed, see $ROOT$dir/build.log"
+        die "QEMU build $name for $host failed, see $ROOT$dir/build.log"
     mkdir -p "$WORK/out/$name"
-    for t in $QEMU_TARGETS; do
+    for t in ${!targets}; do
         t=qemu-system-${t%-softmmu}
         cp "$ROOT$dir/$t.js" "$ROOT$dir/$t.wasm" "$WORK/out/$name/"
         log "  $name/$t.wasm: $(stat -c %s "$WORK/out/$name/$t.wasm") bytes"
     done
-    log "  build $name done in $(( $(date +%s) - t0 )) s"
+    log "  build $name for $host done in $(( $(date +%s) - t0 )) s"
 }
 
 step_qemu() {
@@ -135,8 +146,10 @@ step_qemu() {
     cp -a "$WASM_DIR/emscripten" "$ROOT/build/emscripten"
     # Outputs of the layout before there were several builds.
     rm -f "$WORK"/out/qemu-system-*
-    local name
-    for name in $QEMU_BUILDS; do
-        qemu_build "$name"
+    local name host
+    for host in $DEPS_HOSTS; do
+        for name in $QEMU_BUILDS; do
+            qemu_build "$name" "$host"
+        done
     done
 }

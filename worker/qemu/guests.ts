@@ -3,12 +3,12 @@
 
 import { consoleArgv } from './consoles';
 
-export type GuestName = 'arm' | 'i386';
+export type GuestName = 'arm' | 'i386' | 'x86_64' | 'aarch64';
 
 export interface GuestSpec {
   name: GuestName;
   /** QEMU binary (build artifact) that runs this guest. */
-  binary: 'qemu-system-arm' | 'qemu-system-i386';
+  binary: `qemu-system-${GuestName}`;
   title: string;
   /** Artifact paths (relative to the artifact root) and where QEMU sees them. */
   files: Record<string, string>;
@@ -60,6 +60,34 @@ export const GUESTS: Record<GuestName, GuestSpec> = {
     machine: ['-M', 'pc', '-L', '/firmware', '-kernel', '/guest/vmlinux', '-initrd', '/guest/initrd.cpio'],
     kernelCmdline: 'console=ttyS0 lpj=100000 tsc=reliable no_timer_check mitigations=off panic=-1',
     bootedSnapshot: 'snapshots/i386.cprsnap',
+  },
+  // The 64-bit guests run on the wasm64 builds (64-bit TCG host registers;
+  // wasm/steps/qemu.sh), under the interpreter.
+  x86_64: {
+    name: 'x86_64',
+    binary: 'qemu-system-x86_64',
+    title: 'Linux on x86-64 (pc, SeaBIOS)',
+    files: {
+      // A PVH ELF kernel, as for i386: entered in 32-bit mode by pvh.bin.
+      'guest/x86_64/vmlinux': '/guest/vmlinux',
+      'guest/x86_64/initrd.cpio': '/guest/initrd.cpio',
+      'guest/firmware/bios-256k.bin': '/firmware/bios-256k.bin',
+      'guest/firmware/pvh.bin': '/firmware/pvh.bin',
+      'guest/firmware/kvmvapic.bin': '/firmware/kvmvapic.bin',
+    },
+    machine: ['-M', 'pc', '-L', '/firmware', '-kernel', '/guest/vmlinux', '-initrd', '/guest/initrd.cpio'],
+    kernelCmdline: 'console=ttyS0 lpj=100000 tsc=reliable no_timer_check mitigations=off panic=-1',
+    bootedSnapshot: 'snapshots/x86_64.cprsnap',
+  },
+  aarch64: {
+    name: 'aarch64',
+    binary: 'qemu-system-aarch64',
+    title: 'Linux on AArch64 (virt, Cortex-A57)',
+    // The raw arm64 Image: its header tells QEMU where to load it.
+    files: { 'guest/aarch64/Image': '/guest/Image', 'guest/aarch64/initrd.cpio': '/guest/initrd.cpio' },
+    machine: ['-M', 'virt', '-cpu', 'cortex-a57', '-kernel', '/guest/Image', '-initrd', '/guest/initrd.cpio'],
+    kernelCmdline: 'console=ttyAMA0 lpj=100000 panic=-1',
+    bootedSnapshot: 'snapshots/aarch64.cprsnap',
   },
 };
 
