@@ -29,6 +29,8 @@ GUEST_EPOCH=1735689600   # 2025-01-01 00:00:00 UTC
 # lpj= skips the delay-loop calibration on machines that would run it.
 GUEST_CMDLINE_ARM="console=ttyAMA0 lpj=100000 panic=-1"
 GUEST_CMDLINE_I386="console=ttyS0 lpj=100000 tsc=reliable no_timer_check mitigations=off panic=-1"
+# The guests, in build order; each has a directory $WORK/guest/ARCH/.
+GUEST_ARCHES="arm i386"
 
 # guest_lock_check PKG FILE SHA256: compare with (or record into) the lock.
 guest_lock_check() {
@@ -107,11 +109,13 @@ guest_check_config() {
     [ -z "$bad" ] || die "kernel config $dir: fragment options not in effect:$bad"
 }
 
-# guest_kernel ARCH KARCH CROSS TARGET: tinyconfig + fragments, then build.
+# guest_kernel ARCH KARCH CROSS TARGET FRAGMENT...: tinyconfig, then
+# wasm/guest/common.config and each wasm/guest/FRAGMENT.config, then build.
 guest_kernel() {
-    local arch=$1 karch=$2 cross=$3 target=$4
-    local out=/build/guest/kbuild-$arch
-    local frags="/build/guest/data/common.config /build/guest/data/$arch.config"
+    local arch=$1 karch=$2 cross=$3 target=$4; shift 4
+    local out=/build/guest/kbuild-$arch f
+    local frags="/build/guest/data/common.config"
+    for f in "$@"; do frags="$frags /build/guest/data/$f.config"; done
     local env="ARCH=$karch CROSS_COMPILE=$cross KBUILD_BUILD_TIMESTAMP=@$GUEST_EPOCH"
     env="$env KBUILD_BUILD_USER=cpr KBUILD_BUILD_HOST=cpr-playground KBUILD_BUILD_VERSION=1"
     log "guest: configuring linux for $arch"
@@ -156,6 +160,15 @@ guest_initramfs() {
         gzip -n -9 < $out/initrd.cpio > $out/initrd.cpio.gz"
 }
 
+# guest_x86 ARCH CROSS: an LZ4 bzImage, and the same kernel as a stripped
+# PVH ELF (vmlinux) that QEMU starts directly, skipping decompression.
+guest_x86() {
+    local arch=$1 cross=$2 k=/build/guest/kbuild-$1
+    guest_kernel "$arch" "$arch" "$cross" "bzImage vmlinux" x86 "$arch"
+    in_root_sh "cp $k/arch/x86/boot/bzImage /build/guest/out/$arch/bzImage &&
+        ${cross}strip -o /build/guest/out/$arch/vmlinux $k/vmlinux"
+}
+
 step_guest() {
     command -v curl >/dev/null || die "curl is missing: run 'apt-get install curl' (as root)"
     [ -x "$ROOT/usr/bin/apt-get" ] || die "no toolchain root at $ROOT: run 'wasm/build.sh toolchain' first"
@@ -170,27 +183,23 @@ step_guest() {
         > "$WORK/guest-apt.log" 2>&1 || die "apt-get install in the root failed, see $WORK/guest-apt.log"
 
     guest_kernel_source
-    local d
+    local d a v
     for d in $GUEST_DEBS; do guest_deb "$d"; done
     rm -rf "$ROOT/build/guest/data" "$ROOT/build/guest/out"
-    mkdir -p "$ROOT/build/guest/out"/{arm,i386,firmware}
+    for a in $GUEST_ARCHES firmware; do mkdir -p "$ROOT/build/guest/out/$a"; done
     cp -r "$GUEST_DATA" "$ROOT/build/guest/data"
 
     # arm: the uncompressed Image, wrapped in a U-Boot legacy header that tells
     # QEMU where to load it. QEMU loads a raw Image at RAM+0x10000, but an arm
     # Image must sit at a 16 MiB boundary + 0x8000 (only a zImage relocates
     # itself); the uImage header carries that address: 0x40008000 on virt.
-    guest_kernel arm arm arm-linux-gnueabihf- Image
+    guest_kernel arm arm arm-linux-gnueabihf- Image arm
     in_root_sh "SOURCE_DATE_EPOCH=$GUEST_EPOCH mkimage -A arm -O linux -T kernel -C none \
         -a 0x40008000 -e 0x40008000 -n linux-${GUEST_KSRC##*-} \
         -d /build/guest/kbuild-arm/arch/arm/boot/Image /build/guest/out/arm/uImage >/dev/null"
     guest_initramfs arm armhf
 
-    # i386: an LZ4 bzImage, and the same kernel as a stripped PVH ELF (vmlinux)
-    # that QEMU starts directly, skipping decompression.
-    guest_kernel i386 i386 i686-linux-gnu- "bzImage vmlinux"
-    in_root_sh "cp /build/guest/kbuild-i386/arch/x86/boot/bzImage /build/guest/out/i386/bzImage &&
-        i686-linux-gnu-strip -o /build/guest/out/i386/vmlinux /build/guest/kbuild-i386/vmlinux"
+    guest_x86 i386 i686-linux-gnu-
     guest_initramfs i386 i386
 
     local f
@@ -200,14 +209,15 @@ step_guest() {
         cp "$ROOT/build/guest/pkg/$d/$f" "$ROOT/build/guest/out/firmware/"
     done
 
-    echo "$GUEST_CMDLINE_ARM" > "$ROOT/build/guest/out/arm/cmdline"
-    echo "$GUEST_CMDLINE_I386" > "$ROOT/build/guest/out/i386/cmdline"
-    cp "$ROOT/build/guest/kbuild-arm/.config" "$ROOT/build/guest/out/arm/kernel.config"
-    cp "$ROOT/build/guest/kbuild-i386/.config" "$ROOT/build/guest/out/i386/kernel.config"
+    for a in $GUEST_ARCHES; do
+        v=GUEST_CMDLINE_${a^^}
+        echo "${!v}" > "$ROOT/build/guest/out/$a/cmdline"
+        cp "$ROOT/build/guest/kbuild-$a/.config" "$ROOT/build/guest/out/$a/kernel.config"
+    done
     rm -rf "$GUEST_OUT"
     cp -r "$ROOT/build/guest/out" "$GUEST_OUT"
     (cd "$GUEST_OUT" && find . -type f ! -name SHA256SUMS | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
-    log "guest: $(cd "$GUEST_OUT" && du -b arm/* i386/* firmware/* | awk '{printf "%s %d, ", $2, $1}')"
+    log "guest: $(cd "$GUEST_OUT" && du -b -- */* | awk '{printf "%s %d, ", $2, $1}')"
 }
 
 # wasm/build.sh guest_check: boot both guests with the host's native QEMU
