@@ -1,7 +1,8 @@
 # Step: the guest images. A trimmed Linux kernel per guest arch, built from
-# Debian's linux source with Debian's cross compilers, a busybox initramfs from
-# Debian's busybox-static binary packages, and the i386 firmware from Debian's
-# seabios and qemu-system-data. Output: $WORK/guest/{arm,i386,firmware}/.
+# Debian's linux source with Debian's compilers, a busybox initramfs from
+# Debian's busybox-static binary packages, and the x86 firmware from Debian's
+# seabios and qemu-system-data.
+# Output: $WORK/guest/{arm,i386,x86_64,firmware}/.
 # Every downloaded file is checked against apt's signed index and against
 # wasm/guest.lock (CPR_LOCK_UPDATE=1 records missing entries).
 
@@ -14,13 +15,16 @@ GUEST_OUT=$WORK/guest
 GUEST_KERNEL=linux=6.12.107-1
 # Binary packages: name:arch=version.
 GUEST_DEBS="busybox-static:armhf=1:1.38.0-3+b1 busybox-static:i386=1:1.38.0-3+b1
+ busybox-static:amd64=1:1.38.0-3+b1
  seabios=1.17.0-1 qemu-system-data=1:11.1.3+ds-1"
-# Tools installed into the toolchain root for this step.
-GUEST_PACKAGES="gcc libc6-dev make bc flex bison cpio gzip xz-utils lz4 u-boot-tools
+# Tools installed into the toolchain root for this step (libelf-dev for
+# objtool, which an x86_64 kernel build runs; gcc is the x86_64 compiler).
+GUEST_PACKAGES="gcc libc6-dev make bc flex bison cpio gzip xz-utils lz4 u-boot-tools libelf-dev
  gcc-arm-linux-gnueabihf gcc-i686-linux-gnu"
-# What qemu-system-i386 -M pc needs to boot with -kernel, -nic none, -vga none:
-# the BIOS, the option ROM that loads a bzImage (linuxboot_dma) or a PVH ELF
-# (pvh), and the TPR-patching ROM the pc machine always loads (kvmvapic).
+# What qemu-system-i386 and qemu-system-x86_64 -M pc need to boot with
+# -kernel, -nic none, -vga none: the BIOS, the option ROM that loads a
+# bzImage (linuxboot_dma) or a PVH ELF (pvh), and the TPR-patching ROM the
+# pc machine always loads (kvmvapic).
 GUEST_FIRMWARE="usr/share/seabios/bios-256k.bin usr/share/qemu/linuxboot_dma.bin
  usr/share/qemu/pvh.bin usr/share/qemu/kvmvapic.bin"
 # Fixed times and names, so that the same inputs give the same bytes.
@@ -29,8 +33,12 @@ GUEST_EPOCH=1735689600   # 2025-01-01 00:00:00 UTC
 # lpj= skips the delay-loop calibration on machines that would run it.
 GUEST_CMDLINE_ARM="console=ttyAMA0 lpj=100000 panic=-1"
 GUEST_CMDLINE_I386="console=ttyS0 lpj=100000 tsc=reliable no_timer_check mitigations=off panic=-1"
+# x86_64 always has a local APIC (the i386 kernel has none): noapictimer
+# skips its timer calibration, which costs ~0.25 s natively, fails under TCG
+# anyway and never ends with -icount; the PIT drives the tick, as on i386.
+GUEST_CMDLINE_X86_64="$GUEST_CMDLINE_I386 noapictimer"
 # The guests, in build order; each has a directory $WORK/guest/ARCH/.
-GUEST_ARCHES="arm i386"
+GUEST_ARCHES="arm i386 x86_64"
 
 # guest_lock_check PKG FILE SHA256: compare with (or record into) the lock.
 guest_lock_check() {
@@ -174,7 +182,7 @@ step_guest() {
     [ -x "$ROOT/usr/bin/apt-get" ] || die "no toolchain root at $ROOT: run 'wasm/build.sh toolchain' first"
     [ -f "$GUEST_LOCK" ] || die "wasm/guest.lock is missing"
     # Foreign architectures, so that apt lists (and checks) the armhf and
-    # i386 busybox-static packages.
+    # i386 busybox-static packages (amd64 is the root's own).
     in_root dpkg --add-architecture armhf
     in_root dpkg --add-architecture i386
     in_root apt-get $APT_OPTS -qq update
@@ -201,6 +209,8 @@ step_guest() {
 
     guest_x86 i386 i686-linux-gnu-
     guest_initramfs i386 i386
+    guest_x86 x86_64 x86_64-linux-gnu-
+    guest_initramfs x86_64 amd64
 
     local f
     for f in $GUEST_FIRMWARE; do
