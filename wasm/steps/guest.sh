@@ -2,7 +2,7 @@
 # Debian's linux source with Debian's compilers, a busybox initramfs from
 # Debian's busybox-static binary packages, and the x86 firmware from Debian's
 # seabios and qemu-system-data.
-# Output: $WORK/guest/{arm,i386,x86_64,firmware}/.
+# Output: $WORK/guest/{arm,i386,x86_64,aarch64,firmware}/.
 # Every downloaded file is checked against apt's signed index and against
 # wasm/guest.lock (CPR_LOCK_UPDATE=1 records missing entries).
 
@@ -15,12 +15,12 @@ GUEST_OUT=$WORK/guest
 GUEST_KERNEL=linux=6.12.107-1
 # Binary packages: name:arch=version.
 GUEST_DEBS="busybox-static:armhf=1:1.38.0-3+b1 busybox-static:i386=1:1.38.0-3+b1
- busybox-static:amd64=1:1.38.0-3+b1
+ busybox-static:amd64=1:1.38.0-3+b1 busybox-static:arm64=1:1.38.0-3+b1
  seabios=1.17.0-1 qemu-system-data=1:11.1.3+ds-1"
 # Tools installed into the toolchain root for this step (libelf-dev for
 # objtool, which an x86_64 kernel build runs; gcc is the x86_64 compiler).
 GUEST_PACKAGES="gcc libc6-dev make bc flex bison cpio gzip xz-utils lz4 u-boot-tools libelf-dev
- gcc-arm-linux-gnueabihf gcc-i686-linux-gnu"
+ gcc-arm-linux-gnueabihf gcc-i686-linux-gnu gcc-aarch64-linux-gnu"
 # What qemu-system-i386 and qemu-system-x86_64 -M pc need to boot with
 # -kernel, -nic none, -vga none: the BIOS, the option ROM that loads a
 # bzImage (linuxboot_dma) or a PVH ELF (pvh), and the TPR-patching ROM the
@@ -37,8 +37,9 @@ GUEST_CMDLINE_I386="console=ttyS0 lpj=100000 tsc=reliable no_timer_check mitigat
 # skips its timer calibration, which costs ~0.25 s natively, fails under TCG
 # anyway and never ends with -icount; the PIT drives the tick, as on i386.
 GUEST_CMDLINE_X86_64="$GUEST_CMDLINE_I386 noapictimer"
+GUEST_CMDLINE_AARCH64="console=ttyAMA0 lpj=100000 mitigations=off panic=-1"
 # The guests, in build order; each has a directory $WORK/guest/ARCH/.
-GUEST_ARCHES="arm i386 x86_64"
+GUEST_ARCHES="arm i386 x86_64 aarch64"
 
 # guest_lock_check PKG FILE SHA256: compare with (or record into) the lock.
 guest_lock_check() {
@@ -146,7 +147,9 @@ guest_initramfs() {
     local list=$ROOT/build/guest/initramfs-$arch.list applets
     [ -x "$ROOT$bb" ] || die "busybox-static:$debarch did not unpack to $bb"
     # The applet list comes from the i386 busybox (runs on an x86-64 host);
-    # Debian builds busybox-static with the same configuration for every arch.
+    # Debian builds busybox-static with the same configuration for every arch
+    # (checked for 1.38.0-3+b1: the armhf, amd64 and arm64 binaries list the
+    # same 280 applets).
     applets=$(in_root /build/guest/pkg/busybox-static_i386/usr/bin/busybox --list-full) ||
         die "cannot run the i386 busybox on this host to list its applets"
     {
@@ -181,10 +184,11 @@ step_guest() {
     command -v curl >/dev/null || die "curl is missing: run 'apt-get install curl' (as root)"
     [ -x "$ROOT/usr/bin/apt-get" ] || die "no toolchain root at $ROOT: run 'wasm/build.sh toolchain' first"
     [ -f "$GUEST_LOCK" ] || die "wasm/guest.lock is missing"
-    # Foreign architectures, so that apt lists (and checks) the armhf and
-    # i386 busybox-static packages (amd64 is the root's own).
+    # Foreign architectures, so that apt lists (and checks) the armhf, i386
+    # and arm64 busybox-static packages (amd64 is the root's own).
     in_root dpkg --add-architecture armhf
     in_root dpkg --add-architecture i386
+    in_root dpkg --add-architecture arm64
     in_root apt-get $APT_OPTS -qq update
     # shellcheck disable=SC2086
     in_root apt-get $APT_OPTS -qq install --no-install-recommends $GUEST_PACKAGES \
@@ -211,6 +215,13 @@ step_guest() {
     guest_initramfs i386 i386
     guest_x86 x86_64 x86_64-linux-gnu-
     guest_initramfs x86_64 amd64
+
+    # aarch64: the uncompressed Image as it is. Unlike 32-bit arm, an arm64
+    # Image has a header (text_offset, image size) that QEMU reads to load it
+    # at a 2 MiB-aligned address, so it needs no wrapper.
+    guest_kernel aarch64 arm64 aarch64-linux-gnu- Image aarch64
+    in_root cp /build/guest/kbuild-aarch64/arch/arm64/boot/Image /build/guest/out/aarch64/Image
+    guest_initramfs aarch64 arm64
 
     local f
     for f in $GUEST_FIRMWARE; do
