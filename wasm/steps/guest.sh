@@ -241,7 +241,7 @@ step_guest() {
     log "guest: $(cd "$GUEST_OUT" && du -b -- */* | awk '{printf "%s %d, ", $2, $1}')"
 }
 
-# wasm/build.sh guest_check: boot both guests with the host's native QEMU
+# wasm/build.sh guest_check: boot every guest with the host's native QEMU
 # (Debian 12: apt-get install qemu-system-arm qemu-system-x86), with the
 # machine options the playground uses, to the ready line and one answered
 # command; prints the wall time of each. Not part of all(): a smoke test.
@@ -267,18 +267,29 @@ p.kill()
 sys.stdout.write(buf.decode(errors="replace")[-3000:])
 print("\nno ready line and answer within %d s (stage %d)" % (timeout, stage)); sys.exit(1)
 '
+# guest_boot ARCH LABEL QEMU-ARGV...: boot ARCH's initrd and command line
+# with QEMU-ARGV (the machine and the kernel); on failure, show the console.
+guest_boot() {
+    local a=$1 label=$2 out; shift 2
+    out=$(python3 -c "$GUEST_CHECK_PY" 60 "$@" -m 128 -nic none -nographic \
+        -initrd "$GUEST_OUT/$a/initrd.cpio" -append "$(cat "$GUEST_OUT/$a/cmdline")") ||
+        { echo "$out"; die "$label guest did not boot"; }
+    log "guest_check $label: $out"
+}
+
 step_guest_check() {
-    local g=$GUEST_OUT q
-    for q in qemu-system-arm qemu-system-i386 python3; do
+    local g=$GUEST_OUT q a
+    for q in qemu-system-arm qemu-system-aarch64 qemu-system-i386 qemu-system-x86_64 python3; do
         command -v $q >/dev/null || die "$q is missing: apt-get install qemu-system-arm qemu-system-x86 python3"
     done
-    [ -f "$g/arm/uImage" ] || die "no guest images in $g: run 'wasm/build.sh guest' first"
-    log "guest_check arm: $(python3 -c "$GUEST_CHECK_PY" 60 qemu-system-arm -M virt -cpu cortex-a15 \
-        -m 128 -nic none -nographic -kernel "$g/arm/uImage" -initrd "$g/arm/initrd.cpio" \
-        -append "$(cat "$g/arm/cmdline")")" || die "arm guest did not boot"
-    for q in vmlinux bzImage; do
-        log "guest_check i386 $q: $(python3 -c "$GUEST_CHECK_PY" 60 qemu-system-i386 -M pc -m 128 \
-            -nic none -vga none -nographic -L "$g/firmware" -kernel "$g/i386/$q" \
-            -initrd "$g/i386/initrd.cpio" -append "$(cat "$g/i386/cmdline")")" || die "i386 guest ($q) did not boot"
+    for a in $GUEST_ARCHES; do
+        [ -f "$g/$a/cmdline" ] || die "no $a guest in $g: run 'wasm/build.sh guest' first"
     done
+    guest_boot arm arm qemu-system-arm -M virt -cpu cortex-a15 -kernel "$g/arm/uImage"
+    for a in i386 x86_64; do
+        for q in vmlinux bzImage; do
+            guest_boot $a "$a $q" qemu-system-$a -M pc -vga none -L "$g/firmware" -kernel "$g/$a/$q"
+        done
+    done
+    guest_boot aarch64 aarch64 qemu-system-aarch64 -M virt -cpu cortex-a57 -kernel "$g/aarch64/Image"
 }
