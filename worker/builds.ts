@@ -21,7 +21,7 @@ export interface ResolvedBuild extends BuildInfo {
   wasmSize: number | undefined;
 }
 
-const TARGET: Record<GuestName, string> = { arm: 'arm', i386: 'i386', x86_64: 'x86_64', aarch64: 'aarch64' };
+const TARGET: Record<GuestName, string> = { arm: 'arm', i386: 'i386', x86_64: 'x86_64' };
 
 export function parseManifest(json: unknown): ArtifactsManifest {
   const m = json as Partial<ArtifactsManifest> | null;

@@ -16,10 +16,9 @@ recipe_files() {
 GUEST_ARTIFACTS="arm/uImage arm/initrd.cpio arm/kernel.config arm/cmdline
  i386/vmlinux i386/initrd.cpio i386/kernel.config i386/cmdline
  x86_64/vmlinux x86_64/initrd.cpio x86_64/kernel.config x86_64/cmdline
- aarch64/Image aarch64/initrd.cpio aarch64/kernel.config aarch64/cmdline
  firmware/bios-256k.bin firmware/pvh.bin firmware/kvmvapic.bin"
 # The guests, each with a booted snapshot (worker/qemu/guests.ts).
-GUEST_NAMES="arm i386 x86_64 aarch64"
+GUEST_NAMES="arm i386 x86_64"
 
 # pack SRC DEST: gzip without names or timestamps, so equal inputs give
 # equal bytes.

@@ -3,7 +3,7 @@
 
 import { consoleArgv } from './consoles';
 
-export type GuestName = 'arm' | 'i386' | 'x86_64' | 'aarch64';
+export type GuestName = 'arm' | 'i386' | 'x86_64';
 
 export interface GuestSpec {
   name: GuestName;
@@ -61,8 +61,9 @@ export const GUESTS: Record<GuestName, GuestSpec> = {
     kernelCmdline: 'console=ttyS0 lpj=100000 tsc=reliable no_timer_check mitigations=off panic=-1',
     bootedSnapshot: 'snapshots/i386.cprsnap',
   },
-  // The 64-bit guests run on the wasm64 builds (64-bit TCG host registers;
-  // wasm/steps/qemu.sh), under the interpreter.
+  // The 64-bit guest runs on the wasm64 builds (64-bit TCG host registers;
+  // wasm/steps/qemu.sh), under the interpreter. (The aarch64 guest's images
+  // are built too; its QEMU is not shipped yet: docs/build.md.)
   x86_64: {
     name: 'x86_64',
     binary: 'qemu-system-x86_64',
@@ -80,16 +81,6 @@ export const GUESTS: Record<GuestName, GuestSpec> = {
     // its timer is a quarter of a native boot (docs/guest.md).
     kernelCmdline: 'console=ttyS0 lpj=100000 tsc=reliable no_timer_check mitigations=off panic=-1 noapictimer',
     bootedSnapshot: 'snapshots/x86_64.cprsnap',
-  },
-  aarch64: {
-    name: 'aarch64',
-    binary: 'qemu-system-aarch64',
-    title: 'Linux on AArch64 (virt, Cortex-A57)',
-    // The raw arm64 Image: its header tells QEMU where to load it.
-    files: { 'guest/aarch64/Image': '/guest/Image', 'guest/aarch64/initrd.cpio': '/guest/initrd.cpio' },
-    machine: ['-M', 'virt', '-cpu', 'cortex-a57', '-kernel', '/guest/Image', '-initrd', '/guest/initrd.cpio'],
-    kernelCmdline: 'console=ttyAMA0 lpj=100000 mitigations=off panic=-1',
-    bootedSnapshot: 'snapshots/aarch64.cprsnap',
   },
 };
 
