@@ -155,6 +155,8 @@ step_qemu() {
     # Outputs of the layout before there were several builds.
     rm -f "$WORK"/out/qemu-system-*
     local name host
+    # Outputs of targets no longer built must not be packaged.
+    for name in $QEMU_BUILDS; do rm -rf "${WORK:?}/out/$name"; done
     for host in $DEPS_HOSTS; do
         for name in $QEMU_BUILDS; do
             qemu_build "$name" "$host"
