@@ -191,20 +191,20 @@ describe('live update', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() },
       await page.evaluate((g) => window.playground.boot({ guest: g, ramMiB: 128, build: 'v1' }), guest);
       await waitForState(page, 'running', 2 * BOOT_TIMEOUT_MS);
       let facts = await plant(page);
-      await shell(page, 'echo history-$((40+2))', /^history-42$/m);
       for (const to of ['v2', 'v1'] as const) {
+        await shell(page, 'echo history-$((40+2))', /^history-42$/m);
         const serialFrom = await page.evaluate(() => window.playground.serialOffset());
         const r = await within(300_000, 'the live update', page.evaluate((b) => window.playground.liveUpdate(b), to));
         log(`${guest} update: ${JSON.stringify(r)}`);
         assert.equal(r.to, `qemu-system-${guest}@${to}`);
         assert.match(await page.evaluate(() => window.playground.monitor('info version')), new RegExp(`10\\.2\\.2 \\(cpr-playground ${to}\\)`));
+        // The same shell session: Up and Enter run the command typed last
+        // before the update again.
+        const from = await page.evaluate(() => window.playground.serialOffset());
+        await page.evaluate(() => window.playground.sendSerial('\x1b[A\r'));
+        await within(130_000, 'the command from history', page.evaluate((f) => window.playground.waitForSerial(/^history-42$/m, 120_000, { from: f }), from));
         facts = await assertContinuity(page, facts, serialFrom);
       }
-      // Up and Enter in the same shell session run the command typed
-      // before the first update again.
-      const from = await page.evaluate(() => window.playground.serialOffset());
-      await page.evaluate(() => window.playground.sendSerial('\x1b[A\r'));
-      await within(130_000, 'the command from history', page.evaluate((f) => window.playground.waitForSerial(/^history-42$/m, 120_000, { from: f }), from));
     });
   }
 
