@@ -4,7 +4,7 @@
 // manifest (wasm/dist/manifest.json, unpacked next to the files). Names are
 // `qemu-system-<target>@<version>`; live update (issue 4) resolves its
 // targets through the same registry.
-import { PlaygroundError, type BuildInfo, type GuestName } from './api';
+import { GUESTS, PlaygroundError, type BuildInfo, type GuestName } from './api';
 import { suggest } from './options';
 
 /** The part of wasm/dist/manifest.json the page needs. */
@@ -21,7 +21,6 @@ export interface ResolvedBuild extends BuildInfo {
   wasmSize: number | undefined;
 }
 
-const TARGET: Record<GuestName, string> = { arm: 'arm', i386: 'i386', x86_64: 'x86_64' };
 
 export function parseManifest(json: unknown): ArtifactsManifest {
   const m = json as Partial<ArtifactsManifest> | null;
@@ -53,7 +52,8 @@ export class BuildRegistry {
       const m = re.exec(path);
       if (!m) continue;
       const [, version, target] = m as unknown as [string, string, string];
-      const guest = (Object.keys(TARGET) as GuestName[]).find((g) => TARGET[g] === target);
+      // Each guest has the QEMU target of its name (qemu-system-<guest>).
+      const guest = GUESTS.find((g) => g === target);
       const wasmPath = `qemu/${version}/qemu-system-${target}.wasm`;
       if (!guest || !sizes.has(wasmPath)) continue;
       this.builds.push({ name: `qemu-system-${target}@${version}`, guest, version, jsPath: path, wasmPath, wasmSize: sizes.get(wasmPath) });
@@ -93,7 +93,7 @@ export class BuildRegistry {
     if (mine.length === 0) {
       throw new PlaygroundError('load-failed', `no QEMU build for the ${guest} guest in the artifacts manifest; run \`npm run build:wasm\``);
     }
-    if (build === undefined || build === `qemu-system-${TARGET[guest]}`) return mine[0]!;
+    if (build === undefined || build === `qemu-system-${guest}`) return mine[0]!;
     const found = mine.find((b) => b.name === build || b.version === build);
     if (found) return found;
     const other = this.builds.find((b) => b.name === build);

@@ -31,6 +31,14 @@ export const PROMPT_SUFFIX = '# ';
 //   tap); a NIC without a backend is dead weight and, as the default NIC,
 //   made -M virt exit at start.
 // -display none: there is no display backend in the browser build.
+/** What the pc machine loads with a PVH kernel (docs/guest.md): the BIOS,
+ * pvh.bin, and kvmvapic.bin, which it always loads. i386 and x86_64. */
+const PC_FIRMWARE: Record<string, string> = {
+  'guest/firmware/bios-256k.bin': '/firmware/bios-256k.bin',
+  'guest/firmware/pvh.bin': '/firmware/pvh.bin',
+  'guest/firmware/kvmvapic.bin': '/firmware/kvmvapic.bin',
+};
+
 export const GUESTS: Record<GuestName, GuestSpec> = {
   arm: {
     name: 'arm',
@@ -53,9 +61,7 @@ export const GUESTS: Record<GuestName, GuestSpec> = {
       // decompressed under TCI, unlike a bzImage.
       'guest/i386/vmlinux': '/guest/vmlinux',
       'guest/i386/initrd.cpio': '/guest/initrd.cpio',
-      'guest/firmware/bios-256k.bin': '/firmware/bios-256k.bin',
-      'guest/firmware/pvh.bin': '/firmware/pvh.bin',
-      'guest/firmware/kvmvapic.bin': '/firmware/kvmvapic.bin',
+      ...PC_FIRMWARE,
     },
     machine: ['-M', 'pc', '-L', '/firmware', '-kernel', '/guest/vmlinux', '-initrd', '/guest/initrd.cpio'],
     kernelCmdline: 'console=ttyS0 lpj=100000 tsc=reliable no_timer_check mitigations=off panic=-1',
@@ -72,9 +78,7 @@ export const GUESTS: Record<GuestName, GuestSpec> = {
       // A PVH ELF kernel, as for i386: entered in 32-bit mode by pvh.bin.
       'guest/x86_64/vmlinux': '/guest/vmlinux',
       'guest/x86_64/initrd.cpio': '/guest/initrd.cpio',
-      'guest/firmware/bios-256k.bin': '/firmware/bios-256k.bin',
-      'guest/firmware/pvh.bin': '/firmware/pvh.bin',
-      'guest/firmware/kvmvapic.bin': '/firmware/kvmvapic.bin',
+      ...PC_FIRMWARE,
     },
     machine: ['-M', 'pc', '-L', '/firmware', '-kernel', '/guest/vmlinux', '-initrd', '/guest/initrd.cpio'],
     // noapictimer: a 64-bit kernel always has a local APIC, and calibrating
