@@ -4,6 +4,7 @@
 import type { Machine, Versions } from './env';
 import type { Summary } from './stats';
 import type { CpuWorkload } from './page-shell';
+import type { GuestName } from '../worker/api';
 
 /** 'ok', or why a row has no numbers. Rows that did not work stay in the
  * results: what did not work is part of the report. */
@@ -28,7 +29,7 @@ export interface PauseRow {
   vm: PauseVm;
   /** v86 runs i386 only; our live update runs on i386 when it has a v2
    * build, else on arm. */
-  guest: 'arm' | 'i386';
+  guest: GuestName;
   ramMiB: number;
   /** MiB of non-zero bytes the guest wrote into its tmpfs before the runs. */
   filledMiB?: number;
@@ -61,7 +62,7 @@ export interface PauseSection {
 export type BootVm = 'ours' | 'v86';
 export interface BootRow {
   vm: BootVm;
-  guest: 'arm' | 'i386';
+  guest: GuestName;
   mode: 'cold' | 'warm';
   /** Booted from the kernel, or started from a saved state: ours from the
    * booted snapshot the build ships (the page's Start, issue 13), v86 from
@@ -86,7 +87,7 @@ export interface BootRow {
 }
 export interface DownloadRow {
   vm: BootVm;
-  guest: 'arm' | 'i386';
+  guest: GuestName;
   /** Bytes over the wire as served (the dev server does not compress). */
   servedBytes: number;
   /** The same files gzip -9 (wasm/dist), what a compressing server would send. */
@@ -118,7 +119,7 @@ export interface JitCounts {
 }
 export interface CpuRow {
   vm: CpuVm;
-  guest: 'arm' | 'i386';
+  guest: GuestName;
   /** Absent in results from before there were two workloads: sha256. */
   workload?: CpuWorkload;
   status: RowStatus;
@@ -142,7 +143,7 @@ export interface CpuSection {
 
 /** Live update under one engine (bench/jit-update.ts). */
 export interface JitUpdateRow {
-  guest: 'arm' | 'i386';
+  guest: GuestName;
   accel: 'interpreter' | 'jit';
   /** How long the guest idled after its last work before each update. */
   settleMs: number;
@@ -169,7 +170,7 @@ export interface SoakSection {
   run: RunInfo;
   status: RowStatus;
   note?: string;
-  guest: 'arm' | 'i386';
+  guest: GuestName;
   ramMiB: number;
   updates: number;
   pauses: number[];
@@ -188,7 +189,7 @@ export type SnapshotVm = 'ours' | 'v86';
 /** One guest's snapshot right after it booted (idle). */
 export interface SnapshotSizeRow {
   vm: SnapshotVm;
-  guest: 'arm' | 'i386';
+  guest: GuestName;
   ramMiB: number;
   status: RowStatus;
   note?: string;
@@ -205,7 +206,7 @@ export interface SnapshotSizeRow {
 /** Save and restore of a filled guest, timed. */
 export interface SnapshotTimeRow {
   vm: SnapshotVm;
-  guest: 'arm' | 'i386';
+  guest: GuestName;
   ramMiB: number;
   /** MiB of non-zero bytes the guest wrote into its tmpfs (as the pause section fills). */
   filledMiB?: number;
@@ -252,7 +253,7 @@ export interface RestorePhases {
 }
 /** A booted snapshot the build ships (wasm/dist/snapshots). */
 export interface ShippedSnapshot {
-  guest: 'arm' | 'i386';
+  guest: GuestName;
   ramMiB: number;
   /** The .cprsnap file the page fetches (its payload is already gzip). */
   bytes: number;

@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import type { Accel, GuestName } from '../../worker/api';
 import { BOOT_TIMEOUT_MS, e2eLog, liveUpdateUnavailable, openPage, sharedBrowser, waitForState, within } from './harness';
-import { RUN_TRAP, TRAP_STATUS, writeTrapCommand } from './trap-program';
+import { RUN_TRAP, TRAP_STATUS, writeTrapCommand, type TrapGuest } from './trap-program';
 
 const shared = sharedBrowser();
 const log = e2eLog;
@@ -37,7 +37,7 @@ const BATTERY = [
 
 /** Writes the trap program, runs the battery in the guest's shell and
  * returns what the battery printed. */
-async function runBattery(page: Page, guest: GuestName): Promise<string> {
+async function runBattery(page: Page, guest: TrapGuest): Promise<string> {
   return within(600_000, 'the guest battery', page.evaluate(async ({ write, command }) => {
     const pg = window.playground;
     const written = pg.serialOffset();

@@ -5,7 +5,8 @@
 // (SIGSEGV). The JIT battery checks that the guest's signal arrives the
 // same under both engines. The guests have no compiler, so the machine
 // code is here, hand-assembled (see the comments).
-import type { GuestName } from '../../worker/api';
+/** The trap program is hand-assembled for the JIT's guests (the battery's). */
+export type TrapGuest = 'arm' | 'i386';
 
 /** Loop iterations before the fault: far above the JIT's threshold (2000). */
 const ITERATIONS = 200_000;
@@ -14,7 +15,7 @@ function le32(v: number): number[] {
   return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
 }
 
-const CODE: Record<GuestName, { machine: number; flags: number; base: number; code: number[] }> = {
+const CODE: Record<TrapGuest, { machine: number; flags: number; base: number; code: number[] }> = {
   i386: {
     machine: 3, // EM_386
     flags: 0,
@@ -47,7 +48,7 @@ const CODE: Record<GuestName, { machine: number; flags: number; base: number; co
 /** An ELF32 executable: the header, a loadable segment and a
  * non-executable stack (without PT_GNU_STACK the kernel logs a warning
  * with a timestamp, different in every run), then the code. */
-function elf(guest: GuestName): number[] {
+function elf(guest: TrapGuest): number[] {
   const { machine, flags, base, code } = CODE[guest];
   const headers = 52 + 2 * 32;
   const size = headers + code.length;
@@ -70,7 +71,7 @@ export const TRAP_PATH = '/tmp/trap';
 /** A command line that writes the program to TRAP_PATH. It is typed on a
  * line of its own: busybox's line editor keeps 1024 characters of a line,
  * and the program's printf takes about 500. */
-export function writeTrapCommand(guest: GuestName): string {
+export function writeTrapCommand(guest: TrapGuest): string {
   const octal = elf(guest).map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
   return `printf '${octal}' > ${TRAP_PATH}; chmod +x ${TRAP_PATH}`;
 }
@@ -79,4 +80,4 @@ export function writeTrapCommand(guest: GuestName): string {
 export const RUN_TRAP = `${TRAP_PATH}; echo trap rc=$?`;
 
 /** The status the shell reports: 128 + SIGFPE (8), or 128 + SIGSEGV (11). */
-export const TRAP_STATUS: Record<GuestName, number> = { i386: 136, arm: 139 };
+export const TRAP_STATUS: Record<TrapGuest, number> = { i386: 136, arm: 139 };
