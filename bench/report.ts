@@ -219,7 +219,10 @@ function cpuMarkdown(c: CpuSection, figures: string[][]): string[] {
     }
     lines.push('', ...jitMarkdown(c, figures));
   }
-  lines.push('', 'Native QEMU runs the i386 guest only (the native build is i386-softmmu), so the arm rows\' ratios compare different guest code: read them as sizes.');
+  const others = [...new Set(c.rows.filter((r) => r.guest !== 'i386').map((r) => r.guest))];
+  if (others.length) lines.push('', `Native QEMU and v86 run the i386 guest only (the native build is i386-softmmu), so the ${others.join(' and ')} rows' ratios compare different guest code: read them as sizes.`);
+  const noJit = [...new Set(c.rows.filter((r) => r.vm === 'ours-wasm' && !c.rows.some((j) => j.vm === 'ours-jit' && j.guest === r.guest)).map((r) => r.guest))];
+  if (noJit.length) lines.push('', `The ${noJit.join(' and ')} guest has no JIT row: its QEMU is a build with 64-bit host pointers (wasm64, \`-sMEMORY64=2\`), and the JIT emits code for 32-bit hosts only (docs/performance.md).`);
   lines.push('', '![cpu](cpu.svg)', '');
   return lines;
 }
