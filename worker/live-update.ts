@@ -445,7 +445,8 @@ export class LiveUpdates<S extends UpdateSession> {
       // clear runs while the old instance settles.
       const exitTop = await this.endThreads(u, oldRunning);
       const threadsEnded = wallClock();
-      clearBelow(memory, req.heapTop && exitTop ? Math.max(req.heapTop, exitTop) + CLEAR_MARGIN : HEAP_LIMIT);
+      const dirtyTop = req.heapTop && exitTop ? Math.max(req.heapTop, exitTop) : 0;
+      clearBelow(memory, dirtyTop ? dirtyTop + CLEAR_MARGIN : HEAP_LIMIT, dirtyTop);
       const cleared = wallClock();
       const teardown: Teardown = { threadsEnded, cleared, gone: await this.retire(u, oldRunning) };
       const argv = withQmpConsole(req.argv.slice(1));
@@ -619,13 +620,13 @@ export class LiveUpdates<S extends UpdateSession> {
    * put the preserved memfds back as they were at exec. */
   private async clearAfter(s: S, u: Update, saved: SavedFiles): Promise<void> {
     const r = s.running;
-    let top = HEAP_LIMIT;
+    // The heap top, if the instance told it: 0 scans up to the limit.
+    let dirtyTop = 0;
     if (r) {
       await this.retire(u, r);
-      const exit = await r.instance.exited;
-      top = exit.heapTop ? exit.heapTop + CLEAR_MARGIN : HEAP_LIMIT;
+      dirtyTop = (await r.instance.exited).heapTop ?? 0;
     }
-    clearBelow(s.memory!, top);
+    clearBelow(s.memory!, dirtyTop ? dirtyTop + CLEAR_MARGIN : HEAP_LIMIT, dirtyTop);
     restoreFiles(s.memory!, saved);
   }
 

@@ -82,4 +82,16 @@ describe('clearBelow', () => {
     expect(u8[HEAP_LIMIT + 5]).toBe(7);
     // Clearing 512 MiB takes seconds on a loaded 2-core machine.
   }, 60_000);
+
+  it('above the dirty top, zeroes the words that are not zero and leaves the rest to the heap limit', () => {
+    const u8 = new Uint8Array(memory.buffer);
+    const dirtyTop = 64 * 1024 + 100;
+    for (const at of [10, dirtyTop - 1, dirtyTop + 3, 200 * 1024 + 4095, 300 * 1024]) u8[at] = 9;
+    u8[300 * 1024 + 8] = 9;
+    expect(clearBelow(memory, 300 * 1024 + 4, dirtyTop)).toBe(300 * 1024 + 4);
+    for (const at of [10, dirtyTop - 1, dirtyTop + 3, 200 * 1024 + 4095, 300 * 1024]) expect(u8[at]).toBe(0);
+    // Beyond `top`: not this clear's business.
+    expect(u8[300 * 1024 + 8]).toBe(9);
+    u8[300 * 1024 + 8] = 0;
+  });
 });
