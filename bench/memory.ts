@@ -72,3 +72,32 @@ export async function pageMemory(page: Page): Promise<PageMemory> {
   const pss = browserPss();
   return { uaBytes: ua.bytes, uaError: ua.error, pssBytes: pss.bytes, processes: pss.processes };
 }
+
+/** How long a worker gets to answer a gc() call: a QEMU pthread worker busy
+ * in wasm never does (its JS heap is small; it collects on its own). */
+const GC_ANSWER_MS = 2000;
+
+/**
+ * A full garbage collection in the page and in every worker that answers
+ * (the browser runs with --js-flags=--expose-gc). Before a PSS sample that
+ * is compared with another: otherwise the samples differ by whatever
+ * garbage each isolate happened to hold (seen: 100 MiB up and down over a
+ * few live updates). Returns how many workers collected, of how many.
+ */
+export async function collectGarbage(page: Page): Promise<{ collected: number; workers: number }> {
+  const workers = page.workers();
+  const answered = await Promise.all(
+    workers.map((w) =>
+      Promise.race([
+        w.evaluate(() => {
+          const g = (globalThis as { gc?: () => void }).gc;
+          g?.();
+          return g !== undefined;
+        }).catch(() => false),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), GC_ANSWER_MS)),
+      ]),
+    ),
+  );
+  await page.evaluate(() => (globalThis as { gc?: () => void }).gc?.());
+  return { collected: answered.filter(Boolean).length, workers: workers.length };
+}

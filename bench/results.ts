@@ -183,6 +183,9 @@ export interface SoakSection {
   slow?: { update: number; pauseMs: number; phases: Record<string, number> }[];
   /** [update index, browser PSS bytes]. */
   pss: [number, number][];
+  /** Each PSS sample followed a garbage collection in the page and its
+   * workers (absent in results from before it did). */
+  gcBeforeSamples?: boolean;
 }
 
 export type SnapshotVm = 'ours' | 'v86';

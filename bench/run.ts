@@ -17,7 +17,7 @@ import { REPO, launchBrowser, launchProfile, startServer, type Server } from '..
 import { v86Assets, type V86Assets } from './assets';
 import { OthersCpu, load, machine, versions } from './env';
 import { errorText } from './errors';
-import { browserPss, pageMemory } from './memory';
+import { browserPss, collectGarbage, pageMemory } from './memory';
 import { nativeBuilds, nativeRun } from './native';
 import { OurPage, type LiveUpdateRoute } from './ours';
 import { CPU_WORKLOADS, GUEST_CMDS, canaryOk, filledMiB, firstAnswer, guestRealSeconds, sha256Of, workloadAnswerOk, type CpuWorkload, type ShellResult } from './page-shell';
@@ -604,6 +604,9 @@ async function pauseSection(browser: Browser, server: Server, assets: V86Assets 
 
 /** Soak updates that pause longer are listed with their phases. */
 const SOAK_SLOW_MS = 1000;
+/** After the garbage collections, before reading PSS: freed pages go back
+ * to the system a moment later. */
+const GC_SETTLE_MS = 1000;
 
 async function soakSection(browser: Browser, server: Server): Promise<SoakSection> {
   const start = sectionStart();
@@ -622,7 +625,13 @@ async function soakSection(browser: Browser, server: Server): Promise<SoakSectio
     await ours.boot({ guest: pick.guest, ramMiB: 128, build: 'v1' });
     await ours.waitForPrompt();
     const sum = sha256Of((await ours.shell(GUEST_CMDS.makeCanary)).text);
-    pss.push([0, browserPss().bytes]);
+    const page = ours;
+    const sample = async (update: number): Promise<void> => {
+      await collectGarbage(page.page);
+      await new Promise((r) => setTimeout(r, GC_SETTLE_MS));
+      pss.push([update, browserPss().bytes]);
+    };
+    await sample(0);
     let current = 'v1' as 'v1' | 'v2';
     for (let i = 0; i < opts.soakUpdates; i++) {
       const target: 'v1' | 'v2' = current === 'v1' ? 'v2' : 'v1';
@@ -645,15 +654,19 @@ async function soakSection(browser: Browser, server: Server): Promise<SoakSectio
         if (updateFailures.length >= 5) throw new Error(`5 updates failed; the last: ${errorText(e)}`);
       }
       if (!(await canaryOk(sum, async () => (await ours!.shell(GUEST_CMDS.checkCanary, 120_000)).text))) checksumFailures++;
+      // After updates 1 and 2 as well: the first brings the second build
+      // in (its code, its pthread workers), a one-time cost that the
+      // report tells apart from growth over the updates.
+      if (i < 2) await sample(i + 1);
       if ((i + 1) % 10 === 0) {
-        pss.push([i + 1, browserPss().bytes]);
+        await sample(i + 1);
         say(`soak: ${i + 1} updates, last pause ${Math.round(pauses.at(-1) ?? NaN)} ms, PSS ${(pss.at(-1)![1] / 2 ** 20).toFixed(0)} MiB, checksum failures ${checksumFailures}, update failures ${updateFailures.length}`);
       }
     }
-    return { run: await runInfo(browser, start), status: 'ok', ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, slow, pss };
+    return { run: await runInfo(browser, start), status: 'ok', ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, slow, pss, gcBeforeSamples: true };
   } catch (e) {
     say(`soak failed: ${errorText(e)}`);
-    return { run: await runInfo(browser, start), status: 'failed', note: `after ${pauses.length} updates: ${errorText(e)}`, ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, slow, pss };
+    return { run: await runInfo(browser, start), status: 'failed', note: `after ${pauses.length} updates: ${errorText(e)}`, ...base, pauses, summary: summarize(pauses), checksumFailures, updateFailures, slow, pss, gcBeforeSamples: true };
   } finally {
     await ours?.close();
   }
@@ -696,7 +709,8 @@ try {
       const b = await bootSection(server, assets);
       results.boot = { ...b, rows: keep(results.boot?.rows, b.rows), downloads: keep(results.boot?.downloads, b.downloads) };
     } else {
-      browser ??= await launchBrowser();
+      // gc() in every isolate, for the soak's memory samples (memory.ts).
+      browser ??= await launchBrowser(['--js-flags=--expose-gc']);
       if (s === 'cpu') {
         const c = await cpuSection(browser, server, assets);
         results.cpu = { ...c, rows: keep(results.cpu?.rows, c.rows) };
