@@ -71,7 +71,15 @@ export interface QemuModule {
   FS: EmscriptenFS;
   ENV: Record<string, string>;
   /** Present once the runtime is up; ends the runtime and its pthreads. */
-  PThread?: { terminateAllThreads(): void; /** Running threads, by pthread_t. */ pthreads: Record<string, unknown> };
+  PThread?: {
+    terminateAllThreads(): void;
+    /** Running threads, by pthread_t. */
+    pthreads: Record<string, unknown>;
+    /** A pool worker more (what the glue does PTHREAD_POOL_SIZE times). */
+    allocateUnusedWorker(): unknown;
+    /** Loads the module into a worker: then a thread starts on it at once. */
+    loadWasmModuleToWorker(worker: unknown): Promise<unknown>;
+  };
   /** Live-update builds: the memory layout their JS library speaks. */
   cprLayout?: string;
   /** Live-update builds: this instance's sbrk top. */

@@ -6,6 +6,7 @@ import type { ConsoleName } from './consoles';
 import type { ExecRequest, QemuExit } from './instance';
 import type { Capture } from './capture';
 import { prewarmName, type FromInstance, type ToInstance } from './instance-protocol';
+import { POOL_WORKERS } from './pthread-pool';
 import type { StoppedThreads } from './parked';
 import { NO_THREADS, parkedAddresses, SETTLE_MS, wakeParked } from './parked';
 
@@ -62,8 +63,6 @@ const FORCED_END_MS = 2500;
 /** At most this many rounds of waking the ended threads' waiters. */
 const WAKE_ROUNDS = 150;
 
-/** QEMU's pthread pool size (the glue's PTHREAD_POOL_SIZE). */
-const PTHREAD_POOL = 4;
 
 /** An instance worker started ahead of a live update, its build's glue
  * loaded and pthread workers running: only instantiation is left for the
@@ -79,7 +78,7 @@ function newInstanceWorker(name = 'qemu-instance'): Worker {
 }
 
 export function prewarmInstance(jsUrl: string): SpareInstance {
-  const worker = newInstanceWorker(prewarmName(jsUrl, PTHREAD_POOL));
+  const worker = newInstanceWorker(prewarmName(jsUrl, POOL_WORKERS));
   return { jsUrl, worker, dispose: () => worker.terminate() };
 }
 

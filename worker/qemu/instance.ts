@@ -8,11 +8,14 @@ import { CONSOLE_DEVICES, CONSOLES, type ConsoleName } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
 import { MemfdFs, type OpenMemfd } from './memfd';
 import { LAYOUT_TAG } from './memory';
+import { addPoolWorkers, EXTRA_POOL_WORKERS } from './pthread-pool';
 import { NO_THREADS, parkedAddresses, SETTLE_MS, threadExited, type StoppedThreads } from './parked';
 
 /** How long cancelled QEMU threads get to end before their workers are
  * terminated anyway (then by force, ~2 s later in Chromium). */
 const CANCEL_WAIT_MS = 300;
+
+
 
 /** What QEMU's exec of cpr-exec-command hands to the host. */
 export interface ExecRequest {
@@ -165,6 +168,9 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
           memfds.installShm();
           memfds.installSharedFileMaps();
         }
+        // Runs after the glue started loading its pool (PTHREAD_POOL_SIZE
+        // workers, all taken by the threads QEMU starts at boot).
+        addPoolWorkers(module, EXTRA_POOL_WORKERS);
         installFileGrowth(module.FS);
         for (const [k, v] of Object.entries(opts.env ?? {})) module.ENV[k] = v;
         for (const [path, data] of Object.entries(opts.files)) {
