@@ -3,6 +3,9 @@
 // Starts the playground's own Vite dev server on a free port (COOP/COEP
 // included, artifacts at /artifacts/) and Debian's Chromium through
 // playwright-core; each returns a close() that the caller must call.
+// The helpers that only read and click the page take a PageLike, so that
+// the Firefox tests (firefox.ts) share them.
+import assert from 'node:assert/strict';
 import { createServer as createNetServer } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -96,13 +99,21 @@ export function e2eLog(line: string): void {
   if (process.env.E2E_VERBOSE === '1') console.log(line);
 }
 
+/** A browser, or one of its contexts: anything the tests must close. */
+export interface Closable {
+  close(): Promise<unknown>;
+}
+
 /** One dev server and one browser for a test file: started before its
- * tests, closed after them. */
-export function sharedBrowser(): { readonly server: Server; readonly browser: Browser } {
-  const shared = {} as { server: Server; browser: Browser };
+ * tests, closed after them. Debian's Chromium unless `launch` starts
+ * another browser for the server (firefox.e2e.ts: launchFirefox). */
+export function sharedBrowser(): { readonly server: Server; readonly browser: Browser };
+export function sharedBrowser<B extends Closable>(launch: (server: Server) => Promise<B>): { readonly server: Server; readonly browser: B };
+export function sharedBrowser(launch: (server: Server) => Promise<Closable> = () => launchBrowser()): { readonly server: Server; readonly browser: Closable } {
+  const shared = {} as { server: Server; browser: Closable };
   before(async () => {
     shared.server = await startServer();
-    shared.browser = await launchBrowser();
+    shared.browser = await launch(shared.server);
   });
   // A test's pages end with it: each runs a QEMU, and guests left running
   // took the CPU from the tests after them.
@@ -117,7 +128,22 @@ export function sharedBrowser(): { readonly server: Server; readonly browser: Br
   return shared;
 }
 
-const openContexts = new Set<BrowserContext>();
+const openContexts = new Set<Closable>();
+
+/** Closes `context` (and the QEMU its page runs) after the current test;
+ * for pages that openPage does not make. */
+export function closeAfterTest(context: Closable): void {
+  openContexts.add(context);
+}
+
+/** What the shared helpers need of a page: a click on a selector, and a
+ * function run in the page with one plain-data argument (its result plain
+ * data too). playwright-core's Page is one as it is; firefox.ts makes one
+ * for Firefox. */
+export interface PageLike {
+  click(selector: string): Promise<void>;
+  evaluate<R, A>(fn: (arg: A) => R | Promise<R>, arg: A): Promise<R>;
+}
 
 /** A fresh page; console errors and page errors are echoed for debugging. */
 export async function openPage(browser: Browser, url: string, log: (line: string) => void = () => undefined): Promise<Page> {
@@ -135,8 +161,26 @@ export async function openPage(browser: Browser, url: string, log: (line: string
 }
 
 /** The text a terminal pane shows, one line per row, trailing blanks trimmed. */
-export async function terminalLines(page: Page, pane: 'serial' | 'monitor'): Promise<string[]> {
-  return within(30_000, `reading the ${pane} terminal`, page.$$eval(`#${pane} .xterm-rows > div`, (rows) => rows.map((r) => (r.textContent ?? '').replace(/\u00a0/g, ' ').trimEnd())));
+export async function terminalLines(page: PageLike, pane: 'serial' | 'monitor'): Promise<string[]> {
+  return within(
+    30_000,
+    `reading the ${pane} terminal`,
+    page.evaluate((selector) => [...document.querySelectorAll(selector)].map((r) => (r.textContent ?? '').replace(/\u00a0/g, ' ').trimEnd()), `#${pane} .xterm-rows > div`),
+  );
+}
+
+/** An element's text ('' if it has none); fails if it is missing. */
+export async function textOf(page: PageLike, selector: string): Promise<string> {
+  const text = await within(30_000, `reading ${selector}`, page.evaluate((sel) => document.querySelector(sel)?.textContent ?? null, selector));
+  if (text === null) throw new Error(`the page has no ${selector}`);
+  return text;
+}
+
+/** Whether a button is disabled; fails if it is missing. */
+export async function isDisabled(page: PageLike, selector: string): Promise<boolean> {
+  const disabled = await within(30_000, `reading ${selector}`, page.evaluate((sel) => document.querySelector<HTMLButtonElement>(sel)?.disabled ?? null, selector));
+  if (disabled === null) throw new Error(`the page has no ${selector}`);
+  return disabled;
 }
 
 /** Fails instead of hanging when the page stops answering. */
@@ -148,7 +192,7 @@ export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   return Promise.race([p, expired]).finally(() => clearTimeout(timer));
 }
 
-export async function waitForTerminal(page: Page, pane: 'serial' | 'monitor', test: (line: string) => boolean, timeoutMs: number): Promise<string> {
+export async function waitForTerminal(page: PageLike, pane: 'serial' | 'monitor', test: (line: string) => boolean, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const lines = await terminalLines(page, pane);
@@ -157,24 +201,34 @@ export async function waitForTerminal(page: Page, pane: 'serial' | 'monitor', te
     if (Date.now() > deadline) {
       throw new Error(`the ${pane} terminal never showed the expected line; it shows:\n${lines.filter(Boolean).join('\n')}`);
     }
-    await page.waitForTimeout(250);
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 
 /** Waits until the page's status reaches `state`; fails at once, with the
  * reason, if it reaches 'error' instead. */
-export async function waitForState(page: Page, state: string, timeoutMs: number): Promise<void> {
-  const handle = await page.waitForFunction(
-    (want) => {
-      const s = window.playground.status();
-      return s.state === want || s.state === 'error' ? s : null;
-    },
-    state,
-    { timeout: timeoutMs, polling: 250 },
+export async function waitForState(page: PageLike, state: string, timeoutMs: number): Promise<void> {
+  // Polled inside the page through evaluate(), which both drivers have
+  // alike (their waitForFunction() signatures differ), with no round trip
+  // per poll.
+  const s = await within(
+    timeoutMs + 30_000,
+    `waiting for the state ${state}`,
+    page.evaluate(
+      async ({ want, timeoutMs }) => {
+        const end = Date.now() + timeoutMs;
+        for (;;) {
+          const s = window.playground.status();
+          if (s.state === want || s.state === 'error' || Date.now() > end) return s;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      },
+      { want: state, timeoutMs },
+    ),
   );
-  const s = await handle.jsonValue();
-  if (!s || s.state !== state) {
-    throw new Error(`the page went to ${s?.state} instead of ${state}: ${s?.error?.code}: ${s?.error?.message}`);
+  if (s.state !== state) {
+    const why = s.state === 'error' ? `: ${s.error?.code}: ${s.error?.message}` : ` after ${timeoutMs} ms`;
+    throw new Error(`the page went to ${s.state} instead of ${state}${why}`);
   }
 }
 
@@ -191,7 +245,7 @@ export function liveUpdateUnavailable(): string | undefined {
 
 /** Runs a shell command in the guest's serial console; resolves with the
  * first match of `expect` in its output. */
-export async function guestShell(page: Page, command: string, expect: RegExp, timeoutMs = 120_000): Promise<string> {
+export async function guestShell(page: PageLike, command: string, expect: RegExp, timeoutMs = 120_000): Promise<string> {
   return within(
     timeoutMs + 10_000,
     `guest command ${command}`,
@@ -220,8 +274,37 @@ export async function guestShell(page: Page, command: string, expect: RegExp, ti
 }
 
 /** Runs the open tour's current step; its result and status text. */
-export async function runTourStep(page: Page): Promise<{ result: string; text: string }> {
+export async function runTourStep(page: PageLike): Promise<{ result: string; text: string }> {
   await page.click('#tour-run');
-  await page.waitForFunction(() => ['ok', 'failed'].includes(document.querySelector('#tour-status')?.getAttribute('data-result') ?? ''), null, { timeout: BOOT_TIMEOUT_MS });
-  return { result: (await page.getAttribute('#tour-status', 'data-result')) ?? '', text: (await page.textContent('#tour-status')) ?? '' };
+  return within(
+    BOOT_TIMEOUT_MS + 30_000,
+    'the tour step',
+    page.evaluate(async (timeoutMs) => {
+      const end = Date.now() + timeoutMs;
+      for (;;) {
+        const status = document.querySelector('#tour-status');
+        const result = status?.getAttribute('data-result') ?? '';
+        if (result === 'ok' || result === 'failed' || Date.now() > end) return { result, text: status?.textContent ?? '' };
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }, BOOT_TIMEOUT_MS),
+  );
+}
+
+/** Clicks the open tour through `steps` steps as a visitor would: Run,
+ * check that the step passed and that Next is offered, Next; the tour
+ * must then say Done. Resolves with each step's status text. */
+export async function clickThroughTour(page: PageLike, steps: number, log: (line: string) => void = e2eLog): Promise<string[]> {
+  const texts: string[] = [];
+  for (let i = 0; i < steps; i++) {
+    const title = await textOf(page, '#tour-step-title');
+    const r = await runTourStep(page);
+    log(`step ${i + 1} ${title}: ${r.text}`);
+    assert.equal(r.result, 'ok', `step ${i + 1} (${title}) failed: ${r.text}`);
+    texts.push(r.text);
+    assert.equal(await isDisabled(page, '#tour-next'), false, `step ${i + 1} (${title}) passed but Next is not offered`);
+    await page.click('#tour-next');
+  }
+  assert.equal(await textOf(page, '#tour-progress'), 'Done');
+  return texts;
 }

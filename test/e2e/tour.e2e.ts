@@ -5,27 +5,10 @@
 // step that cannot work yet says why.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Page } from 'playwright-core';
-import { BOOT_TIMEOUT_MS, e2eLog, liveUpdateUnavailable, openPage, runTourStep, sharedBrowser } from './harness';
+import { BOOT_TIMEOUT_MS, clickThroughTour, e2eLog, liveUpdateUnavailable, openPage, runTourStep, sharedBrowser } from './harness';
 
 const shared = sharedBrowser();
 const log = e2eLog;
-
-
-async function clickThrough(page: Page, steps: number): Promise<string[]> {
-  const texts: string[] = [];
-  for (let i = 0; i < steps; i++) {
-    const title = (await page.textContent('#tour-step-title')) ?? '';
-    const r = await runTourStep(page);
-    log(`step ${i + 1} ${title}: ${r.text}`);
-    assert.equal(r.result, 'ok', `step ${i + 1} (${title}) failed: ${r.text}`);
-    texts.push(r.text);
-    assert.equal(await page.isDisabled('#tour-next'), false);
-    await page.click('#tour-next');
-  }
-  assert.equal(await page.textContent('#tour-progress'), 'Done');
-  return texts;
-}
 
 describe('guided tours', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }, () => {
   it('the live-update tour, clicked through to its end: the build changes, the counter counts on, the pause is read', { timeout: BOOT_TIMEOUT_MS + 900_000 }, async () => {
@@ -33,7 +16,7 @@ describe('guided tours', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }
     await page.click('#tour-live');
     assert.equal(await page.textContent('#tour-progress'), 'Step 1 of 9');
     assert.equal(await page.isDisabled('#tour-next'), true, 'Next waits for the step\'s check');
-    const texts = await clickThrough(page, 9);
+    const texts = await clickThroughTour(page, 9);
     assert.match(texts.at(-1)!, /qemu-system-arm@v1 → qemu-system-arm@v2: the guest paused \d+ ms/);
     const s = await page.evaluate(() => window.playground.status());
     assert.equal(s.build, 'qemu-system-arm@v2');
@@ -44,7 +27,7 @@ describe('guided tours', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }
   it('the refusal tour: QEMU refuses private RAM and the guest runs on', { timeout: BOOT_TIMEOUT_MS + 600_000 }, async () => {
     const page = await openPage(shared.browser, shared.server.url, log);
     await page.click('#tour-refusal');
-    await clickThrough(page, 4);
+    await clickThroughTour(page, 4);
     assert.equal(await page.evaluate(() => window.playground.status().build), 'qemu-system-arm@v1');
   });
 
