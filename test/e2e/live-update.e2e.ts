@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
+import { assertContinuity, plant } from './guest-facts';
 import { BOOT_TIMEOUT_MS, e2eLog, sharedBrowser, liveUpdateUnavailable, openPage, waitForState, waitForTerminal, within, guestShell as shell } from './harness';
 
 const shared = sharedBrowser();
@@ -19,47 +20,6 @@ async function bootArm(extraArgs: string[] = [], ramMiB = 128): Promise<Page> {
   await waitForState(page, 'running', BOOT_TIMEOUT_MS);
   await shell(page, 'echo up-$((1+1))', /^up-2$/m);
   return page;
-}
-
-interface GuestFacts {
-  pid: number;
-  count: number;
-  sha: string;
-  uptime: number;
-}
-
-/** Starts what must survive: a counter process, random bytes in tmpfs. */
-async function plant(page: Page): Promise<GuestFacts> {
-  const pidLine = await shell(page, 'counter /tmp/counter >/dev/null 2>&1 & echo PID=$!', /^PID=\d+$/m);
-  await shell(page, 'head -c 1048576 /dev/urandom > /tmp/random; echo planted', /^planted$/m);
-  await page.waitForTimeout(2000);
-  return { pid: Number(pidLine.slice(4)), ...(await facts(page, Number(pidLine.slice(4)))) };
-}
-
-async function facts(page: Page, pid: number): Promise<Omit<GuestFacts, 'pid'>> {
-  const alive = await shell(page, `kill -0 ${pid} && echo ALIVE-${pid} || echo DEAD-${pid}`, new RegExp(`^(ALIVE|DEAD)-${pid}$`, 'm'));
-  assert.equal(alive, `ALIVE-${pid}`, `the counter process ${pid} must still run`);
-  const count = Number((await shell(page, 'echo COUNT=$(tail -n 1 /tmp/counter)', /^COUNT=\d+$/m)).slice(6));
-  const sha = (await shell(page, 'sha256sum /tmp/random', /^[0-9a-f]{64}(?=\s)/m)).trim();
-  const uptime = Number((await shell(page, 'echo UP=$(cut -d" " -f1 /proc/uptime)', /^UP=[\d.]+$/m)).slice(3));
-  return { count, sha, uptime };
-}
-
-/** The counter file has 1..n without gap or repeat. */
-async function counterContinuous(page: Page): Promise<void> {
-  const out = await shell(page, 'awk \'$1!=NR{bad=NR} END{print "GAPS=" (bad?bad:0) " N=" NR}\' /tmp/counter', /^GAPS=\d+ N=\d+$/m);
-  assert.match(out, /^GAPS=0 /, `the counter must count on without a gap or a restart: ${out}`);
-}
-
-async function assertContinuity(page: Page, before: GuestFacts, serialFrom: number): Promise<GuestFacts> {
-  const now = { pid: before.pid, ...(await facts(page, before.pid)) };
-  assert.ok(now.count > before.count, `the counter went on (${before.count} → ${now.count})`);
-  assert.equal(now.sha, before.sha, 'the random bytes in tmpfs are unchanged');
-  assert.ok(now.uptime > before.uptime, `uptime continued (${before.uptime} → ${now.uptime})`);
-  await counterContinuous(page);
-  const text = await page.evaluate((from) => window.playground.serialText(from), serialFrom);
-  assert.doesNotMatch(text, /Booting Linux|cpr-playground guest ready|Linux version/, 'the guest did not reboot');
-  return now;
 }
 
 async function monitorType(page: Page, line: string): Promise<void> {
