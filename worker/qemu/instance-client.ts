@@ -22,6 +22,8 @@ export interface InstanceLaunch extends Omit<Extract<ToInstance, { type: 'launch
   onCapture?(capture: Capture): void;
   /** The runtime is up (wall clock ms); QEMU's main() runs next. */
   onRuntimeReady?(at: number): void;
+  /** [LAUNCH_REPLY_MS] */
+  launchTimeoutMs?: number;
 }
 
 export interface InstanceHandle {
@@ -59,6 +61,13 @@ const KILL_REPLY_MS = 1000;
  * with "memory access out of bounds". A thread that ended (cancelled) is
  * back in its event loop and ends at once. */
 const FORCED_END_MS = 2500;
+
+/** How long an instance worker gets to start QEMU's runtime ('launched').
+ * Normally well under a second; seen never, in Firefox 153 with a
+ * WebDriver BiDi session open (a worker's `new Worker()` that does not
+ * return). Then the launch fails with the reason instead of waiting
+ * forever, and a live update falls back to the old build. */
+export const LAUNCH_REPLY_MS = 30_000;
 
 /** At most this many rounds of waking the ended threads' waiters. */
 const WAKE_ROUNDS = 150;
@@ -205,7 +214,17 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     readFile: (path, remove = false) => ask<Uint8Array | null>((id) => ({ type: 'read-file', id, path, remove }), null),
   };
   return new Promise<InstanceHandle>((resolve, reject) => {
+    const launchMs = opts.launchTimeoutMs ?? LAUNCH_REPLY_MS;
+    const launchTimer = setTimeout(() => {
+      const message = `the QEMU instance worker did not start QEMU within ${launchMs / 1000} s`;
+      opts.onLog(message);
+      worker.terminate();
+      end({ status: 134, message });
+      reject(new Error(message));
+    }, launchMs);
+    void exited.then(() => clearTimeout(launchTimer));
     worker.onerror = (ev) => {
+      clearTimeout(launchTimer);
       const message = ev.message || 'the instance worker failed';
       // An uncaught error here is QEMU's (a trap in its runtime): log it
       // like the glue does, so the host reports it as QEMU's crash.
@@ -217,6 +236,7 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
       const m = ev.data;
       switch (m.type) {
         case 'launched':
+          clearTimeout(launchTimer);
           resolve(handle);
           break;
         case 'launch-failed':
