@@ -10,34 +10,108 @@
 
 export const MONITOR_PROMPT = '(qemu) ';
 
-// CSI sequences (cursor moves, erase line) that QEMU's readline emits.
-// eslint-disable-next-line no-control-regex
-const CSI = /\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>]/g;
+/**
+ * Follows one terminal line the way a terminal would, so that what QEMU's
+ * line editor drew is read back as the line it shows. The editor redraws
+ * after every byte it reads: the cursor back over the old input (one
+ * ESC [ D per character), the whole input again, then erase to the end of
+ * the line (ESC [ K). Dropping the escapes instead of applying them reads
+ * "mmimig..." for a typed "migrate" (seen: no typed line was recognised).
+ */
+class TerminalLine {
+  private chars: string[] = [];
+  private cursor = 0;
+  /** An escape sequence cut by the end of a chunk. */
+  private escape = '';
 
-/** Terminal bytes as plain text: no escapes, '\n' line ends, backspaces applied. */
+  /** Feeds text; returns the lines it ended, as shown. */
+  write(text: string): string[] {
+    const done: string[] = [];
+    for (const ch of text) {
+      if (this.escape) {
+        this.escape += ch;
+        this.applyEscape();
+        continue;
+      }
+      switch (ch) {
+        case '\x1b':
+          this.escape = ch;
+          break;
+        case '\n':
+          done.push(this.chars.join(''));
+          this.chars = [];
+          this.cursor = 0;
+          break;
+        case '\r':
+          this.cursor = 0;
+          break;
+        case '\b':
+          this.cursor = Math.max(0, this.cursor - 1);
+          break;
+        default:
+          if (ch < ' ') break; // other controls (bell) draw nothing
+          while (this.chars.length < this.cursor) this.chars.push(' ');
+          this.chars[this.cursor++] = ch;
+      }
+    }
+    return done;
+  }
+
+  /** Applies a complete escape sequence in `escape`, or waits for more. */
+  private applyEscape(): void {
+    const e = this.escape;
+    if (e.length === 2 && e[1] !== '[') {
+      // ESC ( B, ESC =, ...: a two- or three-byte sequence that draws nothing.
+      if (e[1] !== '(' && e[1] !== ')') this.escape = '';
+      return;
+    }
+    if (e.length === 3 && (e[1] === '(' || e[1] === ')')) {
+      this.escape = '';
+      return;
+    }
+    const m = /^\x1b\[([0-9;?]*)([@-~])$/.exec(e);
+    if (!m) {
+      // Still reading parameters (or a malformed sequence: dropped).
+      if (!/^\x1b\[[0-9;?]*$/.test(e)) this.escape = '';
+      return;
+    }
+    this.escape = '';
+    const n = Math.max(1, Number(m[1]!.split(';')[0]) || 1);
+    switch (m[2]) {
+      case 'D':
+        this.cursor = Math.max(0, this.cursor - n);
+        return;
+      case 'C':
+        this.cursor += n;
+        return;
+      case 'K':
+        // Erase from the cursor to the end of the line (QEMU sends no parameter).
+        if (m[1] === '' || m[1] === '0') this.chars.length = Math.min(this.chars.length, this.cursor);
+        return;
+      default:
+        return; // colours, cursor reports, modes: nothing on the line
+    }
+  }
+}
+
+/** Terminal bytes as the lines a terminal would show, for tests and logs. */
 export function plainText(s: string): string {
-  let t = s.replace(CSI, '').replace(/\r\n/g, '\n').replace(/\r/g, '');
-  // Apply backspaces (readline echoes "\b \b" or "\b" when editing).
-  while (/[^\n\b]\x08/.test(t)) t = t.replace(/[^\n\b]\x08/g, '');
-  return t.replace(/\x08/g, '');
+  const line = new TerminalLine();
+  const done = line.write(s);
+  return done.map((l) => `${l}\n`).join('');
 }
 
 export class HmpLines {
   private readonly decoder = new TextDecoder();
-  /** Plain text since the last line end. */
-  private tail = '';
+  private readonly line = new TerminalLine();
 
   constructor(private readonly onCommandLine: (line: string) => void) {}
 
   /** Feed the monitor's output bytes, in order. */
   feed(bytes: Uint8Array): void {
-    this.tail += plainText(this.decoder.decode(bytes, { stream: true }));
-    let idx: number;
-    // Every completed line that started right after a prompt is a command.
-    while ((idx = this.tail.indexOf('\n')) >= 0) {
-      const line = this.tail.slice(0, idx);
+    // Every completed line that started with the prompt is a command.
+    for (const line of this.line.write(this.decoder.decode(bytes, { stream: true }))) {
       if (line.startsWith(MONITOR_PROMPT)) this.onCommandLine(line.slice(MONITOR_PROMPT.length).trim());
-      this.tail = this.tail.slice(idx + 1);
     }
   }
 }
