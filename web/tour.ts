@@ -46,6 +46,13 @@ function quote(a: string): string {
   return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
+/** This QEMU's arguments without an `-incoming` of its own: after a live
+ * update they hold the one it started with, and a second would make the
+ * next QEMU read two state files. */
+function argsWithoutIncoming(argv: readonly string[]): string[] {
+  return argv.filter((a, i) => a !== '-incoming' && argv[i - 1] !== '-incoming');
+}
+
 /** The other build of the running guest: the update's target. */
 function otherBuild(pg: PlaygroundApi): string {
   const s = pg.status();
@@ -121,7 +128,7 @@ export const TOURS: Record<TourId, Tour> = {
         title: 'Name the new QEMU',
         text: 'cpr-exec-command is the new QEMU\'s command line: the other build, with the same arguments as this one, and -incoming for the device state. In the browser, "exec" instantiates that build on the same shared Memory.',
         console: 'monitor',
-        command: (pg) => ['migrate_set_parameter', 'cpr-exec-command', otherBuild(pg), ...pg.status().argv.slice(1), '-incoming', 'file:vm.state'].map(quote).join(' '),
+        command: (pg) => ['migrate_set_parameter', 'cpr-exec-command', otherBuild(pg), ...argsWithoutIncoming(pg.status().argv.slice(1)), '-incoming', 'file:vm.state'].map(quote).join(' '),
         check: async (pg) => {
           const target = otherBuild(pg);
           return (await pg.monitor('info migrate_parameters')).includes(target) ? undefined : `cpr-exec-command does not name ${target}`;
