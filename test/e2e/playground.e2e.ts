@@ -137,6 +137,9 @@ describe('playground page', { timeout: 30 * 60_000 }, () => {
 
     await page.fill('#extra-args', "-name 'demo vm'");
     await page.click('#start');
+    // The failed boot's 'error' stays until the old worker is stopped and
+    // the new boot reports (seconds on a loaded machine): not this boot's.
+    await page.waitForFunction(() => window.playground.status().state !== 'error', undefined, { timeout: 60_000, polling: 100 });
     await waitForState(page, 'running', BOOT_TIMEOUT_MS);
     const argv = await page.evaluate(() => window.playground.status().argv);
     assert.deepEqual(argv.slice(-2), ['-name', 'demo vm'], 'appended after the guest\'s own arguments');
