@@ -24,10 +24,24 @@ export async function plant(page: PageLike): Promise<GuestFacts> {
 async function facts(page: PageLike, pid: number): Promise<Omit<GuestFacts, 'pid'>> {
   const alive = await shell(page, `kill -0 ${pid} && echo ALIVE-${pid} || echo DEAD-${pid}`, new RegExp(`^(ALIVE|DEAD)-${pid}$`, 'm'));
   assert.equal(alive, `ALIVE-${pid}`, `the counter process ${pid} must still run`);
-  const count = Number((await shell(page, 'echo COUNT=$(tail -n 1 /tmp/counter)', /^COUNT=\d+$/m)).slice(6));
+  const count = await counterNow(page);
   const sha = (await shell(page, 'sha256sum /tmp/random', /^[0-9a-f]{64}(?=\s)/m)).trim();
   const uptime = Number((await shell(page, 'echo UP=$(cut -d" " -f1 /proc/uptime)', /^UP=[\d.]+$/m)).slice(3));
   return { count, sha, uptime };
+}
+
+/** The counter's last number (the counter that plant() or the tour started). */
+export async function counterNow(page: PageLike): Promise<number> {
+  return Number((await shell(page, 'echo COUNT=$(tail -n 1 /tmp/counter)', /^COUNT=\d+$/m)).slice(6));
+}
+
+/** The counter counts on (two readings 2 s apart), 1..n without a gap. */
+export async function counterCountsOn(page: PageLike): Promise<void> {
+  const first = await counterNow(page);
+  await new Promise((r) => setTimeout(r, 2000));
+  const then = await counterNow(page);
+  assert.ok(then > first, `the counter counts on (${first} → ${then})`);
+  await counterContinuous(page);
 }
 
 /** The counter file has 1..n without gap or repeat. */

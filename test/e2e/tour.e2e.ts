@@ -5,6 +5,7 @@
 // step that cannot work yet says why.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { counterCountsOn } from './guest-facts';
 import { BOOT_TIMEOUT_MS, clickThroughTour, e2eLog, liveUpdateUnavailable, openPage, runTourStep, sharedBrowser } from './harness';
 
 const shared = sharedBrowser();
@@ -22,6 +23,8 @@ describe('guided tours', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }
     assert.equal(s.build, 'qemu-system-arm@v2');
     // Typed visibly: the monitor tab shows the tour's commands as typed.
     assert.match(await page.evaluate(() => document.querySelector('#monitor')?.textContent ?? ''), /migrate -d file:vm\.state/);
+    // The counter the tour started before the update counts on after it.
+    await counterCountsOn(page);
   });
 
   it('the refusal tour: QEMU refuses private RAM and the guest runs on', { timeout: BOOT_TIMEOUT_MS + 600_000 }, async () => {
