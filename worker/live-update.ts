@@ -108,6 +108,12 @@ export const STATE_FILE = '/vm.state';
 export const COPY_FILE = '/vm.copy';
 /** Cleared above the old heap top, for allocations that raced the end. */
 export const CLEAR_MARGIN = 16 * 1024 ** 2;
+
+/** Clears what an ended instance left below its heap top and a margin
+ * above it; with the top unknown (0), everything up to the heap limit. */
+function clearOldHeap(memory: WebAssembly.Memory, heapTop: number): void {
+  clearBelow(memory, heapTop ? heapTop + CLEAR_MARGIN : HEAP_LIMIT, heapTop);
+}
 /** One attempt of a new instance to run the VM (normally < 1 s). */
 export const ATTEMPT_TIMEOUT_MS = 20_000;
 export const DEFAULT_UPDATE_TIMEOUT_MS = 120_000;
@@ -445,8 +451,7 @@ export class LiveUpdates<S extends UpdateSession> {
       // clear runs while the old instance settles.
       const exitTop = await this.endThreads(u, oldRunning);
       const threadsEnded = wallClock();
-      const dirtyTop = req.heapTop && exitTop ? Math.max(req.heapTop, exitTop) : 0;
-      clearBelow(memory, dirtyTop ? dirtyTop + CLEAR_MARGIN : HEAP_LIMIT, dirtyTop);
+      clearOldHeap(memory, req.heapTop && exitTop ? Math.max(req.heapTop, exitTop) : 0);
       const cleared = wallClock();
       const teardown: Teardown = { threadsEnded, cleared, gone: await this.retire(u, oldRunning) };
       const argv = withQmpConsole(req.argv.slice(1));
@@ -620,13 +625,12 @@ export class LiveUpdates<S extends UpdateSession> {
    * put the preserved memfds back as they were at exec. */
   private async clearAfter(s: S, u: Update, saved: SavedFiles): Promise<void> {
     const r = s.running;
-    // The heap top, if the instance told it: 0 scans up to the limit.
-    let dirtyTop = 0;
+    let heapTop = 0;
     if (r) {
       await this.retire(u, r);
-      dirtyTop = (await r.instance.exited).heapTop ?? 0;
+      heapTop = (await r.instance.exited).heapTop ?? 0;
     }
-    clearBelow(s.memory!, dirtyTop ? dirtyTop + CLEAR_MARGIN : HEAP_LIMIT, dirtyTop);
+    clearOldHeap(s.memory!, heapTop);
     restoreFiles(s.memory!, saved);
   }
 
