@@ -1,6 +1,6 @@
 // Runs in Node (vitest).
 import { describe, expect, it } from 'vitest';
-import { HmpLines, plainText, typedHint } from './hmp-lines';
+import { HmpLines, typedHint } from './hmp-lines';
 
 const enc = new TextEncoder();
 
@@ -48,8 +48,10 @@ describe('typedHint', () => {
   });
 });
 
-describe('plainText', () => {
+describe('HmpLines line editing', () => {
   it('drops escapes and applies backspaces', () => {
-    expect(plainText('in\x1b[Kfo\x08\x08fo status\r\n')).toBe('info status\n');
+    const lines: string[] = [];
+    new HmpLines((l) => lines.push(l)).feed(enc.encode('(qemu) in\x1b[Kfo\x08\x08fo status\r\n'));
+    expect(lines).toEqual(['info status']);
   });
 });

@@ -60,12 +60,13 @@ class TerminalLine {
   /** Applies a complete escape sequence in `escape`, or waits for more. */
   private applyEscape(): void {
     const e = this.escape;
-    if (e.length === 2 && e[1] !== '[') {
-      // ESC ( B, ESC =, ...: a two- or three-byte sequence that draws nothing.
-      if (e[1] !== '(' && e[1] !== ')') this.escape = '';
+    // ESC ( B and ESC ) B (character sets): three bytes; ESC = and other
+    // two-byte sequences: done. Neither draws anything.
+    if (e[1] === '(' || e[1] === ')') {
+      if (e.length === 3) this.escape = '';
       return;
     }
-    if (e.length === 3 && (e[1] === '(' || e[1] === ')')) {
+    if (e[1] !== '[') {
       this.escape = '';
       return;
     }
@@ -92,13 +93,6 @@ class TerminalLine {
         return; // colours, cursor reports, modes: nothing on the line
     }
   }
-}
-
-/** Terminal bytes as the lines a terminal would show, for tests and logs. */
-export function plainText(s: string): string {
-  const line = new TerminalLine();
-  const done = line.write(s);
-  return done.map((l) => `${l}\n`).join('');
 }
 
 export class HmpLines {

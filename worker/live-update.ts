@@ -107,7 +107,7 @@ export interface UpdatePort<S extends UpdateSession> {
 export const STATE_FILE = '/vm.state';
 export const COPY_FILE = '/vm.copy';
 /** Cleared above the old heap top, for allocations that raced the end. */
-export const CLEAR_MARGIN = 16 * 1024 ** 2;
+const CLEAR_MARGIN = 16 * 1024 ** 2;
 
 /** Clears what an ended instance left below its heap top and a margin
  * above it; with the top unknown (0), everything up to the heap limit. */
