@@ -4,6 +4,7 @@
 // progress bar and the error panel, all on top of window.playground.
 import { BOOTED_SNAPSHOT_RAM_MIB, JIT_GUESTS, toErrorInfo, type Accel, type BootFrom, type BootOptions, type ExecFault, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
 import { controlsFor, formatArgv, formatBytes, liveUpdateText, progressFraction, progressText, STATE_LABEL } from './format';
+import { GuestFiles, isSnapshotFile } from './guest-files';
 import { isolationProblem } from './isolation';
 import { KeptVmStore } from './kept-vm';
 import { pauseChart } from './pause-chart';
@@ -66,6 +67,13 @@ const keepBtn = $<HTMLButtonElement>('keep-vm');
 const resumeBtn = $<HTMLButtonElement>('resume-vm');
 const forgetBtn = $<HTMLButtonElement>('forget-vm');
 const keptOut = $<HTMLOutputElement>('kept-vm');
+// Files in and out of the guest (report and download are hoisted).
+const guestFiles = new GuestFiles(
+  playground,
+  { putInput: $('put-file'), getPath: $('get-path'), getButton: $('get-file'), result: $('file-result') },
+  report,
+  download,
+);
 let allBuilds: BuildInfo[] = [];
 
 // ---- consoles ---------------------------------------------------------------
@@ -166,6 +174,7 @@ function renderStatus(s: Status): void {
   updateBtn.disabled = !(s.state === 'running' || s.state === 'paused') || targets.length === 0;
   saveBtn.disabled = !(s.state === 'running' || s.state === 'paused');
   keepBtn.disabled = saveBtn.disabled || keptStore.problem !== undefined;
+  guestFiles.render(s);
   if (s.error) showError(s.error);
   if (s.state !== 'loading' && s.state !== 'starting' && s.state !== 'booting') $('progress').hidden = true;
 }
@@ -282,7 +291,8 @@ openInput.addEventListener('change', () => {
   openInput.value = '';
   if (file) restoreFrom(file, file.name);
 });
-// Drop a snapshot file anywhere on the page.
+// Drop a file anywhere on the page: a snapshot is restored, any other file
+// goes into the running guest.
 document.addEventListener('dragover', (ev) => {
   if (!ev.dataTransfer?.types.includes('Files')) return;
   ev.preventDefault();
@@ -294,7 +304,9 @@ document.addEventListener('drop', (ev) => {
   const file = ev.dataTransfer?.files[0];
   if (!file) return;
   ev.preventDefault();
-  restoreFrom(file, file.name);
+  const s = playground.status();
+  if (isSnapshotFile(file.name) || !(s.state === 'running' || s.state === 'paused' || s.state === 'updating')) restoreFrom(file, file.name);
+  else guestFiles.put(file);
 });
 // "Keep this VM": one snapshot in the browser's storage, offered on the next visit.
 const keptStore = new KeptVmStore();

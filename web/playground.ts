@@ -59,6 +59,12 @@ export interface PlaygroundApi {
   restoreSnapshot(file: Blob | ArrayBuffer | Uint8Array, options?: RestoreOptions): Promise<Status>;
   /** What a snapshot file holds, checked whole; touches nothing. */
   checkSnapshot(file: Blob | ArrayBuffer | Uint8Array, options?: RestoreOptions): Promise<SnapshotInfo>;
+  /** Writes a file into the guest at `path` (absolute; folders made; up to
+   * 64 MiB); resolves with its size in the guest. It survives live
+   * updates, and a transfer may span one (docs/files.md). */
+  putFile(path: string, data: Blob | ArrayBuffer | Uint8Array): Promise<number>;
+  /** The bytes of the guest file `path` (up to 64 MiB). */
+  getFile(path: string): Promise<Uint8Array>;
   /** Every live update this page saw finish, oldest first (the pause chart's numbers). */
   liveUpdates(): LiveUpdateResult[];
   /** Every finished live update, also one typed into the monitor. */
@@ -99,9 +105,6 @@ class Emitter<T> {
 
 const encoder = new TextEncoder();
 
-/** A snapshot given as a Blob (a File from a picker or a drop), bytes or a
- * buffer, as the bytes of a buffer of their own: they move to the worker
- * (transferred, not copied), and the caller's bytes must stay usable. */
 /** A snapshot file as the worker takes it: a Blob by reference (the
  * worker reads it, once), bytes copied once and transferred (they stay
  * the caller's). */
@@ -215,6 +218,19 @@ export class Playground implements PlaygroundApi {
 
   async saveSnapshot(): Promise<Blob> {
     return this.call((w) => w.saveSnapshot());
+  }
+
+  async putFile(path: string, data: Blob | ArrayBuffer | Uint8Array): Promise<number> {
+    let bytes: Uint8Array;
+    if (data instanceof Blob) bytes = new Uint8Array(await data.arrayBuffer());
+    else if (data instanceof Uint8Array) bytes = data.slice();
+    else if (data instanceof ArrayBuffer) bytes = new Uint8Array(data.slice(0));
+    else throw new PlaygroundError('bad-options', 'putFile(path, data): data is a Blob, an ArrayBuffer or a Uint8Array');
+    return this.call((w) => w.putFile(path, sendBytes(bytes)));
+  }
+
+  getFile(path: string): Promise<Uint8Array> {
+    return this.call((w) => w.getFile(path));
   }
 
   async checkSnapshot(file: Blob | ArrayBuffer | Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {

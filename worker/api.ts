@@ -220,6 +220,12 @@ export interface QemuWorkerApi {
    * openSnapshot() checked; resolves once that VM runs. Nothing is
    * checked or decompressed again. */
   restoreOpened(): Promise<Status>;
+  /** Writes `bytes` to the guest file `path` (absolute; parent folders
+   * made; up to 64 MiB) through the guest's file channel; resolves with
+   * the size the guest reports. Bytes come transferred. */
+  putFile(path: string, bytes: Uint8Array): Promise<number>;
+  /** The bytes of the guest file `path` (up to 64 MiB), transferred. */
+  getFile(path: string): Promise<Uint8Array>;
 }
 
 /** What a snapshot file says about the VM in it. */
@@ -257,6 +263,7 @@ export type PlaygroundErrorCode =
   | 'live-update-failed' // failed after the VM stopped; the VM runs again on the old build
   | 'bad-snapshot' // a snapshot file was refused before anything was touched
   | 'snapshot-failed' // QEMU could not save or load a snapshot
+  | 'file-failed' // putFile/getFile: the guest could not take or give the file
   | 'worker-crashed'; // the worker itself failed
 
 /** The one error type of the playground. Messages say what happened and

@@ -45,6 +45,8 @@ import {
 import { BuildStore } from './build-store';
 import type { ResolvedBuild } from './builds';
 import type { FetchLike } from './download';
+import { ConsoleInput } from './console-input';
+import { FileChannel } from './files';
 import { HmpLines, typedHint } from './hmp-lines';
 import {
   cprExecCommand,
@@ -111,6 +113,9 @@ interface Session extends UpdateSession {
   saving: boolean;
   /** Takes the capture of the save in progress (CAPTURE_EXEC). */
   onCapture: ((capture: Capture) => void) | null;
+  /** The user's input to the guest, held across a live update's pause. */
+  input: ConsoleInput;
+  files: FileChannel;
 }
 
 /** A snapshot to restore instead of a boot: its arguments, QEMU's state
@@ -456,11 +461,23 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   async writeSerial(bytes: Uint8Array): Promise<void> {
-    this.live().instance.write('serial', bytes);
+    this.liveSession().input.write('serial', bytes);
   }
 
   async writeMonitor(bytes: Uint8Array): Promise<void> {
-    this.live().instance.write('monitor', bytes);
+    this.liveSession().input.write('monitor', bytes);
+  }
+
+  /** Writes a file into the guest (worker/files.ts); resolves with its size. */
+  async putFile(path: string, bytes: Uint8Array): Promise<number> {
+    if (!(bytes instanceof Uint8Array)) throw new PlaygroundError('bad-options', 'putFile(path, bytes): bytes must be a Uint8Array');
+    return this.liveSession().files.put(path, bytes);
+  }
+
+  /** A guest file's bytes. */
+  async getFile(path: string): Promise<Uint8Array> {
+    const bytes = await this.liveSession().files.get(path);
+    return transfer(bytes, [bytes.buffer as ArrayBuffer]);
   }
 
   /** One HMP command, run through QMP's human-monitor-command: the
@@ -614,8 +631,11 @@ export class QemuHost implements QemuWorkerApi {
       spare,
       saving: false,
       onCapture: null,
+      input: new ConsoleInput(() => session.running?.instance ?? null),
+      files: new FileChannel((bytes) => session.input.write('files', bytes)),
       ...failureSignal(),
     };
+    session.failure.catch((e: unknown) => session.files.close(e instanceof PlaygroundError ? e : new PlaygroundError('qemu-exited', String(e))));
     this.session = session;
     const ready = this.waitForReady(session);
     // One deadline from here to the shell: QEMU may also hang while
@@ -695,8 +715,11 @@ export class QemuHost implements QemuWorkerApi {
       // A save's refused exec is QEMU's to report, and no news to the user.
       onLog: (line) => (session.onCapture && line.includes(CAPTURE_EXEC) ? undefined : this.onLog(line, session)),
       onExec: (request) => {
-        if (session === this.session) void this.updates.onExec(session, request);
+        if (session !== this.session) return;
+        session.input.hold(request.unread);
+        void this.updates.onExec(session, request);
       },
+      onUnread: (c, b) => session.input.bounce(c, b),
       onExecRefused: (argv, reason) => {
         this.onLog(`cpr-exec: ${reason}`, session);
         this.updates.onExecRefused(session, argv, reason);
@@ -809,6 +832,9 @@ export class QemuHost implements QemuWorkerApi {
       case 'qmp':
         qmp.feed(bytes);
         return;
+      case 'files':
+        if (session === this.session) session.files.feed(bytes);
+        return;
     }
   }
 
@@ -863,6 +889,7 @@ export class QemuHost implements QemuWorkerApi {
   /** An update ended, by whichever route: the page's state follows. */
   private updateEnded(s: Session, outcome: UpdateOutcome): void {
     s.migrateTypedAt = null;
+    s.input.release();
     switch (outcome.kind) {
       case 'updated': {
         const { prepared, argv, result } = outcome;
@@ -978,11 +1005,15 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   private live(): Running {
+    return this.liveSession().running!;
+  }
+
+  private liveSession(): Session {
     const s = this.session;
     if (!s || !s.running || s.ended) {
       throw new PlaygroundError('bad-state', `QEMU is not running (state: ${this.state.state}); boot a guest first`);
     }
-    return s.running;
+    return s;
   }
 
   /** The build store, once init() gave the artifacts' URL. */

@@ -8,7 +8,7 @@
 // worker does (onExec with the argv of cpr-exec-command, or onCapture for
 // a snapshot's CAPTURE_EXEC). On a shared Memory its guest RAM is one real
 // memfd region with a mark in its first bytes.
-import { CAPTURE_EXEC, type GuestPlan, type InstanceExit, type LaunchRequest, type OpenMemfd, type QemuBackend, type QemuInstanceLike } from '../../worker/backend';
+import { CAPTURE_EXEC, type ConsoleName, type GuestPlan, type InstanceExit, type LaunchRequest, type OpenMemfd, type QemuBackend, type QemuInstanceLike } from '../../worker/backend';
 import { createSharedMemory, RegionTable } from '../../worker/qemu/memory';
 import { captureRam } from '../../worker/qemu/ram-image';
 
@@ -118,11 +118,25 @@ export class FakeQemu implements QemuInstanceLike {
     for (const ch of 'Booting Linux...\r\ncpr-playground guest ready\r\n/ # ') this.req.onConsole('serial', enc.encode(ch));
   }
 
-  write(console: 'serial' | 'monitor' | 'qmp', bytes: Uint8Array): void {
+  /** Every byte the file channel got, in order (the fake has no agent). */
+  readonly filesIn: number[] = [];
+
+  write(console: ConsoleName, bytes: Uint8Array): void {
     if (!this.running) return;
-    if (console === 'serial') this.writeSerial(bytes);
-    else if (console === 'monitor') this.writeMonitor(bytes);
-    else this.writeQmp(bytes);
+    switch (console) {
+      case 'serial':
+        this.writeSerial(bytes);
+        return;
+      case 'monitor':
+        this.writeMonitor(bytes);
+        return;
+      case 'qmp':
+        this.writeQmp(bytes);
+        return;
+      case 'files':
+        this.filesIn.push(...bytes);
+        return;
+    }
   }
 
   private writeSerial(bytes: Uint8Array): void {
@@ -302,6 +316,7 @@ export class FakeQemu implements QemuInstanceLike {
         env: ['QEMU_CPR_EXEC_STATE=9'],
         open: [],
         heapTop: 1 << 20,
+        unread: {},
         files: { [argv[argv.indexOf('-incoming') + 1]?.replace(/^file:/, '') ?? '/vm.state']: new Uint8Array([0x51, 0x45, 0x56, 0x4d]) },
         at: performance.timeOrigin + performance.now(),
       });

@@ -158,6 +158,7 @@ guest_initramfs() {
         printf 'file /bin/busybox %s 0755 0 0\n' "$bb"
         printf 'file /init /build/guest/data/init 0755 0 0\n'
         printf 'file /bin/counter /build/guest/data/counter 0755 0 0\n'
+        printf 'file /bin/cpr-files /build/guest/data/cpr-files 0755 0 0\n'
         printf 'file /etc/profile /build/guest/data/profile 0644 0 0\n'
         local a
         for a in $applets; do

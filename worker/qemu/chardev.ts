@@ -3,6 +3,7 @@
 // Its ops run on the module's main thread (the Worker that loaded QEMU, or
 // Node's main thread): QEMU's pthreads proxy their file-system calls there.
 
+import { concatBytes } from './bytes';
 import { EAGAIN, POLLIN, POLLOUT, S_IFCHR, type EmscriptenFS, type EmscriptenNode } from './emscripten';
 
 export class JsCharDevice {
@@ -35,6 +36,20 @@ export class JsCharDevice {
     if (bytes.length === 0) return;
     this.pending.push(bytes.slice());
     this.node?.notifyListeners(POLLIN);
+  }
+
+  /** What QEMU has not read yet, taken out of the device (at exec: the
+   * next instance's device gets it), or null. */
+  takeUnread(): Uint8Array | null {
+    if (this.pending.length === 0) return null;
+    const all = concatBytes(this.pending);
+    this.pending.length = 0;
+    return all;
+  }
+
+  /** Puts bytes taken by takeUnread() back in front (the exec was refused). */
+  putBack(bytes: Uint8Array): void {
+    if (bytes.length > 0) this.pending.unshift(bytes);
   }
 
   private read(fs: EmscriptenFS, buffer: Uint8Array, offset: number, length: number): number {

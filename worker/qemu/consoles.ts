@@ -1,21 +1,41 @@
-// How QEMU's serial port and its two monitors reach the host: three
-// character devices in QEMU's file system (see chardev.ts). Pure data; any
-// thread.
+// How QEMU's serial port, its two monitors and the guest's file channel
+// reach the host: four character devices in QEMU's file system (see
+// chardev.ts). Pure data; any thread.
 //
 // - serial: the guest's console, the page's first tab;
 // - monitor: HMP, the page's monitor tab, the user's alone;
 // - qmp: QMP, the host's own control channel (worker/qmp.ts): structured
-//   replies and events, never shown, never typed into.
+//   replies and events, never shown, never typed into;
+// - files: a virtio serial port that the guest's file agent serves
+//   (worker/files.ts), never shown.
 
-export type ConsoleName = 'serial' | 'monitor' | 'qmp';
-export const CONSOLES: readonly ConsoleName[] = ['serial', 'monitor', 'qmp'];
+export type ConsoleName = 'serial' | 'monitor' | 'qmp' | 'files';
+export const CONSOLES: readonly ConsoleName[] = ['serial', 'monitor', 'qmp', 'files'];
 
 /** Where each console's character device lives, and its major number. */
 export const CONSOLE_DEVICES: Record<ConsoleName, { path: string; major: number }> = {
   serial: { path: '/dev/cpr-serial', major: 64 },
   monitor: { path: '/dev/cpr-monitor', major: 65 },
   qmp: { path: '/dev/cpr-qmp', major: 66 },
+  files: { path: '/dev/cpr-files', major: 67 },
 };
+
+/** The port's name, as the guest's agent looks for it (wasm/guest/cpr-files). */
+export const FILES_PORT = 'org.cpr-playground.files';
+
+/** The virtio serial device that carries the file channel: on the bus the
+ * machine has (Arm virt: virtio-mmio; pc: PCI). */
+export type VirtioSerial = 'virtio-serial-device' | 'virtio-serial-pci';
+
+/** The arguments of the file channel: a virtio serial port on the file
+ * channel's character device. */
+export function filesArgv(device: VirtioSerial): string[] {
+  return [
+    '-chardev', `pipe,id=files0,path=${CONSOLE_DEVICES.files.path}`,
+    '-device', device,
+    '-device', `virtserialport,chardev=files0,name=${FILES_PORT}`,
+  ];
+}
 
 /** The chardev arguments that connect the three consoles to the host. */
 export function consoleArgv(): string[] {

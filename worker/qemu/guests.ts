@@ -1,7 +1,7 @@
 // The guests the playground boots and the QEMU command line for each.
 // Pure data and functions: usable from the worker, the page and Node tests.
 
-import { consoleArgv } from './consoles';
+import { consoleArgv, filesArgv, type VirtioSerial } from './consoles';
 
 export type GuestName = 'arm' | 'i386' | 'x86_64';
 
@@ -15,6 +15,8 @@ export interface GuestSpec {
   /** Machine arguments, without RAM, consoles and files. */
   machine: string[];
   kernelCmdline: string;
+  /** The file channel's device (putFile, getFile). */
+  virtioSerial: VirtioSerial;
   /** The guest booted to its shell and saved (wasm/snapshot/), an artifact path. */
   bootedSnapshot: string;
 }
@@ -31,6 +33,8 @@ export const PROMPT_SUFFIX = '# ';
 //   tap); a NIC without a backend is dead weight and, as the default NIC,
 //   made -M virt exit at start.
 // -display none: there is no display backend in the browser build.
+// The file channel (filesArgv) is a virtio serial port: one device, no
+// block layer in the guest, and its buffers are guest RAM (docs/files.md).
 /** What the pc machine loads with a PVH kernel (docs/guest.md): the BIOS,
  * pvh.bin, and kvmvapic.bin, which it always loads. i386 and x86_64. */
 const PC_FIRMWARE: Record<string, string> = {
@@ -50,6 +54,7 @@ export const GUESTS: Record<GuestName, GuestSpec> = {
     files: { 'guest/arm/uImage': '/guest/uImage', 'guest/arm/initrd.cpio': '/guest/initrd.cpio' },
     machine: ['-M', 'virt', '-cpu', 'cortex-a15', '-kernel', '/guest/uImage', '-initrd', '/guest/initrd.cpio'],
     kernelCmdline: 'console=ttyAMA0 lpj=100000 panic=-1',
+    virtioSerial: 'virtio-serial-device',
     bootedSnapshot: 'snapshots/arm.cprsnap',
   },
   i386: {
@@ -65,6 +70,7 @@ export const GUESTS: Record<GuestName, GuestSpec> = {
     },
     machine: ['-M', 'pc', '-L', '/firmware', '-kernel', '/guest/vmlinux', '-initrd', '/guest/initrd.cpio'],
     kernelCmdline: 'console=ttyS0 lpj=100000 tsc=reliable no_timer_check mitigations=off panic=-1',
+    virtioSerial: 'virtio-serial-pci',
     bootedSnapshot: 'snapshots/i386.cprsnap',
   },
   // The 64-bit guest runs on the wasm64 builds (64-bit TCG host registers;
@@ -84,6 +90,7 @@ export const GUESTS: Record<GuestName, GuestSpec> = {
     // noapictimer: a 64-bit kernel always has a local APIC, and calibrating
     // its timer is a quarter of a native boot (docs/guest.md).
     kernelCmdline: 'console=ttyS0 lpj=100000 tsc=reliable no_timer_check mitigations=off panic=-1 noapictimer',
+    virtioSerial: 'virtio-serial-pci',
     bootedSnapshot: 'snapshots/x86_64.cprsnap',
   },
 };
@@ -137,6 +144,7 @@ export function guestArgv(guest: GuestName, ramMiB: number, opts: { liveUpdate?:
       ...(opts.liveUpdate ? sharedRamArgv(ramMiB) : []),
       '-nodefaults', '-nic', 'none', '-display', 'none',
       ...consoleArgv(),
+      ...filesArgv(spec.virtioSerial),
       '-append', spec.kernelCmdline,
     ],
     files: { ...spec.files },

@@ -17,6 +17,8 @@ export interface InstanceLaunch extends Omit<Extract<ToInstance, { type: 'launch
   onConsole(console: ConsoleName, bytes: Uint8Array): void;
   onLog(line: string): void;
   onExec?(request: ExecRequest): void;
+  /** Console input the instance got after its exec (instance.ts). */
+  onUnread?(console: ConsoleName, bytes: Uint8Array): void;
   onExecRefused?(argv: string[], reason: string): void;
   /** A snapshot's capture exec came (CAPTURE_EXEC). */
   onCapture?(capture: Capture): void;
@@ -267,6 +269,9 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
           break;
         case 'exec':
           opts.onExec?.(m.request);
+          break;
+        case 'unread':
+          opts.onUnread?.(m.console, m.bytes);
           break;
         case 'exec-refused':
           opts.onExecRefused?.(m.argv, m.reason);

@@ -43,6 +43,8 @@ export type FromInstance =
   /** QEMU ended itself; `parked`: where its ended threads waited. */
   | { type: 'exit'; status: number; message?: string; heapTop: number; parked?: StoppedThreads }
   | { type: 'exec'; request: ExecRequest }
+  /** Console input that came after the exec, back to the host. */
+  | { type: 'unread'; console: ConsoleName; bytes: Uint8Array }
   | { type: 'exec-refused'; argv: string[]; reason: string }
   /** A CAPTURE_EXEC came (its buffers transferred). */
   | { type: 'captured'; capture: Capture }

@@ -31,7 +31,13 @@ export interface ExecRequest {
   files: Record<string, Uint8Array>;
   /** When QEMU called exec (wall clock, ms). */
   at: number;
+  /** Console input this instance had not read yet: the next instance's
+   * consoles get it first (keys typed, a file in transfer). */
+  unread: ConsoleBytes;
 }
+
+/** Bytes for some of QEMU's consoles. */
+export type ConsoleBytes = Partial<Record<ConsoleName, Uint8Array>>;
 
 /** Paths of `-incoming file:PATH` (and `migrate ... file:PATH`) in argv. */
 export function incomingFiles(argv: readonly string[]): string[] {
@@ -70,6 +76,9 @@ export interface QemuLaunchOptions {
   /** QEMU exec'd (cpr-exec): return 0 to accept or -errno to refuse. Called
    * synchronously on this thread; QEMU's thread waits for the answer. */
   onExec?(request: ExecRequest): number;
+  /** Console input that came after an accepted exec: this QEMU reads no
+   * more, the next one should (the host holds it for that one). */
+  onUnread?(console: ConsoleName, bytes: Uint8Array): void;
   /** The runtime is up and QEMU's main() is about to run. */
   onRuntimeReady?(): void;
 }
@@ -204,6 +213,8 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
       );
     };
   }
+  /** An exec was accepted: input goes back to the host from now on. */
+  let execd = false;
   const onExec = opts.onExec;
   if (onExec) {
     options.onExec = (argv, env) => {
@@ -215,7 +226,15 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
           /* the next instance reports the missing file itself */
         }
       }
-      return onExec({ argv, env, open: memfds?.snapshot() ?? [], heapTop: heapTop(), files, at: performance.timeOrigin + performance.now() });
+      const unread: ConsoleBytes = {};
+      for (const [c, device] of devices) {
+        const bytes = device.takeUnread();
+        if (bytes) unread[c] = bytes;
+      }
+      const status = onExec({ argv, env, open: memfds?.snapshot() ?? [], heapTop: heapTop(), files, at: performance.timeOrigin + performance.now(), unread });
+      if (status === 0) execd = true;
+      else for (const [c, bytes] of Object.entries(unread) as [ConsoleName, Uint8Array][]) devices.get(c)!.putBack(bytes);
+      return status;
     };
   }
 
@@ -244,7 +263,10 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
       if (remove) module.FS.unlink(path);
       return bytes;
     },
-    write: (console, bytes) => devices.get(console)!.input(bytes),
+    write: (console, bytes) => {
+      if (execd && opts.onUnread) opts.onUnread(console, bytes);
+      else devices.get(console)!.input(bytes);
+    },
     exited,
     stopThreads: async () => {
       const listed = (): number[] => listedThreads(module);

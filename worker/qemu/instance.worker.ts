@@ -146,6 +146,7 @@ async function launch(m: Extract<ToInstance, { type: 'launch' }>): Promise<void>
       onConsole: (console, bytes) => batchers.get(console)!.add(bytes),
       onLog: (line) => post({ type: 'log', line }),
       onRuntimeReady: () => post({ type: 'runtime-ready', at: wallClock() }),
+      onUnread: (console, bytes) => post({ type: 'unread', console, bytes }, [bytes.buffer]),
       onExec: (request) => {
         const name = (request.argv[0] ?? '').split('/').pop() ?? '';
         if (name === CAPTURE_EXEC) return capture(m.memory, request);
