@@ -64,6 +64,12 @@ async function bootGuest(guest: GuestName): Promise<void> {
     const mark = serial.text.length;
     qemu.write('serial', encoder.encode('echo answer=$((6*7))\n'));
     await Promise.race([serial.waitFor('answer=42', 60_000, mark), exitedEarly]);
+    // The shell's read builtin (what every "while read" loop and the file
+    // agent use): on the 32-bit guests it needs the kernel's 32-bit time
+    // syscalls, which tinyconfig leaves out (wasm/guest/arm.config).
+    const rmark = serial.text.length;
+    qemu.write('serial', encoder.encode('echo x | { read -r v && echo "read=$v-ok"; }\n'));
+    await Promise.race([serial.waitFor('read=x-ok', 60_000, rmark), exitedEarly]);
     const mmark = monitor.text.length;
     qemu.write('monitor', encoder.encode('info version\n'));
     await Promise.race([monitor.waitFor(/10\.2\.2 \(cpr-playground v1\)/, 30_000, mmark), exitedEarly]);
