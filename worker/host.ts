@@ -45,9 +45,7 @@ import {
 import { BuildStore } from './build-store';
 import type { ResolvedBuild } from './builds';
 import type { FetchLike } from './download';
-import { ConsoleInput } from './console-input';
-import { FileChannel } from './files';
-import { HmpLines, typedHint } from './hmp-lines';
+import { typedHint } from './hmp-lines';
 import {
   cprExecCommand,
   DEFAULT_UPDATE_TIMEOUT_MS,
@@ -60,11 +58,11 @@ import {
   type Running,
   type StartRequest,
   type UpdateOutcome,
-  type UpdateSession,
 } from './live-update';
 import { ramError, resolveBootOptions, type ResolvedBootOptions } from './options';
 import { readSnapshot, writeSnapshot, type SnapshotContent } from './snapshot';
 import { QmpClient, QmpError, type QmpEvent } from './qmp';
+import { bootDeadline, newSession, waitForReady, type Session } from './session';
 
 /** The page's listener as seen through Comlink: calls may return promises. */
 export type ListenerLike = {
@@ -86,37 +84,6 @@ const CRASH = /worker sent an error!|Uncaught RuntimeError/;
 /** What Emscripten says when the wasm itself cannot be used. */
 const LOAD_FAILURE = /CompileError|LinkError|failed to asynchronously prepare wasm|fetching of the wasm failed|WebAssembly\.(instantiate|compile)/;
 const SERIAL_FLUSH_MS = 8;
-
-/** Everything that belongs to one boot; replaced as a whole. A live
- * update replaces its instance and build, not the session. */
-interface Session extends UpdateSession {
-  id: number;
-  /** The user's HMP console, read for typed hints (hmp-lines.ts). */
-  hmp: HmpLines;
-  options: ResolvedBootOptions;
-  build: ResolvedBuild;
-  argv: string[];
-  /** Recent serial text, to find the ready line across chunk boundaries. */
-  serialTail: string;
-  serialDecoder: TextDecoder;
-  /** Resolved when the ready line shows up while booting. */
-  onReady: (() => void) | null;
-  ended: boolean;
-  /** Set when QEMU crashed in a way that does not end it by itself. */
-  crashed: string | null;
-  /** Rejects once QEMU has ended or crashed; waits race against it. */
-  failure: Promise<never>;
-  fail(e: PlaygroundError): void;
-  /** The next instance, started ahead of a live update. */
-  spare: SpareLike | null;
-  /** A snapshot save is in progress. */
-  saving: boolean;
-  /** Takes the capture of the save in progress (CAPTURE_EXEC). */
-  onCapture: ((capture: Capture) => void) | null;
-  /** The user's input to the guest, held across a live update's pause. */
-  input: ConsoleInput;
-  files: FileChannel;
-}
 
 /** A snapshot to restore instead of a boot: its arguments, QEMU's state
  * and, for a snapshot of format 2, guest RAM to put back first. */
@@ -178,13 +145,6 @@ function ownsBuffer(bytes: Uint8Array): bytes is Uint8Array<ArrayBuffer> {
 /** "qemu-system-arm" for "qemu-system-arm@v2". */
 function programOf(name: string): string {
   return name.replace(/@.*$/, '');
-}
-
-function failureSignal(): { failure: Promise<never>; fail(e: PlaygroundError): void } {
-  let fail!: (e: PlaygroundError) => void;
-  const failure = new Promise<never>((_, reject) => (fail = reject));
-  failure.catch(() => undefined); // observed by whoever races it
-  return { failure, fail };
 }
 
 export class QemuHost implements QemuWorkerApi {
@@ -514,13 +474,13 @@ export class QemuHost implements QemuWorkerApi {
       throw new PlaygroundError('bad-state', `cannot reset: the guest is ${this.state.state}; boot it first`);
     }
     const { qmp } = s.running;
-    const ready = this.waitForReady(s);
+    const ready = waitForReady(s);
     this.setState({ state: 'booting', error: null });
     this.progress({ phase: 'boot', label: 'resetting the guest', loaded: 0, total: 0 });
     await qmp.execute('system_reset');
     // A paused VM stays paused across system_reset; the user asked for a fresh boot.
     await qmp.execute('cont').catch(() => undefined);
-    const deadline = this.bootDeadline(s, s.options.bootTimeoutMs);
+    const deadline = bootDeadline(s, s.options.bootTimeoutMs, () => this.recentLogs());
     try {
       await Promise.race([ready, s.failure, deadline.expired]);
     } catch (e) {
@@ -609,38 +569,12 @@ export class QemuHost implements QemuWorkerApi {
     this.progress({ phase: 'instantiate', label: `starting ${build.name}`, loaded: 0, total: 0 });
     const prepared: PreparedBuild = { ...compiled, layoutProblem: liveUpdatable ? undefined : buildLayoutProblem(build.name, glue) ?? 'no shared Memory' };
     this.store.remember(prepared);
-    const session: Session = {
-      id,
-      running: null,
-      hmp: new HmpLines((line) => this.onTypedLine(session, line)),
-      options,
-      build,
-      argv,
-      serialTail: '',
-      serialDecoder: new TextDecoder(),
-      onReady: null,
-      ended: false,
-      crashed: null,
-      memory,
-      prepared,
-      baseArgv: argv,
-      guestFiles: files,
-      update: null,
-      stoppedAt: null,
-      migrateTypedAt: null,
-      spare,
-      saving: false,
-      onCapture: null,
-      input: new ConsoleInput(() => session.running?.instance ?? null),
-      files: new FileChannel((bytes) => session.input.write('files', bytes)),
-      ...failureSignal(),
-    };
-    session.failure.catch((e: unknown) => session.files.close(e instanceof PlaygroundError ? e : new PlaygroundError('qemu-exited', String(e))));
+    const session = newSession({ id, options, build, argv, memory, prepared, guestFiles: files, spare }, (s, line) => this.onTypedLine(s, line));
     this.session = session;
-    const ready = this.waitForReady(session);
+    const ready = waitForReady(session);
     // One deadline from here to the shell: QEMU may also hang while
     // starting (a trap in a pthread leaves the module promise pending).
-    const deadline = this.bootDeadline(session, options.bootTimeoutMs);
+    const deadline = bootDeadline(session, options.bootTimeoutMs, () => this.recentLogs());
     // A restore loads the saved state (the incoming side reports the end
     // of the load only with the events capability) instead of booting.
     const launchArgv = restore ? [...argv, '-global', 'migration.x-events=on', '-incoming', `file:${SNAPSHOT_FILE}`] : argv;
@@ -767,34 +701,6 @@ export class QemuHost implements QemuWorkerApi {
     return create();
   }
 
-  /** Resolves when the ready line appears; rejects when QEMU ends first. */
-  private waitForReady(session: Session): Promise<void> {
-    session.serialTail = '';
-    return new Promise<void>((resolve) => {
-      session.onReady = resolve;
-    });
-  }
-
-  /** A promise that rejects with boot-timeout after timeoutMs, until cleared. */
-  private bootDeadline(session: Session, timeoutMs: number): { expired: Promise<never>; clear(): void } {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const tail = session.serialTail.slice(-300);
-        reject(
-          new PlaygroundError(
-            'boot-timeout',
-            `the ${session.options.guest} guest did not reach its shell within ${Math.round(timeoutMs / 1000)} s ` +
-              `(no "${GUEST_READY_LINE}" on the serial console). Last serial output: ${JSON.stringify(tail)}` +
-              this.recentLogs(),
-          ),
-        );
-      }, timeoutMs);
-    });
-    expired.catch(() => undefined);
-    return { expired, clear: () => clearTimeout(timer) };
-  }
-
   private onSerial(session: Session, bytes: Uint8Array): void {
     if (session !== this.session) return;
     // Look for the ready line in a bounded tail of the text.
@@ -855,7 +761,7 @@ export class QemuHost implements QemuWorkerApi {
         // The guest boots again; it is 'running' once its shell is back.
         if (this.state.state === 'running' || this.state.state === 'paused') {
           this.setState({ state: 'booting' });
-          if (!session.onReady) void this.waitForReady(session);
+          if (!session.onReady) void waitForReady(session);
         }
         return;
       case 'shutdown':
