@@ -34,34 +34,28 @@ import {
   CAPTURE_EXEC,
   concatBytes,
   placeRam,
-  type Capture,
   type ConsoleName,
   type InstanceExit,
   type QemuBackend,
   type QemuInstanceLike,
-  type RamImage,
-  type SpareLike,
 } from './backend';
 import { BuildStore } from './build-store';
-import type { ResolvedBuild } from './builds';
 import type { FetchLike } from './download';
 import { typedHint } from './hmp-lines';
 import {
-  cprExecCommand,
   DEFAULT_UPDATE_TIMEOUT_MS,
   execName,
   LiveUpdates,
   wallClock,
-  saveState,
   waitRunning,
   type PreparedBuild,
   type Running,
   type StartRequest,
   type UpdateOutcome,
 } from './live-update';
-import { ramError, resolveBootOptions, type ResolvedBootOptions } from './options';
-import { readSnapshot, writeSnapshot, type SnapshotContent } from './snapshot';
+import { resolveBootOptions, type ResolvedBootOptions } from './options';
 import { QmpClient, QmpError, type QmpEvent } from './qmp';
+import { bootedSnapshot, checkedSnapshot, earlySpare, restoreStart, saveSession, type CheckedSnapshot, type Restore } from './save-restore';
 import { bootDeadline, newSession, waitForReady, type Session } from './session';
 
 /** The page's listener as seen through Comlink: calls may return promises. */
@@ -84,63 +78,6 @@ const CRASH = /worker sent an error!|Uncaught RuntimeError/;
 /** What Emscripten says when the wasm itself cannot be used. */
 const LOAD_FAILURE = /CompileError|LinkError|failed to asynchronously prepare wasm|fetching of the wasm failed|WebAssembly\.(instantiate|compile)/;
 const SERIAL_FLUSH_MS = 8;
-
-/** A snapshot to restore instead of a boot: its arguments, QEMU's state
- * and, for a snapshot of format 2, guest RAM to put back first. */
-interface Restore {
-  argv: string[];
-  state: Uint8Array;
-  image?: RamImage;
-  /** The guest's booted snapshot: it sits at a shell prompt that the new
-   * terminal never saw, so press Enter for a fresh one. */
-  booted?: boolean;
-  /** The guest files, downloading since before the snapshot was checked. */
-  guestFiles?: Promise<Map<string, Uint8Array>>;
-  /** The build's instance worker, starting since then too. */
-  spare?: EarlySpare;
-}
-
-/** An instance worker started before its boot's session exists: the
- * session takes it, or else dispose() ends it. */
-interface EarlySpare {
-  take(): Promise<SpareLike | null>;
-  dispose(): void;
-}
-
-function earlySpare(starting: Promise<SpareLike | null>): EarlySpare {
-  let taken = false;
-  starting.catch(() => undefined);
-  return {
-    take: () => {
-      taken = true;
-      return starting;
-    },
-    dispose: () => {
-      if (!taken) void starting.then((s) => s?.dispose(), () => undefined);
-    },
-  };
-}
-
-/** A snapshot file checked whole: what it says, QEMU's stream in it (its
- * own buffer, handed to the instance worker, not copied) and the build to
- * restore it on. */
-interface CheckedSnapshot {
-  info: SnapshotInfo;
-  state: Uint8Array;
-  image?: RamImage;
-  build: ResolvedBuild;
-}
-
-/** Where a snapshot's state lives in QEMU's file system, saving and loading. */
-const SNAPSHOT_FILE = '/snapshot.state';
-/** Saving writes every used page of guest RAM: up to a minute for 1 GiB here. */
-const SNAPSHOT_TIMEOUT_MS = 300_000;
-
-/** Whether `bytes` is the whole of an ArrayBuffer, so transferring it
- * moves nothing else. */
-function ownsBuffer(bytes: Uint8Array): bytes is Uint8Array<ArrayBuffer> {
-  return bytes.buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
-}
 
 /** "qemu-system-arm" for "qemu-system-arm@v2". */
 function programOf(name: string): string {
@@ -251,30 +188,14 @@ export class QemuHost implements QemuWorkerApi {
       }),
     );
     const plan = this.env.backend.plan(resolved.guest, resolved.ramMiB, true);
-    const guestFiles = this.store.fetchAll(Object.keys(plan.files), (loaded, total, label) => this.progress({ phase: 'download', label, loaded, total }));
+    const onDownload = (loaded: number, total: number, label: string): void => this.progress({ phase: 'download', label, loaded, total });
+    const guestFiles = this.store.fetchAll(Object.keys(plan.files), onDownload);
     guestFiles.catch(() => undefined);
     try {
-      return await this.start(resolved, { ...(await this.bootedSnapshot(resolved)), guestFiles, spare });
+      return await this.start(resolved, { ...(await bootedSnapshot(resolved, plan.bootedSnapshot, this.store, onDownload)), guestFiles, spare });
     } finally {
       spare.dispose();
     }
-  }
-
-  /** The guest's booted snapshot, shipped with the builds, checked whole. */
-  private async bootedSnapshot(o: ResolvedBootOptions): Promise<Restore> {
-    const path = this.env.backend.plan(o.guest, o.ramMiB, true).bootedSnapshot;
-    let file: Uint8Array;
-    try {
-      const fetched = await this.store.fetchAll([path], (loaded, total, label) => this.progress({ phase: 'download', label, loaded, total }));
-      file = fetched.get(path)!;
-    } catch (e) {
-      throw new PlaygroundError('load-failed', `the ${o.guest} guest's booted snapshot did not load (${e instanceof Error ? e.message : String(e)}); boot with from: "scratch", or run \`npm run artifacts\``);
-    }
-    const { info, state, image } = await readSnapshot(file);
-    if (info.guest !== o.guest || info.ramMiB !== o.ramMiB) {
-      throw new PlaygroundError('bad-snapshot', `${path} is of the ${info.guest} guest with ${info.ramMiB} MiB, not ${o.guest} with ${o.ramMiB} MiB: rebuild it (npm run build:wasm)`);
-    }
-    return { argv: info.argv, state, image, booted: true };
   }
 
   async saveSnapshot(): Promise<Blob> {
@@ -282,77 +203,17 @@ export class QemuHost implements QemuWorkerApi {
     if (!s || !s.running || s.ended || !['running', 'paused'].includes(this.state.state)) {
       throw new PlaygroundError('bad-state', `cannot save a snapshot: the guest is ${this.state.state}; boot it first`);
     }
-    if (s.update || s.saving) throw new PlaygroundError('bad-state', 'a live update or another save is in progress');
-    s.saving = true;
-    try {
-      // RAM straight out of the layout when QEMU can cpr-exec; else (no
-      // shared Memory, or RAM cpr-exec refuses) a migration with RAM.
-      const content = (s.memory && !s.prepared?.layoutProblem ? await this.capture(s, s.running) : null) ?? { state: await saveState(s.running, SNAPSHOT_FILE, SNAPSHOT_TIMEOUT_MS) };
-      // A Blob goes to the page by reference.
-      return await writeSnapshot({ guest: s.options.guest, build: s.build.name, ramMiB: s.options.ramMiB, argv: s.baseArgv }, content);
-    } catch (e) {
-      if (e instanceof PlaygroundError) throw e;
-      throw new PlaygroundError('snapshot-failed', `the snapshot could not be saved: ${e instanceof Error ? e.message : String(e)}; the VM runs on`);
-    } finally {
-      s.saving = false;
-    }
-  }
-
-  /**
-   * A save of format 2: a cpr-exec migration whose exec is CAPTURE_EXEC,
-   * which the instance worker answers with guest RAM and the device state
-   * and refuses, so that QEMU runs the VM on (stopped meanwhile, as for any
-   * save). Null when QEMU refuses the migration (a blocker: RAM cpr-exec
-   * cannot keep), before the VM stopped. The migration parameters are put
-   * back as they were: the user's typed flow may have set them.
-   */
-  private async capture(s: Session, r: Running): Promise<SnapshotContent | null> {
-    const { qmp } = r;
-    const before = await qmp.execute<{ mode?: string; 'cpr-exec-command'?: string[] }>('query-migrate-parameters');
-    let take!: (c: Capture) => void;
-    const captured = new Promise<Capture>((resolve) => (take = resolve));
-    s.onCapture = take;
-    // 'completed' comes first (the device state is written), then the
-    // exec; after the refusal QEMU marks the migration failed and runs
-    // the VM again. 'cancelled': it never got to the exec.
-    const ended = qmp.waitFor((e) => (e.kind === 'migration' && ['failed', 'cancelled'].includes(e.status) ? e.status : undefined), SNAPSHOT_TIMEOUT_MS, 'the save did not end');
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no capture within ${SNAPSHOT_TIMEOUT_MS} ms`)), SNAPSHOT_TIMEOUT_MS)));
-    limit.catch(() => undefined);
-    try {
-      await qmp.execute('migrate-set-parameters', { mode: 'cpr-exec', 'cpr-exec-command': cprExecCommand(CAPTURE_EXEC, s.baseArgv, SNAPSHOT_FILE) });
-      try {
-        await qmp.execute('migrate', { uri: `file:${SNAPSHOT_FILE}` });
-      } catch (e) {
-        if (e instanceof QmpError) return null;
-        throw e;
-      }
-      const c = await Promise.race([captured, s.failure, limit, ended.promise.then((st): never => {
-        throw new Error(`the migration ended (${st}) without a capture`);
-      })]);
-      if ('error' in c) throw new Error(c.error);
-      await Promise.race([ended.promise, s.failure, limit]);
-      return c;
-    } finally {
-      clearTimeout(timer);
-      s.onCapture = null;
-      ended.cancel();
-      await qmp
-        .execute('migrate-set-parameters', { mode: before.mode ?? 'normal', 'cpr-exec-command': before['cpr-exec-command'] ?? [] })
-        .catch(() => undefined);
-      // The device state stays in QEMU's files otherwise.
-      await r.instance.readFile?.(SNAPSHOT_FILE, true).catch(() => null);
-    }
+    return saveSession(s);
   }
 
   async checkSnapshot(file: Blob | Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
-    return (await this.checkedSnapshot(file, options)).info;
+    return (await this.checkFile(file, options)).info;
   }
 
   async openSnapshot(file: Blob | Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
     if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
     this.opened = null;
-    const opened = await this.checkedSnapshot(file, options);
+    const opened = await this.checkFile(file, options);
     // The build downloads and compiles while the page ends the running guest.
     void this.store.prepare(opened.build).catch(() => undefined);
     this.opened = { ...opened, timeoutMs: options.timeoutMs };
@@ -371,24 +232,8 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   /** A snapshot file checked whole, and the build to restore it on. */
-  private async checkedSnapshot(file: Blob | Uint8Array, options: RestoreOptions): Promise<CheckedSnapshot> {
-    if (!(file instanceof Uint8Array) && !(file instanceof Blob)) throw new PlaygroundError('bad-options', 'a snapshot is given as bytes (Uint8Array) or a Blob');
-    // A Blob (the page's file, by reference) is read here, once.
-    const { info, state, image } = await readSnapshot(file instanceof Blob ? new Uint8Array(await file.arrayBuffer()) : file);
-    const registry = await this.store.builds();
-    let build: ResolvedBuild;
-    try {
-      build = registry.resolve(info.guest, options.build ?? info.build);
-    } catch (e) {
-      throw new PlaygroundError('bad-snapshot', `this page cannot restore the snapshot: ${e instanceof Error ? e.message : String(e)} (it was saved by ${info.build}); nothing was changed`);
-    }
-    const ram = ramError(info.ramMiB);
-    if (ram) throw new PlaygroundError('bad-snapshot', `this page cannot give the snapshot's RAM: ${ram}; nothing was changed`);
-    if (image) {
-      const layout = this.env.backend.createMemory ? buildLayoutProblem(build.name, await this.store.glueSource(build)) : 'this page has no shared Memory';
-      if (layout) throw new PlaygroundError('bad-snapshot', `this page cannot restore the snapshot's RAM image: ${layout}; nothing was changed`);
-    }
-    return { info, state, image, build };
+  private checkFile(file: Blob | Uint8Array, options: RestoreOptions): Promise<CheckedSnapshot> {
+    return checkedSnapshot(file, options, () => this.store, this.env.backend.createMemory !== undefined);
   }
 
   /** Boots a guest, or restores one (`restore`): stops the running one first. */
@@ -575,15 +420,7 @@ export class QemuHost implements QemuWorkerApi {
     // One deadline from here to the shell: QEMU may also hang while
     // starting (a trap in a pthread leaves the module promise pending).
     const deadline = bootDeadline(session, options.bootTimeoutMs, () => this.recentLogs());
-    // A restore loads the saved state (the incoming side reports the end
-    // of the load only with the events capability) instead of booting.
-    const launchArgv = restore ? [...argv, '-global', 'migration.x-events=on', '-incoming', `file:${SNAPSHOT_FILE}`] : argv;
-    const launchFiles = restore ? { ...files, [SNAPSHOT_FILE]: restore.state } : files;
-    // The state (up to the guest's RAM) moves to the instance worker, not
-    // copied; it is the checked state's own buffer.
-    const transfer = restore && ownsBuffer(restore.state) ? [restore.state.buffer] : [];
-    const cpr = restore?.image ? { env: restore.image.env, adopt: restore.image.open } : {};
-    const launched = this.launch(session, { prepared, argv: launchArgv, memory: session.memory, files: launchFiles, transfer, ...cpr })
+    const launched = this.launch(session, { prepared, memory: session.memory, ...restoreStart(restore, argv, files) })
       .catch((e: unknown) => {
         throw new PlaygroundError(
           'load-failed',
