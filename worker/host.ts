@@ -55,6 +55,7 @@ import {
 } from './live-update';
 import { resolveBootOptions, type ResolvedBootOptions } from './options';
 import { QmpClient, QmpError, type QmpEvent } from './qmp';
+import { isCrash, QemuLog } from './qemu-log';
 import { bootedSnapshot, checkedSnapshot, earlySpare, restoreStart, saveSession, type CheckedSnapshot, type Restore } from './save-restore';
 import { bootDeadline, newSession, waitForReady, type Session } from './session';
 
@@ -72,11 +73,6 @@ export interface HostEnvironment {
   updateAttemptMs?: number;
 }
 
-const LOG_LINES = 40;
-/** What the Emscripten glue logs when one of QEMU's threads traps. */
-const CRASH = /worker sent an error!|Uncaught RuntimeError/;
-/** What Emscripten says when the wasm itself cannot be used. */
-const LOAD_FAILURE = /CompileError|LinkError|failed to asynchronously prepare wasm|fetching of the wasm failed|WebAssembly\.(instantiate|compile)/;
 const SERIAL_FLUSH_MS = 8;
 
 /** "qemu-system-arm" for "qemu-system-arm@v2". */
@@ -94,7 +90,8 @@ export class QemuHost implements QemuWorkerApi {
   private activeBoot = 0;
   private lastCrashAt = -Infinity;
   private state: Status = { seq: 0, state: 'idle', guest: null, build: null, argv: [], ramMiB: null, accel: null, error: null };
-  private readonly logs: string[] = [];
+  /** What QEMU said lately, for error messages. */
+  private readonly qemuLog = new QemuLog();
   private serialOut: Uint8Array[] = [];
   private serialTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly updates: LiveUpdates<Session>;
@@ -251,7 +248,7 @@ export class QemuHost implements QemuWorkerApi {
     this.activeBoot = id;
     this.opened = null;
     await this.stopSession();
-    this.logs.length = 0;
+    this.qemuLog.clear();
     try {
       return await this.bootSession(id, resolved, restore);
     } catch (e) {
@@ -325,7 +322,7 @@ export class QemuHost implements QemuWorkerApi {
     await qmp.execute('system_reset');
     // A paused VM stays paused across system_reset; the user asked for a fresh boot.
     await qmp.execute('cont').catch(() => undefined);
-    const deadline = bootDeadline(s, s.options.bootTimeoutMs, () => this.recentLogs());
+    const deadline = bootDeadline(s, s.options.bootTimeoutMs, () => this.qemuLog.said());
     try {
       await Promise.race([ready, s.failure, deadline.expired]);
     } catch (e) {
@@ -419,12 +416,12 @@ export class QemuHost implements QemuWorkerApi {
     const ready = waitForReady(session);
     // One deadline from here to the shell: QEMU may also hang while
     // starting (a trap in a pthread leaves the module promise pending).
-    const deadline = bootDeadline(session, options.bootTimeoutMs, () => this.recentLogs());
+    const deadline = bootDeadline(session, options.bootTimeoutMs, () => this.qemuLog.said());
     const launched = this.launch(session, { prepared, memory: session.memory, ...restoreStart(restore, argv, files) })
       .catch((e: unknown) => {
         throw new PlaygroundError(
           'load-failed',
-          `${build.name} failed to start: ${e instanceof Error ? e.message : String(e)}${this.recentLogs()}`,
+          `${build.name} failed to start: ${e instanceof Error ? e.message : String(e)}${this.qemuLog.said()}`,
         );
       });
     try {
@@ -438,7 +435,7 @@ export class QemuHost implements QemuWorkerApi {
         session.onReady = null;
         await Promise.race([waitRunning(running, options.bootTimeoutMs, build.name), session.failure, deadline.expired]).catch((e: unknown) => {
           if (e instanceof PlaygroundError) throw e;
-          throw new PlaygroundError('snapshot-failed', `the snapshot did not load: ${e instanceof Error ? e.message : String(e)}${this.recentLogs()}`);
+          throw new PlaygroundError('snapshot-failed', `the snapshot did not load: ${e instanceof Error ? e.message : String(e)}${this.qemuLog.said()}`);
         });
         this.setState({ state: 'running' });
         if (restore.booted) running.instance.write('serial', new TextEncoder().encode('\n'));
@@ -660,12 +657,11 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   private onLog(line: string, session: Session | null): void {
-    this.logs.push(line);
-    if (this.logs.length > LOG_LINES) this.logs.shift();
+    this.qemuLog.add(line);
     this.call('log', line);
     // A trap in one of QEMU's pthread workers is only logged by the glue;
     // QEMU then hangs. End it, so the page shows why instead of waiting.
-    if (session && CRASH.test(line) && session === this.session) this.crash(session, line);
+    if (session && isCrash(line) && session === this.session) this.crash(session, line);
   }
 
   /** QEMU trapped and will not end by itself: end it and report why. */
@@ -673,7 +669,7 @@ export class QemuHost implements QemuWorkerApi {
     if (session.ended || session.crashed) return;
     session.crashed = reason;
     this.lastCrashAt = Date.now();
-    const error = this.exitError(session, { status: 134 });
+    const error = this.qemuLog.exitError(session, { status: 134 });
     session.fail(error);
     session.running?.qmp.close(error); // a command in flight learns why
     // While booting, boot() reports it; once running, nobody waits, so say it here.
@@ -686,7 +682,7 @@ export class QemuHost implements QemuWorkerApi {
   private onExit(session: Session, exit: InstanceExit): void {
     if (session.ended) return;
     session.ended = true;
-    const error = this.exitError(session, exit);
+    const error = this.qemuLog.exitError(session, exit);
     session.fail(error);
     session.running?.qmp.close(error);
     session.update?.end({ kind: 'lost', error: new PlaygroundError('live-update-failed', `QEMU ended during the live update: ${error.message}`) });
@@ -694,34 +690,7 @@ export class QemuHost implements QemuWorkerApi {
     this.flushSerial();
     this.session = null;
     if (exit.status === 0) this.setState({ state: 'stopped', error: null });
-    else this.fail(this.exitError(session, exit));
-  }
-
-  private exitError(session: Session, exit: { status: number; message?: string }): PlaygroundError {
-    if (session.crashed) {
-      const reason = session.crashed;
-      return new PlaygroundError('qemu-exited', `${session.build.name} crashed: ${reason}${this.recentLogs(reason)}`);
-    }
-    const why = `${exit.message ?? ''} ${this.logs.join(' ')}`;
-    // Emscripten aborts (rather than rejecting) when the wasm does not
-    // compile or link: that is a load failure, not QEMU's own exit.
-    if (LOAD_FAILURE.test(why)) {
-      return new PlaygroundError(
-        'load-failed',
-        `${session.build.name} failed to start: its wasm did not load (${exit.message ?? `status ${exit.status}`})` +
-          `${this.recentLogs()}; run \`npm run artifacts\` and reload`,
-      );
-    }
-    return new PlaygroundError(
-      'qemu-exited',
-      `${session.build.name} exited with status ${exit.status}${exit.message ? ` (${exit.message})` : ''}${this.recentLogs()}`,
-    );
-  }
-
-  private recentLogs(except = ''): string {
-    // Our own diagnostics ([live-update] ...) stay in the page's log only.
-    const lines = this.logs.filter((l) => l.trim() !== '' && l !== except && !l.startsWith('[live-update]')).slice(-8);
-    return lines.length ? `. QEMU said: ${lines.join(' | ')}` : '';
+    else this.fail(this.qemuLog.exitError(session, exit));
   }
 
   private async stopSession(): Promise<void> {
