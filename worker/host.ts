@@ -20,7 +20,6 @@ import {
   type GuestName,
   type LiveUpdateOptions,
   type LiveUpdateResult,
-  type Progress,
   type QemuWorkerApi,
   type RestoreOptions,
   type SnapshotInfo,
@@ -32,7 +31,6 @@ import {
   accelEnv,
   buildLayoutProblem,
   CAPTURE_EXEC,
-  concatBytes,
   placeRam,
   type ConsoleName,
   type InstanceExit,
@@ -55,14 +53,10 @@ import {
 } from './live-update';
 import { resolveBootOptions, type ResolvedBootOptions } from './options';
 import { QmpClient, QmpError, type QmpEvent } from './qmp';
+import { PageLink, type ListenerLike } from './page-link';
 import { isCrash, QemuLog } from './qemu-log';
 import { bootedSnapshot, checkedSnapshot, earlySpare, restoreStart, saveSession, type CheckedSnapshot, type Restore } from './save-restore';
 import { bootDeadline, newSession, waitForReady, type Session } from './session';
-
-/** The page's listener as seen through Comlink: calls may return promises. */
-export type ListenerLike = {
-  [K in keyof WorkerListener]: (...args: Parameters<WorkerListener[K]>) => unknown;
-};
 
 export interface HostEnvironment {
   backend: QemuBackend;
@@ -73,8 +67,6 @@ export interface HostEnvironment {
   updateAttemptMs?: number;
 }
 
-const SERIAL_FLUSH_MS = 8;
-
 /** "qemu-system-arm" for "qemu-system-arm@v2". */
 function programOf(name: string): string {
   return name.replace(/@.*$/, '');
@@ -82,18 +74,16 @@ function programOf(name: string): string {
 
 export class QemuHost implements QemuWorkerApi {
   private config: WorkerConfig | null = null;
-  private listener: ListenerLike | null = null;
   private buildStore: BuildStore | null = null;
   private session: Session | null = null;
   private nextId = 1;
   /** The boot in progress; stop() or a newer boot clears it, cancelling it. */
   private activeBoot = 0;
   private lastCrashAt = -Infinity;
-  private state: Status = { seq: 0, state: 'idle', guest: null, build: null, argv: [], ramMiB: null, accel: null, error: null };
+  /** What the page is told, and how. */
+  private readonly page = new PageLink();
   /** What QEMU said lately, for error messages. */
   private readonly qemuLog = new QemuLog();
-  private serialOut: Uint8Array[] = [];
-  private serialTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly updates: LiveUpdates<Session>;
   /** The snapshot openSnapshot() checked, until restoreOpened() takes it. */
   private opened: (CheckedSnapshot & { timeoutMs?: number }) | null = null;
@@ -105,11 +95,11 @@ export class QemuHost implements QemuWorkerApi {
       prewarm: (s, prepared) => this.prewarm(s, prepared),
       createMemory: () => this.createMemory(),
       pausing: (s) => {
-        if (s === this.session) this.setState({ state: 'updating' });
+        if (s === this.session) this.page.set({ state: 'updating' });
       },
       ended: (s, outcome) => this.updateEnded(s, outcome),
       // To the page's log only, not into the 'QEMU said' of error messages.
-      log: (line) => this.call('log', line),
+      log: (line) => this.page.call('log', line),
     }, env.updateAttemptMs, () => this.config?.faults ?? []);
   }
 
@@ -122,8 +112,8 @@ export class QemuHost implements QemuWorkerApi {
    */
   async liveUpdate(target: string, options: LiveUpdateOptions = {}): Promise<LiveUpdateResult> {
     const s = this.session;
-    if (!s || !s.running || s.ended || !['running', 'paused'].includes(this.state.state)) {
-      throw new PlaygroundError('bad-state', `cannot live-update: the guest is ${this.state.state}; boot it first and wait until it runs`);
+    if (!s || !s.running || s.ended || !['running', 'paused'].includes(this.page.state)) {
+      throw new PlaygroundError('bad-state', `cannot live-update: the guest is ${this.page.state}; boot it first and wait until it runs`);
     }
     if (s.update) throw new PlaygroundError('bad-state', `a live update to ${s.update.target} is in progress`);
     if (typeof target !== 'string' || target === '') throw new PlaygroundError('bad-options', 'liveUpdate(target): target must be a build name such as "v2"');
@@ -155,8 +145,7 @@ export class QemuHost implements QemuWorkerApi {
       compile: this.env.backend.compile,
       compileStreaming: this.env.backend.compileStreaming,
     });
-    this.listener = listener as ListenerLike;
-    this.emitStatus();
+    this.page.connect(listener);
   }
 
   async builds(): Promise<BuildInfo[]> {
@@ -164,7 +153,7 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   async status(): Promise<Status> {
-    return this.snapshot();
+    return this.page.status();
   }
 
   async boot(options: BootOptions): Promise<Status> {
@@ -185,7 +174,7 @@ export class QemuHost implements QemuWorkerApi {
       }),
     );
     const plan = this.env.backend.plan(resolved.guest, resolved.ramMiB, true);
-    const onDownload = (loaded: number, total: number, label: string): void => this.progress({ phase: 'download', label, loaded, total });
+    const onDownload = (loaded: number, total: number, label: string): void => this.page.progress({ phase: 'download', label, loaded, total });
     const guestFiles = this.store.fetchAll(Object.keys(plan.files), onDownload);
     guestFiles.catch(() => undefined);
     try {
@@ -197,8 +186,8 @@ export class QemuHost implements QemuWorkerApi {
 
   async saveSnapshot(): Promise<Blob> {
     const s = this.session;
-    if (!s || !s.running || s.ended || !['running', 'paused'].includes(this.state.state)) {
-      throw new PlaygroundError('bad-state', `cannot save a snapshot: the guest is ${this.state.state}; boot it first`);
+    if (!s || !s.running || s.ended || !['running', 'paused'].includes(this.page.state)) {
+      throw new PlaygroundError('bad-state', `cannot save a snapshot: the guest is ${this.page.state}; boot it first`);
     }
     return saveSession(s);
   }
@@ -236,7 +225,7 @@ export class QemuHost implements QemuWorkerApi {
   /** Boots a guest, or restores one (`restore`): stops the running one first. */
   private async start(resolved: ResolvedBootOptions, restore: Restore | null): Promise<Status> {
     if (!this.env.isolated()) {
-      throw this.fail(
+      throw this.page.fail(
         new PlaygroundError(
           'not-isolated',
           'the page is not cross-origin isolated, so QEMU cannot use SharedArrayBuffer: serve it with ' +
@@ -256,7 +245,7 @@ export class QemuHost implements QemuWorkerApi {
       // the state belongs to whoever cancelled it.
       if (this.activeBoot !== id) throw new PlaygroundError('bad-state', 'this boot was cancelled by stop() or by another boot');
       if (this.session?.id === id) await this.stopSession();
-      throw this.fail(e);
+      throw this.page.fail(e);
     } finally {
       if (this.activeBoot === id) this.activeBoot = 0;
     }
@@ -301,24 +290,24 @@ export class QemuHost implements QemuWorkerApi {
     this.activeBoot = 0;
     this.opened = null;
     if (!this.session) {
-      if (this.state.state !== 'idle') this.setState({ state: 'stopped', error: null });
-      return this.snapshot();
+      if (this.page.state !== 'idle') this.page.set({ state: 'stopped', error: null });
+      return this.page.status();
     }
-    this.setState({ state: 'stopping' });
+    this.page.set({ state: 'stopping' });
     await this.stopSession();
-    this.setState({ state: 'stopped', error: null });
-    return this.snapshot();
+    this.page.set({ state: 'stopped', error: null });
+    return this.page.status();
   }
 
   async reset(): Promise<Status> {
     const s = this.session;
-    if (!s || !s.running || !['running', 'paused', 'booting'].includes(this.state.state)) {
-      throw new PlaygroundError('bad-state', `cannot reset: the guest is ${this.state.state}; boot it first`);
+    if (!s || !s.running || !['running', 'paused', 'booting'].includes(this.page.state)) {
+      throw new PlaygroundError('bad-state', `cannot reset: the guest is ${this.page.state}; boot it first`);
     }
     const { qmp } = s.running;
     const ready = waitForReady(s);
-    this.setState({ state: 'booting', error: null });
-    this.progress({ phase: 'boot', label: 'resetting the guest', loaded: 0, total: 0 });
+    this.page.set({ state: 'booting', error: null });
+    this.page.progress({ phase: 'boot', label: 'resetting the guest', loaded: 0, total: 0 });
     await qmp.execute('system_reset');
     // A paused VM stays paused across system_reset; the user asked for a fresh boot.
     await qmp.execute('cont').catch(() => undefined);
@@ -327,11 +316,11 @@ export class QemuHost implements QemuWorkerApi {
       await Promise.race([ready, s.failure, deadline.expired]);
     } catch (e) {
       if (this.session === s) await this.stopSession();
-      throw this.fail(e);
+      throw this.page.fail(e);
     } finally {
       deadline.clear();
     }
-    return this.snapshot();
+    return this.page.status();
   }
 
   /**
@@ -351,8 +340,8 @@ export class QemuHost implements QemuWorkerApi {
   // ---- internals -----------------------------------------------------------
 
   private async bootSession(id: number, options: ResolvedBootOptions, restore: Restore | null): Promise<Status> {
-    this.setState({ state: 'loading', guest: options.guest, ramMiB: options.ramMiB, accel: options.accel, build: null, argv: [], error: null });
-    this.progress({ phase: 'manifest', label: 'reading the artifacts manifest', loaded: 0, total: 0 });
+    this.page.set({ state: 'loading', guest: options.guest, ramMiB: options.ramMiB, accel: options.accel, build: null, argv: [], error: null });
+    this.page.progress({ phase: 'manifest', label: 'reading the artifacts manifest', loaded: 0, total: 0 });
     const registry = await this.store.builds();
     const build = registry.resolve(options.guest, options.build);
     const glue = await this.store.glueSource(build);
@@ -361,7 +350,7 @@ export class QemuHost implements QemuWorkerApi {
     // A restored VM runs with the arguments it was saved with.
     const argv = restore ? restore.argv : [...plan.argv, ...options.extraArgs];
     const program = programOf(build.name);
-    this.setState({ build: build.name, argv: [program, ...argv] });
+    this.page.set({ build: build.name, argv: [program, ...argv] });
 
     // QEMU's wasm (downloaded and compiled once: a booted snapshot's boot
     // started it while the snapshot downloaded) and the guest files, with
@@ -369,7 +358,7 @@ export class QemuHost implements QemuWorkerApi {
     const wasmPart = { loaded: 0, total: 0 };
     const filesPart = { loaded: 0, total: 0, label: '' };
     const report = (label: string): void =>
-      this.progress({ phase: 'download', label, loaded: wasmPart.loaded + filesPart.loaded, total: wasmPart.total + filesPart.total });
+      this.page.progress({ phase: 'download', label, loaded: wasmPart.loaded + filesPart.loaded, total: wasmPart.total + filesPart.total });
     // The instance worker and QEMU's pthread workers start meanwhile (a
     // booted snapshot's boot started them with its downloads).
     const spare = (await restore?.spare?.take()) ?? this.env.backend.prewarm?.(this.store.url(build.jsPath)) ?? null;
@@ -407,8 +396,8 @@ export class QemuHost implements QemuWorkerApi {
     const files: Record<string, Uint8Array> = {};
     for (const [artifact, guestPath] of Object.entries(plan.files)) files[guestPath] = fetched.get(artifact)!;
 
-    this.setState({ state: 'starting' });
-    this.progress({ phase: 'instantiate', label: `starting ${build.name}`, loaded: 0, total: 0 });
+    this.page.set({ state: 'starting' });
+    this.page.progress({ phase: 'instantiate', label: `starting ${build.name}`, loaded: 0, total: 0 });
     const prepared: PreparedBuild = { ...compiled, layoutProblem: liveUpdatable ? undefined : buildLayoutProblem(build.name, glue) ?? 'no shared Memory' };
     this.store.remember(prepared);
     const session = newSession({ id, options, build, argv, memory, prepared, guestFiles: files, spare }, (s, line) => this.onTypedLine(s, line));
@@ -431,17 +420,17 @@ export class QemuHost implements QemuWorkerApi {
         this.checkCurrent(id);
       }
       if (restore) {
-        this.progress({ phase: 'boot', label: `loading the snapshot into ${build.name}`, loaded: 0, total: 0 });
+        this.page.progress({ phase: 'boot', label: `loading the snapshot into ${build.name}`, loaded: 0, total: 0 });
         session.onReady = null;
         await Promise.race([waitRunning(running, options.bootTimeoutMs, build.name), session.failure, deadline.expired]).catch((e: unknown) => {
           if (e instanceof PlaygroundError) throw e;
           throw new PlaygroundError('snapshot-failed', `the snapshot did not load: ${e instanceof Error ? e.message : String(e)}${this.qemuLog.said()}`);
         });
-        this.setState({ state: 'running' });
+        this.page.set({ state: 'running' });
         if (restore.booted) running.instance.write('serial', new TextEncoder().encode('\n'));
       } else {
-        if (!session.ended && this.state.state === 'starting') this.setState({ state: 'booting' });
-        this.progress({ phase: 'boot', label: `booting the ${options.guest} guest`, loaded: 0, total: 0 });
+        if (!session.ended && this.page.state === 'starting') this.page.set({ state: 'booting' });
+        this.page.progress({ phase: 'boot', label: `booting the ${options.guest} guest`, loaded: 0, total: 0 });
         await Promise.race([ready, session.failure, deadline.expired]);
       }
     } catch (e) {
@@ -451,8 +440,8 @@ export class QemuHost implements QemuWorkerApi {
     } finally {
       deadline.clear();
     }
-    this.progress({ phase: 'done', label: 'guest ready', loaded: 0, total: 0 });
-    return this.snapshot();
+    this.page.progress({ phase: 'done', label: 'guest ready', loaded: 0, total: 0 });
+    return this.page.status();
   }
 
   /**
@@ -542,20 +531,10 @@ export class QemuHost implements QemuWorkerApi {
     if (session.onReady && session.serialTail.includes(GUEST_READY_LINE)) {
       const done = session.onReady;
       session.onReady = null;
-      if (this.state.state === 'booting' || this.state.state === 'starting') this.setState({ state: 'running' });
+      if (this.page.state === 'booting' || this.page.state === 'starting') this.page.set({ state: 'running' });
       done();
     }
-    // Batch output: QEMU's UARTs write a byte at a time, a message each would swamp the page.
-    this.serialOut.push(bytes);
-    this.serialTimer ??= setTimeout(() => this.flushSerial(), SERIAL_FLUSH_MS);
-  }
-
-  private flushSerial(): void {
-    this.serialTimer = null;
-    const chunks = this.serialOut;
-    this.serialOut = [];
-    if (chunks.length === 0) return;
-    this.call('serial', concatBytes(chunks));
+    this.page.serial(bytes);
   }
 
   /** One chunk of a console's output, to where it belongs. */
@@ -567,7 +546,7 @@ export class QemuHost implements QemuWorkerApi {
       case 'monitor':
         if (session !== this.session) return;
         session.hmp.feed(bytes);
-        this.call('monitor', bytes);
+        this.page.call('monitor', bytes);
         return;
       case 'qmp':
         qmp.feed(bytes);
@@ -585,16 +564,16 @@ export class QemuHost implements QemuWorkerApi {
     switch (e.kind) {
       case 'stop':
         session.stoppedAt = e.at;
-        if (this.state.state === 'running') this.setState({ state: 'paused' });
+        if (this.page.state === 'running') this.page.set({ state: 'paused' });
         return;
       case 'resume':
         session.stoppedAt = null;
-        if (this.state.state === 'paused') this.setState({ state: 'running' });
+        if (this.page.state === 'paused') this.page.set({ state: 'running' });
         return;
       case 'reset':
         // The guest boots again; it is 'running' once its shell is back.
-        if (this.state.state === 'running' || this.state.state === 'paused') {
-          this.setState({ state: 'booting' });
+        if (this.page.state === 'running' || this.page.state === 'paused') {
+          this.page.set({ state: 'booting' });
           if (!session.onReady) void waitForReady(session);
         }
         return;
@@ -638,27 +617,27 @@ export class QemuHost implements QemuWorkerApi {
         s.argv = argv;
         s.stoppedAt = null;
         if (s !== this.session) return;
-        this.setState({ state: 'running', build: prepared.build.name, argv: [programOf(prepared.build.name), ...argv], error: null });
-        this.call('liveUpdate', result);
+        this.page.set({ state: 'running', build: prepared.build.name, argv: [programOf(prepared.build.name), ...argv], error: null });
+        this.page.call('liveUpdate', result);
         return;
       }
       case 'refused':
         return;
       case 'restored':
         s.stoppedAt = null;
-        if (s === this.session && this.state.state === 'updating') this.setState({ state: 'running' });
+        if (s === this.session && this.page.state === 'updating') this.page.set({ state: 'running' });
         return;
       case 'lost':
         // QEMU's own exit (onExit) or stop() already ended the session.
         if (s !== this.session || s.ended) return;
-        void this.stopSession().then(() => this.fail(outcome.error));
+        void this.stopSession().then(() => this.page.fail(outcome.error));
         return;
     }
   }
 
   private onLog(line: string, session: Session | null): void {
     this.qemuLog.add(line);
-    this.call('log', line);
+    this.page.call('log', line);
     // A trap in one of QEMU's pthread workers is only logged by the glue;
     // QEMU then hangs. End it, so the page shows why instead of waiting.
     if (session && isCrash(line) && session === this.session) this.crash(session, line);
@@ -675,7 +654,7 @@ export class QemuHost implements QemuWorkerApi {
     // While booting, boot() reports it; once running, nobody waits, so say it here.
     const booting = this.activeBoot !== 0;
     void this.stopSession().then(() => {
-      if (!booting) this.fail(error);
+      if (!booting) this.page.fail(error);
     });
   }
 
@@ -687,10 +666,10 @@ export class QemuHost implements QemuWorkerApi {
     session.running?.qmp.close(error);
     session.update?.end({ kind: 'lost', error: new PlaygroundError('live-update-failed', `QEMU ended during the live update: ${error.message}`) });
     if (session !== this.session) return;
-    this.flushSerial();
+    this.page.flushSerial();
     this.session = null;
-    if (exit.status === 0) this.setState({ state: 'stopped', error: null });
-    else this.fail(this.qemuLog.exitError(session, exit));
+    if (exit.status === 0) this.page.set({ state: 'stopped', error: null });
+    else this.page.fail(this.qemuLog.exitError(session, exit));
   }
 
   private async stopSession(): Promise<void> {
@@ -705,7 +684,7 @@ export class QemuHost implements QemuWorkerApi {
     s.fail(stopped);
     s.running?.qmp.close(stopped);
     s.update?.end({ kind: 'lost', error: new PlaygroundError('bad-state', 'QEMU was stopped during the live update') });
-    this.flushSerial();
+    this.page.flushSerial();
     // A session's Memory is its own: the next session makes a fresh one.
     await s.running?.instance.kill({ memoryDiscarded: true });
   }
@@ -723,7 +702,7 @@ export class QemuHost implements QemuWorkerApi {
   private liveSession(): Session {
     const s = this.session;
     if (!s || !s.running || s.ended) {
-      throw new PlaygroundError('bad-state', `QEMU is not running (state: ${this.state.state}); boot a guest first`);
+      throw new PlaygroundError('bad-state', `QEMU is not running (state: ${this.page.state}); boot a guest first`);
     }
     return s;
   }
@@ -732,43 +711,5 @@ export class QemuHost implements QemuWorkerApi {
   private get store(): BuildStore {
     if (!this.buildStore) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
     return this.buildStore;
-  }
-
-  /** Records an error in the status and returns it as a PlaygroundError. */
-  private fail(e: unknown): PlaygroundError {
-    const info = toErrorInfo(e);
-    const err = e instanceof PlaygroundError ? e : new PlaygroundError(info.code, info.message);
-    this.setState({ state: 'error', error: info });
-    return err;
-  }
-
-  private snapshot(): Status {
-    return { ...this.state, argv: [...this.state.argv], error: this.state.error ? { ...this.state.error } : null };
-  }
-
-  private setState(patch: Partial<Status>): void {
-    this.state = { ...this.state, ...patch, seq: this.state.seq + 1 };
-    this.emitStatus();
-  }
-
-  private emitStatus(): void {
-    this.call('status', this.snapshot());
-  }
-
-  private progress(p: Progress): void {
-    this.call('progress', p);
-  }
-
-  /** Listener calls are fire-and-forget: a closed page must not break QEMU. */
-  private call<K extends keyof WorkerListener>(name: K, ...args: Parameters<WorkerListener[K]>): void {
-    const l = this.listener;
-    if (!l) return;
-    try {
-      const fn = l[name] as (...a: Parameters<WorkerListener[K]>) => unknown;
-      const r = fn.apply(l, args);
-      if (r instanceof Promise) r.catch(() => undefined);
-    } catch {
-      /* the page went away */
-    }
   }
 }
