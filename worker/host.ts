@@ -31,12 +31,12 @@ import {
   accelEnv,
   buildLayoutProblem,
   CAPTURE_EXEC,
-  placeRam,
   type ConsoleName,
   type InstanceExit,
   type QemuBackend,
   type QemuInstanceLike,
 } from './backend';
+import { loadForBoot } from './boot-loading';
 import { BuildStore } from './build-store';
 import type { FetchLike } from './download';
 import { typedHint } from './hmp-lines';
@@ -352,49 +352,18 @@ export class QemuHost implements QemuWorkerApi {
     const program = programOf(build.name);
     this.page.set({ build: build.name, argv: [program, ...argv] });
 
-    // QEMU's wasm (downloaded and compiled once: a booted snapshot's boot
-    // started it while the snapshot downloaded) and the guest files, with
-    // one combined progress bar.
-    const wasmPart = { loaded: 0, total: 0 };
-    const filesPart = { loaded: 0, total: 0, label: '' };
-    const report = (label: string): void =>
-      this.page.progress({ phase: 'download', label, loaded: wasmPart.loaded + filesPart.loaded, total: wasmPart.total + filesPart.total });
-    // The instance worker and QEMU's pthread workers start meanwhile (a
-    // booted snapshot's boot started them with its downloads).
-    const spare = (await restore?.spare?.take()) ?? this.env.backend.prewarm?.(this.store.url(build.jsPath)) ?? null;
-    let compiled: Awaited<ReturnType<BuildStore['prepare']>>;
-    let fetched: Map<string, Uint8Array>;
-    let memory: WebAssembly.Memory | null;
-    try {
-      const loading = Promise.all([
-        this.store.prepare(build, (loaded, total) => {
-          Object.assign(wasmPart, { loaded, total: total || loaded });
-          report(`downloading ${build.wasmPath}`);
-        }),
-        restore?.guestFiles ??
-          this.store.fetchAll(Object.keys(plan.files), (loaded, total, label) => {
-            Object.assign(filesPart, { loaded, total, label });
-            report(label);
-          }),
-      ]);
-      // The Memory, with a RAM image back where it was, while the build
-      // downloads and compiles rather than after (copying the image took
-      // this thread 50-140 ms here). QEMU then takes the RAM over as
-      // after a cpr-exec (its fds, its CPR state) and loads the device
-      // state only.
-      memory = liveUpdatable ? this.createMemory() : null;
-      if (restore?.image) {
-        if (!memory) throw new PlaygroundError('bad-snapshot', `${build.name} cannot restore a RAM image: it does not run on a shared Memory`);
-        placeRam(memory, restore.image);
-      }
-      [compiled, fetched] = await loading;
-      this.checkCurrent(id);
-    } catch (e) {
-      spare?.dispose();
-      throw e;
-    }
-    const files: Record<string, Uint8Array> = {};
-    for (const [artifact, guestPath] of Object.entries(plan.files)) files[guestPath] = fetched.get(artifact)!;
+    // QEMU's wasm and the guest files; meanwhile its workers start.
+    const { compiled, files, memory, spare } = await loadForBoot({
+      store: this.store,
+      backend: this.env.backend,
+      build,
+      plan,
+      liveUpdatable,
+      restore,
+      createMemory: () => this.createMemory(),
+      progress: (p) => this.page.progress(p),
+      checkCurrent: () => this.checkCurrent(id),
+    });
 
     this.page.set({ state: 'starting' });
     this.page.progress({ phase: 'instantiate', label: `starting ${build.name}`, loaded: 0, total: 0 });
