@@ -17,7 +17,6 @@ import {
   toErrorInfo,
   type BootOptions,
   type BuildInfo,
-  type GuestName,
   type LiveUpdateOptions,
   type LiveUpdateResult,
   type QemuWorkerApi,
@@ -38,6 +37,7 @@ import {
 } from './backend';
 import { loadForBoot } from './boot-loading';
 import { BuildStore } from './build-store';
+import { programOf } from './builds';
 import type { FetchLike } from './download';
 import { typedHint } from './hmp-lines';
 import {
@@ -65,11 +65,6 @@ export interface HostEnvironment {
   isolated(): boolean;
   /** How long a new QEMU gets to run the VM in a live update. [20000] */
   updateAttemptMs?: number;
-}
-
-/** "qemu-system-arm" for "qemu-system-arm@v2". */
-function programOf(name: string): string {
-  return name.replace(/@.*$/, '');
 }
 
 export class QemuHost implements QemuWorkerApi {
@@ -436,7 +431,7 @@ export class QemuHost implements QemuWorkerApi {
       transfer: req.transfer,
       env: { ...accelEnv(session.options.accel), ...req.env },
       adopt: req.adopt,
-      execNames: this.execNames(session.options.guest),
+      execNames: this.buildStore?.known()?.execNames(session.options.guest) ?? [],
       onConsole: (c, b) => this.onConsole(session, qmp, c, b),
       // A save's refused exec is QEMU's to report, and no news to the user.
       onLog: (line) => (session.onCapture && line.includes(CAPTURE_EXEC) ? undefined : this.onLog(line, session)),
@@ -465,12 +460,6 @@ export class QemuHost implements QemuWorkerApi {
       if (this.updates.endsSession(session, launched)) this.onExit(session, exit);
     });
     return running;
-  }
-
-  /** Every name QEMU may exec for this guest: `v2`, `qemu-system-arm@v2`, `qemu-system-arm`. */
-  private execNames(guest: GuestName): string[] {
-    const builds = this.buildStore?.known()?.list().filter((b) => b.guest === guest) ?? [];
-    return [...new Set(builds.flatMap((b) => [b.name, b.version, programOf(b.name)]))];
   }
 
   /** Starts the instance worker for the next build ahead of the pause. */
