@@ -8,6 +8,13 @@
 // user's, passed through untouched. Live updates are the exec path's
 // (live-update.ts); QEMU itself is reached through a QemuBackend
 // (backend.ts), so tests drive this class with a fake QEMU.
+//
+// The host's parts, each a file below it that never imports it: a session
+// and its making (session.ts), a boot's loading phase (boot-loading.ts),
+// snapshots saved and restored (save-restore.ts), what the page is told
+// (page-link.ts) and what QEMU said lately (qemu-log.ts). This file keeps
+// what ties them: which session is current, the API's checks, the boot's
+// order, and QEMU's output and events routed to where they belong.
 import { transfer } from 'comlink';
 import {
   DEFAULT_MONITOR_TIMEOUT_MS,
@@ -52,9 +59,9 @@ import {
   type UpdateOutcome,
 } from './live-update';
 import { resolveBootOptions, type ResolvedBootOptions } from './options';
-import { QmpClient, QmpError, type QmpEvent } from './qmp';
 import { PageLink, type ListenerLike } from './page-link';
 import { isCrash, QemuLog } from './qemu-log';
+import { QmpClient, QmpError, type QmpEvent } from './qmp';
 import { bootedSnapshot, checkedSnapshot, earlySpare, restoreStart, saveSession, type CheckedSnapshot, type Restore } from './save-restore';
 import { bootDeadline, newSession, waitForReady, type Session } from './session';
 
