@@ -62,7 +62,7 @@ import { resolveBootOptions, type ResolvedBootOptions } from './options';
 import { PageLink, type ListenerLike } from './page-link';
 import { isCrash, QemuLog } from './qemu-log';
 import { QmpClient, QmpError, type QmpEvent } from './qmp';
-import { bootedSnapshot, checkedSnapshot, earlySpare, restoreStart, saveSession, type CheckedSnapshot, type Restore } from './save-restore';
+import { bootedRestore, checkedSnapshot, restoreStart, saveSession, type CheckedSnapshot, type Restore } from './save-restore';
 import { bootDeadline, newSession, waitForReady, type Session } from './session';
 
 export interface HostEnvironment {
@@ -161,28 +161,12 @@ export class QemuHost implements QemuWorkerApi {
   async boot(options: BootOptions): Promise<Status> {
     if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
     const resolved = resolveBootOptions(options);
-    // The snapshot is fetched and checked before the running guest is
-    // touched; meanwhile the build downloads and compiles.
     if (resolved.from !== 'snapshot') return this.start(resolved, null);
-    // Meanwhile the build and the guest files download, the build
-    // compiles (a restored QEMU opens its -kernel and -initrd too) and
-    // its instance worker starts: loading that worker's modules and
-    // QEMU's glue in its pthread workers takes a while of its own.
-    const spare = earlySpare(
-      this.store.builds().then((r) => {
-        const build = r.resolve(resolved.guest, resolved.build);
-        void this.store.prepare(build).catch(() => undefined);
-        return this.env.backend.prewarm?.(this.store.url(build.jsPath)) ?? null;
-      }),
-    );
-    const plan = this.env.backend.plan(resolved.guest, resolved.ramMiB, true);
-    const onDownload = (loaded: number, total: number, label: string): void => this.page.progress({ phase: 'download', label, loaded, total });
-    const guestFiles = this.store.fetchAll(Object.keys(plan.files), onDownload);
-    guestFiles.catch(() => undefined);
+    const booted = bootedRestore(resolved, this.store, this.env.backend, (loaded, total, label) => this.page.progress({ phase: 'download', label, loaded, total }));
     try {
-      return await this.start(resolved, { ...(await bootedSnapshot(resolved, plan.bootedSnapshot, this.store, onDownload)), guestFiles, spare });
+      return await this.start(resolved, await booted.restore);
     } finally {
-      spare.dispose();
+      booted.dispose();
     }
   }
 

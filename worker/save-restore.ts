@@ -7,7 +7,7 @@
 // the running guest is touched; then a new QEMU starts with -incoming from
 // the saved state instead of booting (host.ts starts it).
 import { PlaygroundError, type RestoreOptions, type SnapshotInfo } from './api';
-import { buildLayoutProblem, CAPTURE_EXEC, type Capture, type RamImage, type SpareLike } from './backend';
+import { buildLayoutProblem, CAPTURE_EXEC, type Capture, type QemuBackend, type RamImage, type SpareLike } from './backend';
 import type { BuildStore } from './build-store';
 import type { ResolvedBuild } from './builds';
 import { cprExecCommand, saveState, type Running, type StartRequest } from './live-update';
@@ -33,12 +33,12 @@ export interface Restore {
 
 /** An instance worker started before its boot's session exists: the
  * session takes it, or else dispose() ends it. */
-export interface EarlySpare {
+interface EarlySpare {
   take(): Promise<SpareLike | null>;
   dispose(): void;
 }
 
-export function earlySpare(starting: Promise<SpareLike | null>): EarlySpare {
+function earlySpare(starting: Promise<SpareLike | null>): EarlySpare {
   let taken = false;
   starting.catch(() => undefined);
   return {
@@ -133,9 +133,38 @@ async function capture(s: Session, r: Running): Promise<SnapshotContent | null> 
   }
 }
 
+/**
+ * A boot from the guest's booted snapshot: the Restore, once the snapshot
+ * is fetched and checked (before the running guest is touched). Meanwhile
+ * the build and the guest files download, the build compiles (a restored
+ * QEMU opens its -kernel and -initrd too) and its instance worker starts:
+ * loading that worker's modules and QEMU's glue in its pthread workers
+ * takes a while of its own. dispose() ends that worker unless the boot
+ * took it.
+ */
+export function bootedRestore(
+  o: ResolvedBootOptions,
+  store: BuildStore,
+  backend: QemuBackend,
+  onDownload: (loaded: number, total: number, label: string) => void,
+): { restore: Promise<Restore>; dispose(): void } {
+  const spare = earlySpare(
+    store.builds().then((r) => {
+      const build = r.resolve(o.guest, o.build);
+      void store.prepare(build).catch(() => undefined);
+      return backend.prewarm?.(store.url(build.jsPath)) ?? null;
+    }),
+  );
+  const plan = backend.plan(o.guest, o.ramMiB, true);
+  const guestFiles = store.fetchAll(Object.keys(plan.files), onDownload);
+  guestFiles.catch(() => undefined);
+  const restore = bootedSnapshot(o, plan.bootedSnapshot, store, onDownload).then((r) => ({ ...r, guestFiles, spare }));
+  return { restore, dispose: () => spare.dispose() };
+}
+
 /** The guest's booted snapshot (`path`), shipped with the builds, checked
  * whole. */
-export async function bootedSnapshot(
+async function bootedSnapshot(
   o: ResolvedBootOptions,
   path: string,
   store: BuildStore,
