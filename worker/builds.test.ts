@@ -1,7 +1,7 @@
 // Runs in Node (vitest).
 import { describe, expect, it } from 'vitest';
 import { MANIFEST } from '../test/fakes/fake-qemu';
-import { BuildRegistry, parseManifest } from './builds';
+import { BuildRegistry, parseManifest, programOf } from './builds';
 
 describe('BuildRegistry', () => {
   const two = {
@@ -24,6 +24,11 @@ describe('BuildRegistry', () => {
     expect(r.resolve('arm', 'v2')).toMatchObject({ jsPath: 'qemu/v2/qemu-system-arm.js', wasmPath: 'qemu/v2/qemu-system-arm.wasm' });
     expect(r.resolve('arm', 'qemu-system-arm@v2').version).toBe('v2');
     expect(r.resolve('i386', 'qemu-system-i386').name).toBe('qemu-system-i386@v1');
+  });
+
+  it('gives every name QEMU may exec for a guest', () => {
+    expect(new BuildRegistry(parseManifest(two)).execNames('arm')).toEqual(['qemu-system-arm@v1', 'v1', 'qemu-system-arm', 'qemu-system-arm@v2', 'v2']);
+    expect(programOf('qemu-system-arm@v2')).toBe('qemu-system-arm');
   });
 
   it('explains unknown and mismatched builds', () => {

@@ -21,6 +21,10 @@ export interface ResolvedBuild extends BuildInfo {
   wasmSize: number | undefined;
 }
 
+/** "qemu-system-arm" for "qemu-system-arm@v2". */
+export function programOf(name: string): string {
+  return name.replace(/@.*$/, '');
+}
 
 export function parseManifest(json: unknown): ArtifactsManifest {
   const m = json as Partial<ArtifactsManifest> | null;
@@ -85,6 +89,12 @@ export class BuildRegistry {
 
   list(): BuildInfo[] {
     return this.builds.map(({ name, guest, version }) => ({ name, guest, version }));
+  }
+
+  /** Every name QEMU may exec for this guest: `v2`, `qemu-system-arm@v2`, `qemu-system-arm`. */
+  execNames(guest: GuestName): string[] {
+    const builds = this.list().filter((b) => b.guest === guest);
+    return [...new Set(builds.flatMap((b) => [b.name, b.version, programOf(b.name)]))];
   }
 
   /** `undefined` (default), `v1`, `qemu-system-arm` or `qemu-system-arm@v1`. */

@@ -8,6 +8,13 @@
 // user's, passed through untouched. Live updates are the exec path's
 // (live-update.ts); QEMU itself is reached through a QemuBackend
 // (backend.ts), so tests drive this class with a fake QEMU.
+//
+// The host's parts, each a file below it that never imports it: a session
+// and its making (session.ts), a boot's loading phase (boot-loading.ts),
+// snapshots saved and restored (save-restore.ts), what the page is told
+// (page-link.ts) and what QEMU said lately (qemu-log.ts). This file keeps
+// what ties them: which session is current, the API's checks, the boot's
+// order, and QEMU's output and events routed to where they belong.
 import { transfer } from 'comlink';
 import {
   DEFAULT_MONITOR_TIMEOUT_MS,
@@ -17,10 +24,8 @@ import {
   toErrorInfo,
   type BootOptions,
   type BuildInfo,
-  type GuestName,
   type LiveUpdateOptions,
   type LiveUpdateResult,
-  type Progress,
   type QemuWorkerApi,
   type RestoreOptions,
   type SnapshotInfo,
@@ -32,44 +37,33 @@ import {
   accelEnv,
   buildLayoutProblem,
   CAPTURE_EXEC,
-  concatBytes,
-  placeRam,
-  type Capture,
   type ConsoleName,
   type InstanceExit,
   type QemuBackend,
   type QemuInstanceLike,
-  type RamImage,
-  type SpareLike,
 } from './backend';
+import { loadForBoot } from './boot-loading';
 import { BuildStore } from './build-store';
-import type { ResolvedBuild } from './builds';
+import { programOf } from './builds';
 import type { FetchLike } from './download';
-import { ConsoleInput } from './console-input';
-import { FileChannel } from './files';
-import { HmpLines, typedHint } from './hmp-lines';
+import { typedHint } from './hmp-lines';
 import {
-  cprExecCommand,
   DEFAULT_UPDATE_TIMEOUT_MS,
   execName,
   LiveUpdates,
   wallClock,
-  saveState,
   waitRunning,
   type PreparedBuild,
   type Running,
   type StartRequest,
   type UpdateOutcome,
-  type UpdateSession,
 } from './live-update';
-import { ramError, resolveBootOptions, type ResolvedBootOptions } from './options';
-import { readSnapshot, writeSnapshot, type SnapshotContent } from './snapshot';
+import { resolveBootOptions, type ResolvedBootOptions } from './options';
+import { PageLink, type ListenerLike } from './page-link';
+import { isCrash, QemuLog } from './qemu-log';
 import { QmpClient, QmpError, type QmpEvent } from './qmp';
-
-/** The page's listener as seen through Comlink: calls may return promises. */
-export type ListenerLike = {
-  [K in keyof WorkerListener]: (...args: Parameters<WorkerListener[K]>) => unknown;
-};
+import { bootedRestore, checkedSnapshot, restoreStart, saveSession, type CheckedSnapshot, type Restore } from './save-restore';
+import { bootDeadline, newSession, waitForReady, type Session } from './session';
 
 export interface HostEnvironment {
   backend: QemuBackend;
@@ -80,126 +74,18 @@ export interface HostEnvironment {
   updateAttemptMs?: number;
 }
 
-const LOG_LINES = 40;
-/** What the Emscripten glue logs when one of QEMU's threads traps. */
-const CRASH = /worker sent an error!|Uncaught RuntimeError/;
-/** What Emscripten says when the wasm itself cannot be used. */
-const LOAD_FAILURE = /CompileError|LinkError|failed to asynchronously prepare wasm|fetching of the wasm failed|WebAssembly\.(instantiate|compile)/;
-const SERIAL_FLUSH_MS = 8;
-
-/** Everything that belongs to one boot; replaced as a whole. A live
- * update replaces its instance and build, not the session. */
-interface Session extends UpdateSession {
-  id: number;
-  /** The user's HMP console, read for typed hints (hmp-lines.ts). */
-  hmp: HmpLines;
-  options: ResolvedBootOptions;
-  build: ResolvedBuild;
-  argv: string[];
-  /** Recent serial text, to find the ready line across chunk boundaries. */
-  serialTail: string;
-  serialDecoder: TextDecoder;
-  /** Resolved when the ready line shows up while booting. */
-  onReady: (() => void) | null;
-  ended: boolean;
-  /** Set when QEMU crashed in a way that does not end it by itself. */
-  crashed: string | null;
-  /** Rejects once QEMU has ended or crashed; waits race against it. */
-  failure: Promise<never>;
-  fail(e: PlaygroundError): void;
-  /** The next instance, started ahead of a live update. */
-  spare: SpareLike | null;
-  /** A snapshot save is in progress. */
-  saving: boolean;
-  /** Takes the capture of the save in progress (CAPTURE_EXEC). */
-  onCapture: ((capture: Capture) => void) | null;
-  /** The user's input to the guest, held across a live update's pause. */
-  input: ConsoleInput;
-  files: FileChannel;
-}
-
-/** A snapshot to restore instead of a boot: its arguments, QEMU's state
- * and, for a snapshot of format 2, guest RAM to put back first. */
-interface Restore {
-  argv: string[];
-  state: Uint8Array;
-  image?: RamImage;
-  /** The guest's booted snapshot: it sits at a shell prompt that the new
-   * terminal never saw, so press Enter for a fresh one. */
-  booted?: boolean;
-  /** The guest files, downloading since before the snapshot was checked. */
-  guestFiles?: Promise<Map<string, Uint8Array>>;
-  /** The build's instance worker, starting since then too. */
-  spare?: EarlySpare;
-}
-
-/** An instance worker started before its boot's session exists: the
- * session takes it, or else dispose() ends it. */
-interface EarlySpare {
-  take(): Promise<SpareLike | null>;
-  dispose(): void;
-}
-
-function earlySpare(starting: Promise<SpareLike | null>): EarlySpare {
-  let taken = false;
-  starting.catch(() => undefined);
-  return {
-    take: () => {
-      taken = true;
-      return starting;
-    },
-    dispose: () => {
-      if (!taken) void starting.then((s) => s?.dispose(), () => undefined);
-    },
-  };
-}
-
-/** A snapshot file checked whole: what it says, QEMU's stream in it (its
- * own buffer, handed to the instance worker, not copied) and the build to
- * restore it on. */
-interface CheckedSnapshot {
-  info: SnapshotInfo;
-  state: Uint8Array;
-  image?: RamImage;
-  build: ResolvedBuild;
-}
-
-/** Where a snapshot's state lives in QEMU's file system, saving and loading. */
-const SNAPSHOT_FILE = '/snapshot.state';
-/** Saving writes every used page of guest RAM: up to a minute for 1 GiB here. */
-const SNAPSHOT_TIMEOUT_MS = 300_000;
-
-/** Whether `bytes` is the whole of an ArrayBuffer, so transferring it
- * moves nothing else. */
-function ownsBuffer(bytes: Uint8Array): bytes is Uint8Array<ArrayBuffer> {
-  return bytes.buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
-}
-
-/** "qemu-system-arm" for "qemu-system-arm@v2". */
-function programOf(name: string): string {
-  return name.replace(/@.*$/, '');
-}
-
-function failureSignal(): { failure: Promise<never>; fail(e: PlaygroundError): void } {
-  let fail!: (e: PlaygroundError) => void;
-  const failure = new Promise<never>((_, reject) => (fail = reject));
-  failure.catch(() => undefined); // observed by whoever races it
-  return { failure, fail };
-}
-
 export class QemuHost implements QemuWorkerApi {
   private config: WorkerConfig | null = null;
-  private listener: ListenerLike | null = null;
   private buildStore: BuildStore | null = null;
   private session: Session | null = null;
   private nextId = 1;
   /** The boot in progress; stop() or a newer boot clears it, cancelling it. */
   private activeBoot = 0;
   private lastCrashAt = -Infinity;
-  private state: Status = { seq: 0, state: 'idle', guest: null, build: null, argv: [], ramMiB: null, accel: null, error: null };
-  private readonly logs: string[] = [];
-  private serialOut: Uint8Array[] = [];
-  private serialTimer: ReturnType<typeof setTimeout> | null = null;
+  /** What the page is told, and how. */
+  private readonly page = new PageLink();
+  /** What QEMU said lately, for error messages. */
+  private readonly qemuLog = new QemuLog();
   private readonly updates: LiveUpdates<Session>;
   /** The snapshot openSnapshot() checked, until restoreOpened() takes it. */
   private opened: (CheckedSnapshot & { timeoutMs?: number }) | null = null;
@@ -211,11 +97,11 @@ export class QemuHost implements QemuWorkerApi {
       prewarm: (s, prepared) => this.prewarm(s, prepared),
       createMemory: () => this.createMemory(),
       pausing: (s) => {
-        if (s === this.session) this.setState({ state: 'updating' });
+        if (s === this.session) this.page.set({ state: 'updating' });
       },
       ended: (s, outcome) => this.updateEnded(s, outcome),
       // To the page's log only, not into the 'QEMU said' of error messages.
-      log: (line) => this.call('log', line),
+      log: (line) => this.page.call('log', line),
     }, env.updateAttemptMs, () => this.config?.faults ?? []);
   }
 
@@ -228,8 +114,8 @@ export class QemuHost implements QemuWorkerApi {
    */
   async liveUpdate(target: string, options: LiveUpdateOptions = {}): Promise<LiveUpdateResult> {
     const s = this.session;
-    if (!s || !s.running || s.ended || !['running', 'paused'].includes(this.state.state)) {
-      throw new PlaygroundError('bad-state', `cannot live-update: the guest is ${this.state.state}; boot it first and wait until it runs`);
+    if (!s || !s.running || s.ended || !['running', 'paused'].includes(this.page.state)) {
+      throw new PlaygroundError('bad-state', `cannot live-update: the guest is ${this.page.state}; boot it first and wait until it runs`);
     }
     if (s.update) throw new PlaygroundError('bad-state', `a live update to ${s.update.target} is in progress`);
     if (typeof target !== 'string' || target === '') throw new PlaygroundError('bad-options', 'liveUpdate(target): target must be a build name such as "v2"');
@@ -261,8 +147,7 @@ export class QemuHost implements QemuWorkerApi {
       compile: this.env.backend.compile,
       compileStreaming: this.env.backend.compileStreaming,
     });
-    this.listener = listener as ListenerLike;
-    this.emitStatus();
+    this.page.connect(listener);
   }
 
   async builds(): Promise<BuildInfo[]> {
@@ -270,129 +155,37 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   async status(): Promise<Status> {
-    return this.snapshot();
+    return this.page.status();
   }
 
   async boot(options: BootOptions): Promise<Status> {
     if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
     const resolved = resolveBootOptions(options);
-    // The snapshot is fetched and checked before the running guest is
-    // touched; meanwhile the build downloads and compiles.
     if (resolved.from !== 'snapshot') return this.start(resolved, null);
-    // Meanwhile the build and the guest files download, the build
-    // compiles (a restored QEMU opens its -kernel and -initrd too) and
-    // its instance worker starts: loading that worker's modules and
-    // QEMU's glue in its pthread workers takes a while of its own.
-    const spare = earlySpare(
-      this.store.builds().then((r) => {
-        const build = r.resolve(resolved.guest, resolved.build);
-        void this.store.prepare(build).catch(() => undefined);
-        return this.env.backend.prewarm?.(this.store.url(build.jsPath)) ?? null;
-      }),
-    );
-    const plan = this.env.backend.plan(resolved.guest, resolved.ramMiB, true);
-    const guestFiles = this.store.fetchAll(Object.keys(plan.files), (loaded, total, label) => this.progress({ phase: 'download', label, loaded, total }));
-    guestFiles.catch(() => undefined);
+    const booted = bootedRestore(resolved, this.store, this.env.backend, (loaded, total, label) => this.page.progress({ phase: 'download', label, loaded, total }));
     try {
-      return await this.start(resolved, { ...(await this.bootedSnapshot(resolved)), guestFiles, spare });
+      return await this.start(resolved, await booted.restore);
     } finally {
-      spare.dispose();
+      booted.dispose();
     }
-  }
-
-  /** The guest's booted snapshot, shipped with the builds, checked whole. */
-  private async bootedSnapshot(o: ResolvedBootOptions): Promise<Restore> {
-    const path = this.env.backend.plan(o.guest, o.ramMiB, true).bootedSnapshot;
-    let file: Uint8Array;
-    try {
-      const fetched = await this.store.fetchAll([path], (loaded, total, label) => this.progress({ phase: 'download', label, loaded, total }));
-      file = fetched.get(path)!;
-    } catch (e) {
-      throw new PlaygroundError('load-failed', `the ${o.guest} guest's booted snapshot did not load (${e instanceof Error ? e.message : String(e)}); boot with from: "scratch", or run \`npm run artifacts\``);
-    }
-    const { info, state, image } = await readSnapshot(file);
-    if (info.guest !== o.guest || info.ramMiB !== o.ramMiB) {
-      throw new PlaygroundError('bad-snapshot', `${path} is of the ${info.guest} guest with ${info.ramMiB} MiB, not ${o.guest} with ${o.ramMiB} MiB: rebuild it (npm run build:wasm)`);
-    }
-    return { argv: info.argv, state, image, booted: true };
   }
 
   async saveSnapshot(): Promise<Blob> {
     const s = this.session;
-    if (!s || !s.running || s.ended || !['running', 'paused'].includes(this.state.state)) {
-      throw new PlaygroundError('bad-state', `cannot save a snapshot: the guest is ${this.state.state}; boot it first`);
+    if (!s || !s.running || s.ended || !['running', 'paused'].includes(this.page.state)) {
+      throw new PlaygroundError('bad-state', `cannot save a snapshot: the guest is ${this.page.state}; boot it first`);
     }
-    if (s.update || s.saving) throw new PlaygroundError('bad-state', 'a live update or another save is in progress');
-    s.saving = true;
-    try {
-      // RAM straight out of the layout when QEMU can cpr-exec; else (no
-      // shared Memory, or RAM cpr-exec refuses) a migration with RAM.
-      const content = (s.memory && !s.prepared?.layoutProblem ? await this.capture(s, s.running) : null) ?? { state: await saveState(s.running, SNAPSHOT_FILE, SNAPSHOT_TIMEOUT_MS) };
-      // A Blob goes to the page by reference.
-      return await writeSnapshot({ guest: s.options.guest, build: s.build.name, ramMiB: s.options.ramMiB, argv: s.baseArgv }, content);
-    } catch (e) {
-      if (e instanceof PlaygroundError) throw e;
-      throw new PlaygroundError('snapshot-failed', `the snapshot could not be saved: ${e instanceof Error ? e.message : String(e)}; the VM runs on`);
-    } finally {
-      s.saving = false;
-    }
-  }
-
-  /**
-   * A save of format 2: a cpr-exec migration whose exec is CAPTURE_EXEC,
-   * which the instance worker answers with guest RAM and the device state
-   * and refuses, so that QEMU runs the VM on (stopped meanwhile, as for any
-   * save). Null when QEMU refuses the migration (a blocker: RAM cpr-exec
-   * cannot keep), before the VM stopped. The migration parameters are put
-   * back as they were: the user's typed flow may have set them.
-   */
-  private async capture(s: Session, r: Running): Promise<SnapshotContent | null> {
-    const { qmp } = r;
-    const before = await qmp.execute<{ mode?: string; 'cpr-exec-command'?: string[] }>('query-migrate-parameters');
-    let take!: (c: Capture) => void;
-    const captured = new Promise<Capture>((resolve) => (take = resolve));
-    s.onCapture = take;
-    // 'completed' comes first (the device state is written), then the
-    // exec; after the refusal QEMU marks the migration failed and runs
-    // the VM again. 'cancelled': it never got to the exec.
-    const ended = qmp.waitFor((e) => (e.kind === 'migration' && ['failed', 'cancelled'].includes(e.status) ? e.status : undefined), SNAPSHOT_TIMEOUT_MS, 'the save did not end');
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no capture within ${SNAPSHOT_TIMEOUT_MS} ms`)), SNAPSHOT_TIMEOUT_MS)));
-    limit.catch(() => undefined);
-    try {
-      await qmp.execute('migrate-set-parameters', { mode: 'cpr-exec', 'cpr-exec-command': cprExecCommand(CAPTURE_EXEC, s.baseArgv, SNAPSHOT_FILE) });
-      try {
-        await qmp.execute('migrate', { uri: `file:${SNAPSHOT_FILE}` });
-      } catch (e) {
-        if (e instanceof QmpError) return null;
-        throw e;
-      }
-      const c = await Promise.race([captured, s.failure, limit, ended.promise.then((st): never => {
-        throw new Error(`the migration ended (${st}) without a capture`);
-      })]);
-      if ('error' in c) throw new Error(c.error);
-      await Promise.race([ended.promise, s.failure, limit]);
-      return c;
-    } finally {
-      clearTimeout(timer);
-      s.onCapture = null;
-      ended.cancel();
-      await qmp
-        .execute('migrate-set-parameters', { mode: before.mode ?? 'normal', 'cpr-exec-command': before['cpr-exec-command'] ?? [] })
-        .catch(() => undefined);
-      // The device state stays in QEMU's files otherwise.
-      await r.instance.readFile?.(SNAPSHOT_FILE, true).catch(() => null);
-    }
+    return saveSession(s);
   }
 
   async checkSnapshot(file: Blob | Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
-    return (await this.checkedSnapshot(file, options)).info;
+    return (await this.checkFile(file, options)).info;
   }
 
   async openSnapshot(file: Blob | Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
     if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
     this.opened = null;
-    const opened = await this.checkedSnapshot(file, options);
+    const opened = await this.checkFile(file, options);
     // The build downloads and compiles while the page ends the running guest.
     void this.store.prepare(opened.build).catch(() => undefined);
     this.opened = { ...opened, timeoutMs: options.timeoutMs };
@@ -411,30 +204,14 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   /** A snapshot file checked whole, and the build to restore it on. */
-  private async checkedSnapshot(file: Blob | Uint8Array, options: RestoreOptions): Promise<CheckedSnapshot> {
-    if (!(file instanceof Uint8Array) && !(file instanceof Blob)) throw new PlaygroundError('bad-options', 'a snapshot is given as bytes (Uint8Array) or a Blob');
-    // A Blob (the page's file, by reference) is read here, once.
-    const { info, state, image } = await readSnapshot(file instanceof Blob ? new Uint8Array(await file.arrayBuffer()) : file);
-    const registry = await this.store.builds();
-    let build: ResolvedBuild;
-    try {
-      build = registry.resolve(info.guest, options.build ?? info.build);
-    } catch (e) {
-      throw new PlaygroundError('bad-snapshot', `this page cannot restore the snapshot: ${e instanceof Error ? e.message : String(e)} (it was saved by ${info.build}); nothing was changed`);
-    }
-    const ram = ramError(info.ramMiB);
-    if (ram) throw new PlaygroundError('bad-snapshot', `this page cannot give the snapshot's RAM: ${ram}; nothing was changed`);
-    if (image) {
-      const layout = this.env.backend.createMemory ? buildLayoutProblem(build.name, await this.store.glueSource(build)) : 'this page has no shared Memory';
-      if (layout) throw new PlaygroundError('bad-snapshot', `this page cannot restore the snapshot's RAM image: ${layout}; nothing was changed`);
-    }
-    return { info, state, image, build };
+  private checkFile(file: Blob | Uint8Array, options: RestoreOptions): Promise<CheckedSnapshot> {
+    return checkedSnapshot(file, options, () => this.store, this.env.backend.createMemory !== undefined);
   }
 
   /** Boots a guest, or restores one (`restore`): stops the running one first. */
   private async start(resolved: ResolvedBootOptions, restore: Restore | null): Promise<Status> {
     if (!this.env.isolated()) {
-      throw this.fail(
+      throw this.page.fail(
         new PlaygroundError(
           'not-isolated',
           'the page is not cross-origin isolated, so QEMU cannot use SharedArrayBuffer: serve it with ' +
@@ -446,7 +223,7 @@ export class QemuHost implements QemuWorkerApi {
     this.activeBoot = id;
     this.opened = null;
     await this.stopSession();
-    this.logs.length = 0;
+    this.qemuLog.clear();
     try {
       return await this.bootSession(id, resolved, restore);
     } catch (e) {
@@ -454,7 +231,7 @@ export class QemuHost implements QemuWorkerApi {
       // the state belongs to whoever cancelled it.
       if (this.activeBoot !== id) throw new PlaygroundError('bad-state', 'this boot was cancelled by stop() or by another boot');
       if (this.session?.id === id) await this.stopSession();
-      throw this.fail(e);
+      throw this.page.fail(e);
     } finally {
       if (this.activeBoot === id) this.activeBoot = 0;
     }
@@ -499,37 +276,37 @@ export class QemuHost implements QemuWorkerApi {
     this.activeBoot = 0;
     this.opened = null;
     if (!this.session) {
-      if (this.state.state !== 'idle') this.setState({ state: 'stopped', error: null });
-      return this.snapshot();
+      if (this.page.state !== 'idle') this.page.set({ state: 'stopped', error: null });
+      return this.page.status();
     }
-    this.setState({ state: 'stopping' });
+    this.page.set({ state: 'stopping' });
     await this.stopSession();
-    this.setState({ state: 'stopped', error: null });
-    return this.snapshot();
+    this.page.set({ state: 'stopped', error: null });
+    return this.page.status();
   }
 
   async reset(): Promise<Status> {
     const s = this.session;
-    if (!s || !s.running || !['running', 'paused', 'booting'].includes(this.state.state)) {
-      throw new PlaygroundError('bad-state', `cannot reset: the guest is ${this.state.state}; boot it first`);
+    if (!s || !s.running || !['running', 'paused', 'booting'].includes(this.page.state)) {
+      throw new PlaygroundError('bad-state', `cannot reset: the guest is ${this.page.state}; boot it first`);
     }
     const { qmp } = s.running;
-    const ready = this.waitForReady(s);
-    this.setState({ state: 'booting', error: null });
-    this.progress({ phase: 'boot', label: 'resetting the guest', loaded: 0, total: 0 });
+    const ready = waitForReady(s);
+    this.page.set({ state: 'booting', error: null });
+    this.page.progress({ phase: 'boot', label: 'resetting the guest', loaded: 0, total: 0 });
     await qmp.execute('system_reset');
     // A paused VM stays paused across system_reset; the user asked for a fresh boot.
     await qmp.execute('cont').catch(() => undefined);
-    const deadline = this.bootDeadline(s, s.options.bootTimeoutMs);
+    const deadline = bootDeadline(s, s.options.bootTimeoutMs, () => this.qemuLog.said());
     try {
       await Promise.race([ready, s.failure, deadline.expired]);
     } catch (e) {
       if (this.session === s) await this.stopSession();
-      throw this.fail(e);
+      throw this.page.fail(e);
     } finally {
       deadline.clear();
     }
-    return this.snapshot();
+    return this.page.status();
   }
 
   /**
@@ -549,8 +326,8 @@ export class QemuHost implements QemuWorkerApi {
   // ---- internals -----------------------------------------------------------
 
   private async bootSession(id: number, options: ResolvedBootOptions, restore: Restore | null): Promise<Status> {
-    this.setState({ state: 'loading', guest: options.guest, ramMiB: options.ramMiB, accel: options.accel, build: null, argv: [], error: null });
-    this.progress({ phase: 'manifest', label: 'reading the artifacts manifest', loaded: 0, total: 0 });
+    this.page.set({ state: 'loading', guest: options.guest, ramMiB: options.ramMiB, accel: options.accel, build: null, argv: [], error: null });
+    this.page.progress({ phase: 'manifest', label: 'reading the artifacts manifest', loaded: 0, total: 0 });
     const registry = await this.store.builds();
     const build = registry.resolve(options.guest, options.build);
     const glue = await this.store.glueSource(build);
@@ -559,101 +336,36 @@ export class QemuHost implements QemuWorkerApi {
     // A restored VM runs with the arguments it was saved with.
     const argv = restore ? restore.argv : [...plan.argv, ...options.extraArgs];
     const program = programOf(build.name);
-    this.setState({ build: build.name, argv: [program, ...argv] });
+    this.page.set({ build: build.name, argv: [program, ...argv] });
 
-    // QEMU's wasm (downloaded and compiled once: a booted snapshot's boot
-    // started it while the snapshot downloaded) and the guest files, with
-    // one combined progress bar.
-    const wasmPart = { loaded: 0, total: 0 };
-    const filesPart = { loaded: 0, total: 0, label: '' };
-    const report = (label: string): void =>
-      this.progress({ phase: 'download', label, loaded: wasmPart.loaded + filesPart.loaded, total: wasmPart.total + filesPart.total });
-    // The instance worker and QEMU's pthread workers start meanwhile (a
-    // booted snapshot's boot started them with its downloads).
-    const spare = (await restore?.spare?.take()) ?? this.env.backend.prewarm?.(this.store.url(build.jsPath)) ?? null;
-    let compiled: Awaited<ReturnType<BuildStore['prepare']>>;
-    let fetched: Map<string, Uint8Array>;
-    let memory: WebAssembly.Memory | null;
-    try {
-      const loading = Promise.all([
-        this.store.prepare(build, (loaded, total) => {
-          Object.assign(wasmPart, { loaded, total: total || loaded });
-          report(`downloading ${build.wasmPath}`);
-        }),
-        restore?.guestFiles ??
-          this.store.fetchAll(Object.keys(plan.files), (loaded, total, label) => {
-            Object.assign(filesPart, { loaded, total, label });
-            report(label);
-          }),
-      ]);
-      // The Memory, with a RAM image back where it was, while the build
-      // downloads and compiles rather than after (copying the image took
-      // this thread 50-140 ms here). QEMU then takes the RAM over as
-      // after a cpr-exec (its fds, its CPR state) and loads the device
-      // state only.
-      memory = liveUpdatable ? this.createMemory() : null;
-      if (restore?.image) {
-        if (!memory) throw new PlaygroundError('bad-snapshot', `${build.name} cannot restore a RAM image: it does not run on a shared Memory`);
-        placeRam(memory, restore.image);
-      }
-      [compiled, fetched] = await loading;
-      this.checkCurrent(id);
-    } catch (e) {
-      spare?.dispose();
-      throw e;
-    }
-    const files: Record<string, Uint8Array> = {};
-    for (const [artifact, guestPath] of Object.entries(plan.files)) files[guestPath] = fetched.get(artifact)!;
+    // QEMU's wasm and the guest files; meanwhile its workers start.
+    const { compiled, files, memory, spare } = await loadForBoot({
+      store: this.store,
+      backend: this.env.backend,
+      build,
+      plan,
+      liveUpdatable,
+      restore,
+      createMemory: () => this.createMemory(),
+      progress: (p) => this.page.progress(p),
+      checkCurrent: () => this.checkCurrent(id),
+    });
 
-    this.setState({ state: 'starting' });
-    this.progress({ phase: 'instantiate', label: `starting ${build.name}`, loaded: 0, total: 0 });
+    this.page.set({ state: 'starting' });
+    this.page.progress({ phase: 'instantiate', label: `starting ${build.name}`, loaded: 0, total: 0 });
     const prepared: PreparedBuild = { ...compiled, layoutProblem: liveUpdatable ? undefined : buildLayoutProblem(build.name, glue) ?? 'no shared Memory' };
     this.store.remember(prepared);
-    const session: Session = {
-      id,
-      running: null,
-      hmp: new HmpLines((line) => this.onTypedLine(session, line)),
-      options,
-      build,
-      argv,
-      serialTail: '',
-      serialDecoder: new TextDecoder(),
-      onReady: null,
-      ended: false,
-      crashed: null,
-      memory,
-      prepared,
-      baseArgv: argv,
-      guestFiles: files,
-      update: null,
-      stoppedAt: null,
-      migrateTypedAt: null,
-      spare,
-      saving: false,
-      onCapture: null,
-      input: new ConsoleInput(() => session.running?.instance ?? null),
-      files: new FileChannel((bytes) => session.input.write('files', bytes)),
-      ...failureSignal(),
-    };
-    session.failure.catch((e: unknown) => session.files.close(e instanceof PlaygroundError ? e : new PlaygroundError('qemu-exited', String(e))));
+    const session = newSession({ id, options, build, argv, memory, prepared, guestFiles: files, spare }, (s, line) => this.onTypedLine(s, line));
     this.session = session;
-    const ready = this.waitForReady(session);
+    const ready = waitForReady(session);
     // One deadline from here to the shell: QEMU may also hang while
     // starting (a trap in a pthread leaves the module promise pending).
-    const deadline = this.bootDeadline(session, options.bootTimeoutMs);
-    // A restore loads the saved state (the incoming side reports the end
-    // of the load only with the events capability) instead of booting.
-    const launchArgv = restore ? [...argv, '-global', 'migration.x-events=on', '-incoming', `file:${SNAPSHOT_FILE}`] : argv;
-    const launchFiles = restore ? { ...files, [SNAPSHOT_FILE]: restore.state } : files;
-    // The state (up to the guest's RAM) moves to the instance worker, not
-    // copied; it is the checked state's own buffer.
-    const transfer = restore && ownsBuffer(restore.state) ? [restore.state.buffer] : [];
-    const cpr = restore?.image ? { env: restore.image.env, adopt: restore.image.open } : {};
-    const launched = this.launch(session, { prepared, argv: launchArgv, memory: session.memory, files: launchFiles, transfer, ...cpr })
+    const deadline = bootDeadline(session, options.bootTimeoutMs, () => this.qemuLog.said());
+    const launched = this.launch(session, { prepared, memory: session.memory, ...restoreStart(restore, argv, files) })
       .catch((e: unknown) => {
         throw new PlaygroundError(
           'load-failed',
-          `${build.name} failed to start: ${e instanceof Error ? e.message : String(e)}${this.recentLogs()}`,
+          `${build.name} failed to start: ${e instanceof Error ? e.message : String(e)}${this.qemuLog.said()}`,
         );
       });
     try {
@@ -663,17 +375,17 @@ export class QemuHost implements QemuWorkerApi {
         this.checkCurrent(id);
       }
       if (restore) {
-        this.progress({ phase: 'boot', label: `loading the snapshot into ${build.name}`, loaded: 0, total: 0 });
+        this.page.progress({ phase: 'boot', label: `loading the snapshot into ${build.name}`, loaded: 0, total: 0 });
         session.onReady = null;
         await Promise.race([waitRunning(running, options.bootTimeoutMs, build.name), session.failure, deadline.expired]).catch((e: unknown) => {
           if (e instanceof PlaygroundError) throw e;
-          throw new PlaygroundError('snapshot-failed', `the snapshot did not load: ${e instanceof Error ? e.message : String(e)}${this.recentLogs()}`);
+          throw new PlaygroundError('snapshot-failed', `the snapshot did not load: ${e instanceof Error ? e.message : String(e)}${this.qemuLog.said()}`);
         });
-        this.setState({ state: 'running' });
+        this.page.set({ state: 'running' });
         if (restore.booted) running.instance.write('serial', new TextEncoder().encode('\n'));
       } else {
-        if (!session.ended && this.state.state === 'starting') this.setState({ state: 'booting' });
-        this.progress({ phase: 'boot', label: `booting the ${options.guest} guest`, loaded: 0, total: 0 });
+        if (!session.ended && this.page.state === 'starting') this.page.set({ state: 'booting' });
+        this.page.progress({ phase: 'boot', label: `booting the ${options.guest} guest`, loaded: 0, total: 0 });
         await Promise.race([ready, session.failure, deadline.expired]);
       }
     } catch (e) {
@@ -683,8 +395,8 @@ export class QemuHost implements QemuWorkerApi {
     } finally {
       deadline.clear();
     }
-    this.progress({ phase: 'done', label: 'guest ready', loaded: 0, total: 0 });
-    return this.snapshot();
+    this.page.progress({ phase: 'done', label: 'guest ready', loaded: 0, total: 0 });
+    return this.page.status();
   }
 
   /**
@@ -710,7 +422,7 @@ export class QemuHost implements QemuWorkerApi {
       transfer: req.transfer,
       env: { ...accelEnv(session.options.accel), ...req.env },
       adopt: req.adopt,
-      execNames: this.execNames(session.options.guest),
+      execNames: this.buildStore?.known()?.execNames(session.options.guest) ?? [],
       onConsole: (c, b) => this.onConsole(session, qmp, c, b),
       // A save's refused exec is QEMU's to report, and no news to the user.
       onLog: (line) => (session.onCapture && line.includes(CAPTURE_EXEC) ? undefined : this.onLog(line, session)),
@@ -741,12 +453,6 @@ export class QemuHost implements QemuWorkerApi {
     return running;
   }
 
-  /** Every name QEMU may exec for this guest: `v2`, `qemu-system-arm@v2`, `qemu-system-arm`. */
-  private execNames(guest: GuestName): string[] {
-    const builds = this.buildStore?.known()?.list().filter((b) => b.guest === guest) ?? [];
-    return [...new Set(builds.flatMap((b) => [b.name, b.version, programOf(b.name)]))];
-  }
-
   /** Starts the instance worker for the next build ahead of the pause. */
   private prewarm(session: Session, prepared: PreparedBuild): void {
     const jsUrl = this.store.url(prepared.build.jsPath);
@@ -767,34 +473,6 @@ export class QemuHost implements QemuWorkerApi {
     return create();
   }
 
-  /** Resolves when the ready line appears; rejects when QEMU ends first. */
-  private waitForReady(session: Session): Promise<void> {
-    session.serialTail = '';
-    return new Promise<void>((resolve) => {
-      session.onReady = resolve;
-    });
-  }
-
-  /** A promise that rejects with boot-timeout after timeoutMs, until cleared. */
-  private bootDeadline(session: Session, timeoutMs: number): { expired: Promise<never>; clear(): void } {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const tail = session.serialTail.slice(-300);
-        reject(
-          new PlaygroundError(
-            'boot-timeout',
-            `the ${session.options.guest} guest did not reach its shell within ${Math.round(timeoutMs / 1000)} s ` +
-              `(no "${GUEST_READY_LINE}" on the serial console). Last serial output: ${JSON.stringify(tail)}` +
-              this.recentLogs(),
-          ),
-        );
-      }, timeoutMs);
-    });
-    expired.catch(() => undefined);
-    return { expired, clear: () => clearTimeout(timer) };
-  }
-
   private onSerial(session: Session, bytes: Uint8Array): void {
     if (session !== this.session) return;
     // Look for the ready line in a bounded tail of the text.
@@ -802,20 +480,10 @@ export class QemuHost implements QemuWorkerApi {
     if (session.onReady && session.serialTail.includes(GUEST_READY_LINE)) {
       const done = session.onReady;
       session.onReady = null;
-      if (this.state.state === 'booting' || this.state.state === 'starting') this.setState({ state: 'running' });
+      if (this.page.state === 'booting' || this.page.state === 'starting') this.page.set({ state: 'running' });
       done();
     }
-    // Batch output: QEMU's UARTs write a byte at a time, a message each would swamp the page.
-    this.serialOut.push(bytes);
-    this.serialTimer ??= setTimeout(() => this.flushSerial(), SERIAL_FLUSH_MS);
-  }
-
-  private flushSerial(): void {
-    this.serialTimer = null;
-    const chunks = this.serialOut;
-    this.serialOut = [];
-    if (chunks.length === 0) return;
-    this.call('serial', concatBytes(chunks));
+    this.page.serial(bytes);
   }
 
   /** One chunk of a console's output, to where it belongs. */
@@ -827,7 +495,7 @@ export class QemuHost implements QemuWorkerApi {
       case 'monitor':
         if (session !== this.session) return;
         session.hmp.feed(bytes);
-        this.call('monitor', bytes);
+        this.page.call('monitor', bytes);
         return;
       case 'qmp':
         qmp.feed(bytes);
@@ -845,17 +513,17 @@ export class QemuHost implements QemuWorkerApi {
     switch (e.kind) {
       case 'stop':
         session.stoppedAt = e.at;
-        if (this.state.state === 'running') this.setState({ state: 'paused' });
+        if (this.page.state === 'running') this.page.set({ state: 'paused' });
         return;
       case 'resume':
         session.stoppedAt = null;
-        if (this.state.state === 'paused') this.setState({ state: 'running' });
+        if (this.page.state === 'paused') this.page.set({ state: 'running' });
         return;
       case 'reset':
         // The guest boots again; it is 'running' once its shell is back.
-        if (this.state.state === 'running' || this.state.state === 'paused') {
-          this.setState({ state: 'booting' });
-          if (!session.onReady) void this.waitForReady(session);
+        if (this.page.state === 'running' || this.page.state === 'paused') {
+          this.page.set({ state: 'booting' });
+          if (!session.onReady) void waitForReady(session);
         }
         return;
       case 'shutdown':
@@ -898,31 +566,30 @@ export class QemuHost implements QemuWorkerApi {
         s.argv = argv;
         s.stoppedAt = null;
         if (s !== this.session) return;
-        this.setState({ state: 'running', build: prepared.build.name, argv: [programOf(prepared.build.name), ...argv], error: null });
-        this.call('liveUpdate', result);
+        this.page.set({ state: 'running', build: prepared.build.name, argv: [programOf(prepared.build.name), ...argv], error: null });
+        this.page.call('liveUpdate', result);
         return;
       }
       case 'refused':
         return;
       case 'restored':
         s.stoppedAt = null;
-        if (s === this.session && this.state.state === 'updating') this.setState({ state: 'running' });
+        if (s === this.session && this.page.state === 'updating') this.page.set({ state: 'running' });
         return;
       case 'lost':
         // QEMU's own exit (onExit) or stop() already ended the session.
         if (s !== this.session || s.ended) return;
-        void this.stopSession().then(() => this.fail(outcome.error));
+        void this.stopSession().then(() => this.page.fail(outcome.error));
         return;
     }
   }
 
   private onLog(line: string, session: Session | null): void {
-    this.logs.push(line);
-    if (this.logs.length > LOG_LINES) this.logs.shift();
-    this.call('log', line);
+    this.qemuLog.add(line);
+    this.page.call('log', line);
     // A trap in one of QEMU's pthread workers is only logged by the glue;
     // QEMU then hangs. End it, so the page shows why instead of waiting.
-    if (session && CRASH.test(line) && session === this.session) this.crash(session, line);
+    if (session && isCrash(line) && session === this.session) this.crash(session, line);
   }
 
   /** QEMU trapped and will not end by itself: end it and report why. */
@@ -930,55 +597,28 @@ export class QemuHost implements QemuWorkerApi {
     if (session.ended || session.crashed) return;
     session.crashed = reason;
     this.lastCrashAt = Date.now();
-    const error = this.exitError(session, { status: 134 });
+    const error = this.qemuLog.exitError(session, { status: 134 });
     session.fail(error);
     session.running?.qmp.close(error); // a command in flight learns why
     // While booting, boot() reports it; once running, nobody waits, so say it here.
     const booting = this.activeBoot !== 0;
     void this.stopSession().then(() => {
-      if (!booting) this.fail(error);
+      if (!booting) this.page.fail(error);
     });
   }
 
   private onExit(session: Session, exit: InstanceExit): void {
     if (session.ended) return;
     session.ended = true;
-    const error = this.exitError(session, exit);
+    const error = this.qemuLog.exitError(session, exit);
     session.fail(error);
     session.running?.qmp.close(error);
     session.update?.end({ kind: 'lost', error: new PlaygroundError('live-update-failed', `QEMU ended during the live update: ${error.message}`) });
     if (session !== this.session) return;
-    this.flushSerial();
+    this.page.flushSerial();
     this.session = null;
-    if (exit.status === 0) this.setState({ state: 'stopped', error: null });
-    else this.fail(this.exitError(session, exit));
-  }
-
-  private exitError(session: Session, exit: { status: number; message?: string }): PlaygroundError {
-    if (session.crashed) {
-      const reason = session.crashed;
-      return new PlaygroundError('qemu-exited', `${session.build.name} crashed: ${reason}${this.recentLogs(reason)}`);
-    }
-    const why = `${exit.message ?? ''} ${this.logs.join(' ')}`;
-    // Emscripten aborts (rather than rejecting) when the wasm does not
-    // compile or link: that is a load failure, not QEMU's own exit.
-    if (LOAD_FAILURE.test(why)) {
-      return new PlaygroundError(
-        'load-failed',
-        `${session.build.name} failed to start: its wasm did not load (${exit.message ?? `status ${exit.status}`})` +
-          `${this.recentLogs()}; run \`npm run artifacts\` and reload`,
-      );
-    }
-    return new PlaygroundError(
-      'qemu-exited',
-      `${session.build.name} exited with status ${exit.status}${exit.message ? ` (${exit.message})` : ''}${this.recentLogs()}`,
-    );
-  }
-
-  private recentLogs(except = ''): string {
-    // Our own diagnostics ([live-update] ...) stay in the page's log only.
-    const lines = this.logs.filter((l) => l.trim() !== '' && l !== except && !l.startsWith('[live-update]')).slice(-8);
-    return lines.length ? `. QEMU said: ${lines.join(' | ')}` : '';
+    if (exit.status === 0) this.page.set({ state: 'stopped', error: null });
+    else this.page.fail(this.qemuLog.exitError(session, exit));
   }
 
   private async stopSession(): Promise<void> {
@@ -993,7 +633,7 @@ export class QemuHost implements QemuWorkerApi {
     s.fail(stopped);
     s.running?.qmp.close(stopped);
     s.update?.end({ kind: 'lost', error: new PlaygroundError('bad-state', 'QEMU was stopped during the live update') });
-    this.flushSerial();
+    this.page.flushSerial();
     // A session's Memory is its own: the next session makes a fresh one.
     await s.running?.instance.kill({ memoryDiscarded: true });
   }
@@ -1011,7 +651,7 @@ export class QemuHost implements QemuWorkerApi {
   private liveSession(): Session {
     const s = this.session;
     if (!s || !s.running || s.ended) {
-      throw new PlaygroundError('bad-state', `QEMU is not running (state: ${this.state.state}); boot a guest first`);
+      throw new PlaygroundError('bad-state', `QEMU is not running (state: ${this.page.state}); boot a guest first`);
     }
     return s;
   }
@@ -1020,43 +660,5 @@ export class QemuHost implements QemuWorkerApi {
   private get store(): BuildStore {
     if (!this.buildStore) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
     return this.buildStore;
-  }
-
-  /** Records an error in the status and returns it as a PlaygroundError. */
-  private fail(e: unknown): PlaygroundError {
-    const info = toErrorInfo(e);
-    const err = e instanceof PlaygroundError ? e : new PlaygroundError(info.code, info.message);
-    this.setState({ state: 'error', error: info });
-    return err;
-  }
-
-  private snapshot(): Status {
-    return { ...this.state, argv: [...this.state.argv], error: this.state.error ? { ...this.state.error } : null };
-  }
-
-  private setState(patch: Partial<Status>): void {
-    this.state = { ...this.state, ...patch, seq: this.state.seq + 1 };
-    this.emitStatus();
-  }
-
-  private emitStatus(): void {
-    this.call('status', this.snapshot());
-  }
-
-  private progress(p: Progress): void {
-    this.call('progress', p);
-  }
-
-  /** Listener calls are fire-and-forget: a closed page must not break QEMU. */
-  private call<K extends keyof WorkerListener>(name: K, ...args: Parameters<WorkerListener[K]>): void {
-    const l = this.listener;
-    if (!l) return;
-    try {
-      const fn = l[name] as (...a: Parameters<WorkerListener[K]>) => unknown;
-      const r = fn.apply(l, args);
-      if (r instanceof Promise) r.catch(() => undefined);
-    } catch {
-      /* the page went away */
-    }
   }
 }
