@@ -13,7 +13,7 @@ import { prewarmInstance, startInstance, type InstanceLaunch, type SpareInstance
 import { createSharedMemory } from './qemu/memory';
 
 export type { ConsoleName } from './qemu/consoles';
-export { withQmpConsole } from './qemu/consoles';
+export { hasFilesPort, withQmpConsole } from './qemu/consoles';
 export type { ExecRequest } from './qemu/instance';
 export type { OpenMemfd } from './qemu/memfd';
 export { buildLayoutProblem, clearBelow, HEAP_LIMIT, RegionTable, type RegionEntry } from './qemu/memory';

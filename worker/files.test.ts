@@ -119,7 +119,7 @@ describe('FileChannel', () => {
     expect(guestPathProblem('/ok/path with spaces')).toBeUndefined();
   });
 
-  it('says when no agent answers (an image from before the channel)', async () => {
+  it('says when no agent answers', async () => {
     vi.useFakeTimers();
     try {
       const { channel, agent } = wired();

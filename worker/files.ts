@@ -162,7 +162,7 @@ export class FileChannel {
       if (e instanceof PlaygroundError && e.code === 'timeout') {
         throw new PlaygroundError(
           'file-failed',
-          `the guest's file agent did not answer within ${PING_TIMEOUT_MS / 1000} s: the guest may still be booting, or its image predates the file channel (a snapshot or kept VM from before it)`,
+          `the guest's file agent did not answer within ${PING_TIMEOUT_MS / 1000} s: the guest may still be booting, or its agent (/bin/cpr-files, started by /init) is not running`,
         );
       }
       throw e;

@@ -59,6 +59,15 @@ describe('QemuHost.boot', () => {
     expect((await host.status()).state).toBe('running');
   });
 
+  it('refuses files at once for a VM without the file channel (an old snapshot), and without a VM', async () => {
+    const { host } = makeHost();
+    await expect(host.putFile('/root/x', new Uint8Array(1))).rejects.toMatchObject({ code: 'bad-state' });
+    await host.boot({}); // the fake's command line has no file channel
+    await expect(host.putFile('/root/x', new Uint8Array(1))).rejects.toMatchObject({ code: 'file-failed', message: expect.stringMatching(/no file channel/) });
+    await expect(host.getFile('/root/x')).rejects.toMatchObject({ code: 'file-failed' });
+    expect((await host.status()).state).toBe('running');
+  });
+
   it('rejects invalid RAM before touching a running guest', async () => {
     const { host, backend } = makeHost();
     await host.boot({});

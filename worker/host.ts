@@ -37,6 +37,7 @@ import {
   accelEnv,
   buildLayoutProblem,
   CAPTURE_EXEC,
+  hasFilesPort,
   type ConsoleName,
   type InstanceExit,
   type QemuBackend,
@@ -46,6 +47,7 @@ import { loadForBoot } from './boot-loading';
 import { BuildStore } from './build-store';
 import { programOf } from './builds';
 import type { FetchLike } from './download';
+import type { FileChannel } from './files';
 import { typedHint } from './hmp-lines';
 import {
   DEFAULT_UPDATE_TIMEOUT_MS,
@@ -248,13 +250,25 @@ export class QemuHost implements QemuWorkerApi {
   /** Writes a file into the guest (worker/files.ts); resolves with its size. */
   async putFile(path: string, bytes: Uint8Array): Promise<number> {
     if (!(bytes instanceof Uint8Array)) throw new PlaygroundError('bad-options', 'putFile(path, bytes): bytes must be a Uint8Array');
-    return this.liveSession().files.put(path, bytes);
+    return this.fileChannel().put(path, bytes);
   }
 
   /** A guest file's bytes. */
   async getFile(path: string): Promise<Uint8Array> {
-    const bytes = await this.liveSession().files.get(path);
+    const bytes = await this.fileChannel().get(path);
     return transfer(bytes, [bytes.buffer as ArrayBuffer]);
+  }
+
+  /** The running VM's file channel; refused at once for a VM without one. */
+  private fileChannel(): FileChannel {
+    const s = this.liveSession();
+    if (!hasFilesPort(s.argv)) {
+      throw new PlaygroundError(
+        'file-failed',
+        'this VM has no file channel: it runs from a snapshot or kept VM saved before the playground had one, or from a command line without it (docs/files.md)',
+      );
+    }
+    return s.files;
   }
 
   /** One HMP command, run through QMP's human-monitor-command: the

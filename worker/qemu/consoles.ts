@@ -37,6 +37,12 @@ export function filesArgv(device: VirtioSerial): string[] {
   ];
 }
 
+/** Whether a QEMU command line has the file channel: a VM from a snapshot
+ * or kept VM saved before it existed has not. */
+export function hasFilesPort(argv: readonly string[]): boolean {
+  return argv.some((a) => a.startsWith('virtserialport,') && a.includes(`name=${FILES_PORT}`));
+}
+
 /** The chardev arguments that connect the three consoles to the host. */
 export function consoleArgv(): string[] {
   return [
