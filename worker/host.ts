@@ -66,6 +66,7 @@ import { isCrash, QemuLog } from './qemu-log';
 import { QmpClient, QmpError, type QmpEvent } from './qmp';
 import { bootedRestore, checkedSnapshot, restoreStart, saveSession, type CheckedSnapshot, type Restore } from './save-restore';
 import { bootDeadline, newSession, waitForReady, type Session } from './session';
+import { warmUp } from './warm-up';
 
 export interface HostEnvironment {
   backend: QemuBackend;
@@ -91,14 +92,20 @@ export class QemuHost implements QemuWorkerApi {
   private readonly updates: LiveUpdates<Session>;
   /** The snapshot openSnapshot() checked, until restoreOpened() takes it. */
   private opened: (CheckedSnapshot & { timeoutMs?: number }) | null = null;
+  /** Builds run once in this page, or warming up now (warm-up.ts). */
+  private readonly warmed = new Map<string, Promise<void>>();
+  /** Ends the warm-up in progress, if any. */
+  private warming: AbortController | null = null;
 
   constructor(private readonly env: HostEnvironment) {
     this.updates = new LiveUpdates<Session>({
       launch: (s, req, onRuntimeReady) => this.launch(s, req, onRuntimeReady),
       prepare: (s, target) => this.prepareTarget(s, target),
       prewarm: (s, prepared) => this.prewarm(s, prepared),
+      warmUp: (s, prepared) => this.warmUp(s, prepared),
       createMemory: () => this.createMemory(),
       pausing: (s) => {
+        this.warming?.abort();
         if (s === this.session) this.page.set({ state: 'updating' });
       },
       ended: (s, outcome) => this.updateEnded(s, outcome),
@@ -370,6 +377,8 @@ export class QemuHost implements QemuWorkerApi {
     const prepared: PreparedBuild = { ...compiled, layoutProblem: liveUpdatable ? undefined : buildLayoutProblem(build.name, glue) ?? 'no shared Memory' };
     this.store.remember(prepared);
     const session = newSession({ id, options, build, argv, memory, prepared, guestFiles: files, spare }, (s, line) => this.onTypedLine(s, line));
+    // The booted build's code gets compiled by this start itself.
+    this.warmed.set(build.name, Promise.resolve());
     this.session = session;
     const ready = waitForReady(session);
     // One deadline from here to the shell: QEMU may also hang while
@@ -467,6 +476,36 @@ export class QemuHost implements QemuWorkerApi {
     return running;
   }
 
+  /** Runs a build once off to the side before its first live update in
+   * this page (warm-up.ts); once per build. */
+  private warmUp(session: Session, prepared: PreparedBuild): Promise<void> {
+    const name = prepared.build.name;
+    const module = prepared.module;
+    // Without a compiled module each instance compiles its own: nothing to share.
+    if (!module) return Promise.resolve();
+    let done = this.warmed.get(name);
+    if (!done) {
+      const warming = new AbortController();
+      this.warming = warming;
+      const req = {
+        jsUrl: this.store.url(prepared.build.jsPath),
+        wasmUrl: prepared.wasmUrl,
+        module,
+        argv: session.baseArgv,
+        files: session.guestFiles,
+        env: accelEnv(session.options.accel),
+      };
+      done = warmUp(this.env.backend, req, warming.signal).then((ms) => {
+        if (this.warming === warming) this.warming = null;
+        // An interrupted one is tried again before the next update.
+        if (ms === null) this.warmed.delete(name);
+        this.page.call('log', `[live-update] ${name} ${ms === null ? 'not warmed up' : `warmed up in ${ms} ms`}`);
+      });
+      this.warmed.set(name, done);
+    }
+    return done;
+  }
+
   /** Starts the instance worker for the next build ahead of the pause. */
   private prewarm(session: Session, prepared: PreparedBuild): void {
     const jsUrl = this.store.url(prepared.build.jsPath);
@@ -556,7 +595,10 @@ export class QemuHost implements QemuWorkerApi {
         // Compile the target while the user is still typing, so no
         // compile falls into the pause.
         void this.prepareTarget(session, hint.name).then(
-          (prepared) => this.prewarm(session, prepared),
+          (prepared) => {
+            this.prewarm(session, prepared);
+            void this.warmUp(session, prepared);
+          },
           () => undefined,
         );
         return;

@@ -96,6 +96,9 @@ export interface UpdatePort<S extends UpdateSession> {
   prepare(s: S, target: string): Promise<PreparedBuild>;
   /** Starts the next instance's worker and threads ahead of the pause. */
   prewarm(s: S, prepared: PreparedBuild): void;
+  /** Runs the build once off to the side before its first update, so
+   * its start in the pause finds its code compiled (warm-up.ts). */
+  warmUp(s: S, prepared: PreparedBuild): Promise<void>;
   createMemory(): WebAssembly.Memory;
   /** The VM is about to stop for an update (the page shows 'updating'). */
   pausing(s: S): void;
@@ -381,6 +384,8 @@ export class LiveUpdates<S extends UpdateSession> {
       new PlaygroundError('live-update-refused', `live update ${from} → ${prepared.build.name} refused: ${why}; the guest runs on ${from}, untouched`);
     if (!s.memory || s.prepared?.layoutProblem) throw refused(s.prepared?.layoutProblem ?? `${from} does not run on a shared Memory`);
     if (prepared.layoutProblem) throw refused(prepared.layoutProblem);
+    if (!s.running) throw new PlaygroundError('bad-state', 'QEMU is not running');
+    await this.port.warmUp(s, prepared);
     const running = s.running;
     if (!running) throw new PlaygroundError('bad-state', 'QEMU is not running');
     const u = this.begin(s, 'cpr-exec', prepared.build.name, wallClock());

@@ -33,6 +33,7 @@ const BUILD = 'v1';
 const RAM_MIB = 128;
 const BOOT_TIMEOUT_MS = 300_000;
 const STEP_TIMEOUT_MS = 60_000;
+const LAUNCH_TIMEOUT_MS = 120_000;
 // Emscripten's errno value, not Linux's 2 (which Emscripten's strerror()
 // calls "Permission denied"); QEMU prints strerror() of it.
 const ENOENT = 44;
@@ -87,7 +88,7 @@ function start(argv: string[]): Promise<Running> {
   const log = new Transcript();
   const execs: ExecRequest[] = [];
   const base = qemuBase(BUILD);
-  return launchQemu({
+  const launched = launchQemu({
     jsUrl: pathToFileURL(`${base}.js`).href,
     wasmUrl: pathToFileURL(`${base}.wasm`).href,
     memory: createSharedMemory(),
@@ -99,7 +100,14 @@ function start(argv: string[]): Promise<Running> {
       execs.push(request);
       return buildOf(request.argv[0] ?? '') ? 0 : -ENOENT;
     },
-  }).then((qemu) => ({ qemu, serial, monitor, log, execs }));
+  });
+  // Seen once, on a machine busy with a QEMU build: a QEMU that exits at
+  // start left launchQemu() pending for good. A case fails then; the run
+  // goes on (the browser's instance client has its own launch deadline).
+  const late = new Promise<never>((_, reject) => {
+    setTimeout(() => reject(new Error(`QEMU's start did not return within ${LAUNCH_TIMEOUT_MS / 1000} s; log: ${log.text.trim()}`)), LAUNCH_TIMEOUT_MS).unref();
+  });
+  return Promise.race([launched, late]).then((qemu) => ({ qemu, serial, monitor, log, execs }));
 }
 
 /** Rejects when QEMU exits: races every wait of a case against it. */
