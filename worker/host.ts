@@ -66,7 +66,7 @@ import { isCrash, QemuLog } from './qemu-log';
 import { QmpClient, QmpError, type QmpEvent } from './qmp';
 import { bootedRestore, checkedSnapshot, restoreStart, saveSession, type CheckedSnapshot, type Restore } from './save-restore';
 import { bootDeadline, newSession, waitForReady, type Session } from './session';
-import { warmUp } from './warm-up';
+import { WarmUps } from './warm-up';
 
 export interface HostEnvironment {
   backend: QemuBackend;
@@ -92,12 +92,10 @@ export class QemuHost implements QemuWorkerApi {
   private readonly updates: LiveUpdates<Session>;
   /** The snapshot openSnapshot() checked, until restoreOpened() takes it. */
   private opened: (CheckedSnapshot & { timeoutMs?: number }) | null = null;
-  /** Builds run once in this page, or warming up now (warm-up.ts). */
-  private readonly warmed = new Map<string, Promise<void>>();
-  /** Ends the warm-up in progress, if any. */
-  private warming: AbortController | null = null;
+  private readonly warmUps: WarmUps;
 
   constructor(private readonly env: HostEnvironment) {
+    this.warmUps = new WarmUps(env.backend, (line) => this.page.call('log', line));
     this.updates = new LiveUpdates<Session>({
       launch: (s, req, onRuntimeReady) => this.launch(s, req, onRuntimeReady),
       prepare: (s, target) => this.prepareTarget(s, target),
@@ -105,7 +103,7 @@ export class QemuHost implements QemuWorkerApi {
       warmUp: (s, prepared) => this.warmUp(s, prepared),
       createMemory: () => this.createMemory(),
       pausing: (s) => {
-        this.warming?.abort();
+        this.warmUps.abort();
         if (s === this.session) this.page.set({ state: 'updating' });
       },
       ended: (s, outcome) => this.updateEnded(s, outcome),
@@ -378,7 +376,7 @@ export class QemuHost implements QemuWorkerApi {
     this.store.remember(prepared);
     const session = newSession({ id, options, build, argv, memory, prepared, guestFiles: files, spare }, (s, line) => this.onTypedLine(s, line));
     // The booted build's code gets compiled by this start itself.
-    this.warmed.set(build.name, Promise.resolve());
+    this.warmUps.ran(build.name);
     this.session = session;
     const ready = waitForReady(session);
     // One deadline from here to the shell: QEMU may also hang while
@@ -479,31 +477,17 @@ export class QemuHost implements QemuWorkerApi {
   /** Runs a build once off to the side before its first live update in
    * this page (warm-up.ts); once per build. */
   private warmUp(session: Session, prepared: PreparedBuild): Promise<void> {
-    const name = prepared.build.name;
     const module = prepared.module;
     // Without a compiled module each instance compiles its own: nothing to share.
     if (!module) return Promise.resolve();
-    let done = this.warmed.get(name);
-    if (!done) {
-      const warming = new AbortController();
-      this.warming = warming;
-      const req = {
-        jsUrl: this.store.url(prepared.build.jsPath),
-        wasmUrl: prepared.wasmUrl,
-        module,
-        argv: session.baseArgv,
-        files: session.guestFiles,
-        env: accelEnv(session.options.accel),
-      };
-      done = warmUp(this.env.backend, req, warming.signal).then((ms) => {
-        if (this.warming === warming) this.warming = null;
-        // An interrupted one is tried again before the next update.
-        if (ms === null) this.warmed.delete(name);
-        this.page.call('log', `[live-update] ${name} ${ms === null ? 'not warmed up' : `warmed up in ${ms} ms`}`);
-      });
-      this.warmed.set(name, done);
-    }
-    return done;
+    return this.warmUps.once(prepared.build.name, () => ({
+      jsUrl: this.store.url(prepared.build.jsPath),
+      wasmUrl: prepared.wasmUrl,
+      module,
+      argv: session.baseArgv,
+      files: session.guestFiles,
+      env: accelEnv(session.options.accel),
+    }));
   }
 
   /** Starts the instance worker for the next build ahead of the pause. */

@@ -4,7 +4,7 @@
 // the real QEMU in Chromium (docs/live-update.md).
 import { describe, expect, it } from 'vitest';
 import { FakeBackend } from '../test/fakes/fake-qemu';
-import { warmUp } from './warm-up';
+import { warmUp, WarmUps } from './warm-up';
 
 const request = {
   jsUrl: 'http://test/qemu-system-arm.js',
@@ -37,5 +37,23 @@ describe('warmUp', () => {
     expect(await warming).toBeNull();
     expect(hanging.instances[0]!.killed).toBe(true);
     expect(await warmUp(new FakeBackend({ launchError: 'no wasm' }), request)).toBeNull();
+  });
+
+  it('warms each build once, not a booted one, and again after one cut short', async () => {
+    const backend = new FakeBackend();
+    const lines: string[] = [];
+    const ups = new WarmUps(backend, (l) => lines.push(l));
+    ups.ran('qemu-system-arm@v1');
+    await ups.once('qemu-system-arm@v1', () => request);
+    expect(backend.instances).toHaveLength(0);
+    await Promise.all([ups.once('qemu-system-arm@v2', () => request), ups.once('qemu-system-arm@v2', () => request)]);
+    await ups.once('qemu-system-arm@v2', () => request);
+    expect(backend.instances).toHaveLength(1);
+    const cut = ups.once('qemu-system-i386@v2', () => ({ ...request, argv: [...request.argv, '-incoming', 'defer'] }));
+    ups.abort();
+    await cut;
+    expect(lines.at(-1)).toBe('[live-update] qemu-system-i386@v2 not warmed up');
+    await ups.once('qemu-system-i386@v2', () => request);
+    expect(backend.instances).toHaveLength(3);
   });
 });

@@ -76,3 +76,42 @@ export async function warmUp(
     await instance?.kill({ memoryDiscarded: true });
   }
 }
+
+/** Which builds ran in this page: each is warmed up once, before its
+ * first update; the one a boot started is warm already. */
+export class WarmUps {
+  private readonly done = new Map<string, Promise<void>>();
+  private current: AbortController | null = null;
+
+  constructor(
+    private readonly backend: QemuBackend,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** A boot or restore ran `build`: its start-up code is compiled. */
+  ran(build: string): void {
+    this.done.set(build, Promise.resolve());
+  }
+
+  /** Warms `build` up unless it ran or is warming up; resolves when done. */
+  once(build: string, req: () => WarmUpRequest): Promise<void> {
+    let done = this.done.get(build);
+    if (!done) {
+      const controller = new AbortController();
+      this.current = controller;
+      done = warmUp(this.backend, req(), controller.signal).then((ms) => {
+        if (this.current === controller) this.current = null;
+        // One cut short is tried again before the next update.
+        if (ms === null) this.done.delete(build);
+        this.log(`[live-update] ${build} ${ms === null ? 'not warmed up' : `warmed up in ${ms} ms`}`);
+      });
+      this.done.set(build, done);
+    }
+    return done;
+  }
+
+  /** A pause began: the warm-up in progress must not take its CPU. */
+  abort(): void {
+    this.current?.abort();
+  }
+}
