@@ -7,8 +7,8 @@
 import { transferHandlers, type TransferHandler } from 'comlink';
 
 /** The guests the playground ships. Each has its own QEMU target. */
-export type GuestName = 'arm' | 'i386' | 'x86_64';
-export const GUESTS: readonly GuestName[] = ['arm', 'i386', 'x86_64'];
+export type GuestName = 'arm' | 'i386' | 'x86_64' | 'aarch64';
+export const GUESTS: readonly GuestName[] = ['arm', 'i386', 'x86_64', 'aarch64'];
 
 /** Guest RAM limits, in MiB. TCI-wasm guests are slow, not small; 1 GiB
  * leaves room in the 2 GiB wasm memory for QEMU itself. */
@@ -42,15 +42,15 @@ export interface BootOptions {
   from?: BootFrom;
   /** How QEMU runs guest code: `'jit'` compiles hot blocks to WebAssembly
    * (the interpreter runs the rest); `'interpreter'` interprets all of
-   * it. Kept across live updates. The 64-bit guest (x86_64) has the
-   * interpreter only. [`'jit'` where the guest has it] */
+   * it. Kept across live updates. The 64-bit guests (x86_64, aarch64)
+   * have the interpreter only. [`'jit'` where the guest has it] */
   accel?: Accel;
 }
 
 export type BootFrom = 'scratch' | 'snapshot';
 export type Accel = 'jit' | 'interpreter';
 export const ACCELS: readonly Accel[] = ['jit', 'interpreter'];
-/** The guests whose QEMU has the JIT: the 32-bit ones. The 64-bit guest's
+/** The guests whose QEMU has the JIT: the 32-bit ones. The 64-bit guests'
  * QEMU is a wasm64 build (64-bit TCG host registers), for which the JIT,
  * written for a 32-bit host's bytecode, is not built. */
 export const JIT_GUESTS: readonly GuestName[] = ['arm', 'i386'];

@@ -23,6 +23,8 @@ describe('resolveBootOptions', () => {
   it('runs the 64-bit guest under the interpreter, and says why a JIT is refused', () => {
     expect(resolveBootOptions({ guest: 'x86_64' }).accel).toBe('interpreter');
     expect(() => resolveBootOptions({ guest: 'x86_64', accel: 'jit' })).toThrow(/x86_64 guest has no JIT yet .*accel: "interpreter"/);
+    expect(resolveBootOptions({ guest: 'aarch64' }).accel).toBe('interpreter');
+    expect(() => resolveBootOptions({ guest: 'aarch64', accel: 'jit' })).toThrow(/aarch64 guest has no JIT yet/);
     expect(resolveBootOptions({ guest: 'i386' }).accel).toBe('jit');
   });
 

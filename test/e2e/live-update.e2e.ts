@@ -142,10 +142,10 @@ describe('live update', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() },
     log(`pauses: ${pauses.join(' ')} ms`);
   });
 
-  // The other guests: i386 (pc), and x86_64, whose QEMU is a wasm64 build
-  // running the interpreter. v1 → v2 → v1, the shell's history kept
-  // across both.
-  for (const guest of ['i386', 'x86_64'] as const) {
+  // The other guests: i386 (pc), and x86_64 and aarch64, whose QEMU is a
+  // wasm64 build running the interpreter. v1 → v2 → v1, the shell's
+  // history kept across both.
+  for (const guest of ['i386', 'x86_64', 'aarch64'] as const) {
     it(`an ${guest} guest live-updates too, there and back`, { timeout: 2 * BOOT_TIMEOUT_MS + 600_000 }, async () => {
       const page = await openPage(shared.browser, shared.server.url, log);
       await page.evaluate((g) => window.playground.boot({ guest: g, ramMiB: 128, build: 'v1' }), guest);

@@ -45,7 +45,7 @@ async function refusedInPage(page: Page, name: string, bytes: Buffer, reason: Re
 
 describe('snapshots', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }, () => {
   it('Start: the page restores the booted snapshot, the shell and monitor answer, and live update works right after', { timeout: BOOT_TIMEOUT_MS + 600_000 }, async () => {
-    for (const guest of ['arm', 'i386', 'x86_64'] as const) {
+    for (const guest of ['arm', 'i386', 'x86_64', 'aarch64'] as const) {
       const page = await openPage(shared.browser, shared.server.url, log);
       await page.selectOption('#guest', guest);
       const t0 = Date.now();
@@ -60,7 +60,7 @@ describe('snapshots', { timeout: 60 * 60_000, skip: liveUpdateUnavailable() }, (
       assert.match(await page.evaluate(() => window.playground.monitor('info status')), /VM status: running/);
       const argv = await page.evaluate(() => window.playground.status().argv.join(' '));
       assert.match(argv, /aux-ram-share=on/);
-      // arm, and x86_64 on its wasm64 build.
+      // arm, and x86_64 and aarch64 on their wasm64 build.
       if (guest !== 'i386') {
         const r = await page.evaluate(() => window.playground.liveUpdate('v2'));
         log(`${guest}: live update after Start: ${r.pauseMs} ms`);

@@ -16,9 +16,10 @@ recipe_files() {
 GUEST_ARTIFACTS="arm/uImage arm/initrd.cpio arm/kernel.config arm/cmdline
  i386/vmlinux i386/initrd.cpio i386/kernel.config i386/cmdline
  x86_64/vmlinux x86_64/initrd.cpio x86_64/kernel.config x86_64/cmdline
+ aarch64/Image aarch64/initrd.cpio aarch64/kernel.config aarch64/cmdline
  firmware/bios-256k.bin firmware/pvh.bin firmware/kvmvapic.bin"
 # The guests, each with a booted snapshot (worker/qemu/guests.ts).
-GUEST_NAMES="arm i386 x86_64"
+GUEST_NAMES="arm i386 x86_64 aarch64"
 
 # pack SRC DEST: gzip without names or timestamps, so equal inputs give
 # equal bytes.
@@ -35,7 +36,9 @@ step_package() {
     for name in $QEMU_BUILDS; do
         ls "$out/$name"/qemu-system-*.wasm >/dev/null 2>&1 ||
             die "QEMU build $name is missing in $out/$name: run wasm/build.sh qemu"
-        for f in "$out/$name"/qemu-system-*.js "$out/$name"/qemu-system-*.wasm; do
+        # The symbol maps too: not loaded by the page, but what names the
+        # functions of a profile (docs/performance.md).
+        for f in "$out/$name"/qemu-system-*.js "$out/$name"/qemu-system-*.wasm "$out/$name"/qemu-system-*.js.symbols; do
             pack "$f" "$DIST.new/qemu/$name/$(basename "$f").gz"
         done
     done

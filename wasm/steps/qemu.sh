@@ -6,12 +6,9 @@ QEMU_SPEC=qemu=1:10.2.2+ds-1
 # The targets of each wasm host (deps.sh). The 32-bit guests run on wasm32,
 # where the interpreter's compiler (tcg/tci-jit.c) works; a 64-bit guest
 # needs 64-bit TCG host registers, which QEMU ties to the pointer width:
-# wasm64, whose Memory is still a 32-bit one (docs/build.md). aarch64
-# builds and boots too, but is not shipped yet: a thread started after
-# the pool's (the migration thread of a live update or a save) overflows
-# the stack in the module's start function (docs/build.md).
+# wasm64, whose Memory is still a 32-bit one (docs/build.md).
 QEMU_TARGETS_wasm32="arm-softmmu i386-softmmu"
-QEMU_TARGETS_wasm64="x86_64-softmmu"
+QEMU_TARGETS_wasm64="x86_64-softmmu aarch64-softmmu"
 # The builds: the same tree configured twice, differing in the name that
 # `info version` shows ("10.2.2 (cpr-playground v2)"), so that a live
 # update from one to the other is visible. The first is the default.
@@ -28,7 +25,10 @@ QEMU_BUILDS="v1 v2"
 # pthread_cancel: at cpr-exec the host cancels QEMU's threads, so that
 # their workers end at once (QEMU never calls it, and without it linked
 # no wait in the build is a cancellation point).
-QEMU_LDFLAGS="-O2 -sMODULARIZE=1 -sEXPORT_NAME=createQemu
+# --emit-symbol-map: the wasm carries no names (they would add megabytes
+# to every download); the map beside it (<target>.js.symbols, shipped in
+# wasm/dist, not loaded by the page) names the functions of a profile.
+QEMU_LDFLAGS="-O2 -sMODULARIZE=1 -sEXPORT_NAME=createQemu --emit-symbol-map
  --js-library=/build/emscripten/exit.js
  --js-library=/build/emscripten/memfd.js
  --js-library=/build/emscripten/cpr-exec.js -sIMPORTED_MEMORY=1
@@ -142,7 +142,7 @@ qemu_build() {
     mkdir -p "$WORK/out/$name"
     for t in ${!targets}; do
         t=qemu-system-${t%-softmmu}
-        cp "$ROOT$dir/$t.js" "$ROOT$dir/$t.wasm" "$WORK/out/$name/"
+        cp "$ROOT$dir/$t.js" "$ROOT$dir/$t.wasm" "$ROOT$dir/$t.js.symbols" "$WORK/out/$name/"
         log "  $name/$t.wasm: $(stat -c %s "$WORK/out/$name/$t.wasm") bytes"
     done
     log "  build $name for $host done in $(( $(date +%s) - t0 )) s"

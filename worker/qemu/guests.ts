@@ -3,7 +3,7 @@
 
 import { consoleArgv, filesArgv, type VirtioSerial } from './consoles';
 
-export type GuestName = 'arm' | 'i386' | 'x86_64';
+export type GuestName = 'arm' | 'i386' | 'x86_64' | 'aarch64';
 
 export interface GuestSpec {
   name: GuestName;
@@ -73,9 +73,8 @@ export const GUESTS: Record<GuestName, GuestSpec> = {
     virtioSerial: 'virtio-serial-pci',
     bootedSnapshot: 'snapshots/i386.cprsnap',
   },
-  // The 64-bit guest runs on the wasm64 builds (64-bit TCG host registers;
-  // wasm/steps/qemu.sh), under the interpreter. (The aarch64 guest's images
-  // are built too; its QEMU is not shipped yet: docs/build.md.)
+  // The 64-bit guests run on the wasm64 builds (64-bit TCG host registers;
+  // wasm/steps/qemu.sh), under the interpreter.
   x86_64: {
     name: 'x86_64',
     binary: 'qemu-system-x86_64',
@@ -92,6 +91,18 @@ export const GUESTS: Record<GuestName, GuestSpec> = {
     kernelCmdline: 'console=ttyS0 lpj=100000 tsc=reliable no_timer_check mitigations=off panic=-1 noapictimer',
     virtioSerial: 'virtio-serial-pci',
     bootedSnapshot: 'snapshots/x86_64.cprsnap',
+  },
+  aarch64: {
+    name: 'aarch64',
+    binary: 'qemu-system-aarch64',
+    title: 'Linux on AArch64 (virt, Cortex-A57)',
+    // The uncompressed arm64 Image: its header tells QEMU where to load it,
+    // and nothing is decompressed under the interpreter.
+    files: { 'guest/aarch64/Image': '/guest/Image', 'guest/aarch64/initrd.cpio': '/guest/initrd.cpio' },
+    machine: ['-M', 'virt', '-cpu', 'cortex-a57', '-kernel', '/guest/Image', '-initrd', '/guest/initrd.cpio'],
+    kernelCmdline: 'console=ttyAMA0 lpj=100000 mitigations=off panic=-1',
+    virtioSerial: 'virtio-serial-device',
+    bootedSnapshot: 'snapshots/aarch64.cprsnap',
   },
 };
 
