@@ -14,7 +14,7 @@ import { createSharedMemory } from './qemu/memory';
 
 export type { ConsoleName } from './qemu/consoles';
 export { hasFilesPort, withQmpConsole } from './qemu/consoles';
-export type { ExecRequest } from './qemu/instance';
+export type { ConsoleBytes, ExecRequest } from './qemu/instance';
 export type { OpenMemfd } from './qemu/memfd';
 export { buildLayoutProblem, clearBelow, HEAP_LIMIT, RegionTable, type RegionEntry } from './qemu/memory';
 export { concatBytes } from './qemu/bytes';

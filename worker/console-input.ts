@@ -6,9 +6,8 @@
 // what the old instance had not read at exec, and what reached it after,
 // come back from it (instance.ts) and go first. When the update ends, all
 // of it goes, in order, to whichever instance runs the VM then.
-import type { ConsoleName, QemuInstanceLike } from './backend';
+import type { ConsoleBytes, ConsoleName, QemuInstanceLike } from './backend';
 
-type ConsoleBytes = Partial<Record<ConsoleName, Uint8Array>>;
 interface Chunk {
   console: ConsoleName;
   bytes: Uint8Array;

@@ -11,6 +11,10 @@
 
 export type ConsoleName = 'serial' | 'monitor' | 'qmp' | 'files';
 export const CONSOLES: readonly ConsoleName[] = ['serial', 'monitor', 'qmp', 'files'];
+/** The consoles whose input outlives an instance (a live update hands it to
+ * the next one). Not QMP: each instance has its own client, and a command
+ * meant for the old QEMU must not reach the new one. */
+export const CARRIED_CONSOLES: readonly ConsoleName[] = ['serial', 'monitor', 'files'];
 
 /** Where each console's character device lives, and its major number. */
 export const CONSOLE_DEVICES: Record<ConsoleName, { path: string; major: number }> = {

@@ -4,7 +4,7 @@
 
 import { installFileGrowth } from './file-growth';
 import { JsCharDevice } from './chardev';
-import { CONSOLE_DEVICES, CONSOLES, type ConsoleName } from './consoles';
+import { CARRIED_CONSOLES, CONSOLE_DEVICES, CONSOLES, type ConsoleName } from './consoles';
 import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
 import { MemfdFs, type OpenMemfd } from './memfd';
 import { LAYOUT_TAG } from './memory';
@@ -227,8 +227,8 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
         }
       }
       const unread: ConsoleBytes = {};
-      for (const [c, device] of devices) {
-        const bytes = device.takeUnread();
+      for (const c of CARRIED_CONSOLES) {
+        const bytes = devices.get(c)!.takeUnread();
         if (bytes) unread[c] = bytes;
       }
       const status = onExec({ argv, env, open: memfds?.snapshot() ?? [], heapTop: heapTop(), files, at: performance.timeOrigin + performance.now(), unread });
@@ -264,8 +264,8 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
       return bytes;
     },
     write: (console, bytes) => {
-      if (execd && opts.onUnread) opts.onUnread(console, bytes);
-      else devices.get(console)!.input(bytes);
+      if (!execd || !opts.onUnread) devices.get(console)!.input(bytes);
+      else if (CARRIED_CONSOLES.includes(console)) opts.onUnread(console, bytes);
     },
     exited,
     stopThreads: async () => {
