@@ -3,7 +3,7 @@
 // The page's file controls over playground.putFile()/getFile(): "Put
 // file…", a file dropped on the page (a snapshot file is restored instead),
 // and "Download from guest" for a path typed next to it.
-import type { Status } from '../worker/api';
+import type { RunState, Status } from '../worker/api';
 import { formatBytes } from './format';
 import type { Playground } from './playground';
 
@@ -18,6 +18,11 @@ export function guestPathFor(fileName: string): string {
 /** A dropped file that the page restores rather than puts in the guest. */
 export function isSnapshotFile(fileName: string): boolean {
   return fileName.endsWith('.cprsnap');
+}
+
+/** Whether a guest runs that files can go into (or come out of). */
+export function guestTakesFiles(state: RunState): boolean {
+  return state === 'running' || state === 'paused' || state === 'updating';
 }
 
 /** The name a guest file downloads under. */
@@ -82,7 +87,7 @@ export class GuestFiles {
 
   /** Usable while a guest runs. */
   render(s: Status): void {
-    const off = !(s.state === 'running' || s.state === 'paused' || s.state === 'updating');
+    const off = !guestTakesFiles(s.state);
     this.els.putInput.disabled = off;
     this.els.getButton.disabled = off;
   }

@@ -4,7 +4,7 @@
 // progress bar and the error panel, all on top of window.playground.
 import { BOOTED_SNAPSHOT_RAM_MIB, JIT_GUESTS, toErrorInfo, type Accel, type BootFrom, type BootOptions, type ExecFault, type BuildInfo, type ErrorInfo, type GuestName, type Progress, type Status } from '../worker/api';
 import { controlsFor, formatArgv, formatBytes, liveUpdateText, progressFraction, progressText, STATE_LABEL } from './format';
-import { GuestFiles, isSnapshotFile } from './guest-files';
+import { GuestFiles, guestTakesFiles, isSnapshotFile } from './guest-files';
 import { isolationProblem } from './isolation';
 import { KeptVmStore } from './kept-vm';
 import { pauseChart } from './pause-chart';
@@ -304,8 +304,7 @@ document.addEventListener('drop', (ev) => {
   const file = ev.dataTransfer?.files[0];
   if (!file) return;
   ev.preventDefault();
-  const s = playground.status();
-  if (isSnapshotFile(file.name) || !(s.state === 'running' || s.state === 'paused' || s.state === 'updating')) restoreFrom(file, file.name);
+  if (isSnapshotFile(file.name) || !guestTakesFiles(playground.status().state)) restoreFrom(file, file.name);
   else guestFiles.put(file);
 });
 // "Keep this VM": one snapshot in the browser's storage, offered on the next visit.

@@ -110,9 +110,14 @@ const encoder = new TextEncoder();
  * the caller's). */
 function snapshotToSend(file: Blob | ArrayBuffer | Uint8Array): Blob | Uint8Array {
   if (file instanceof Blob) return file;
-  if (file instanceof Uint8Array) return sendBytes(file.slice());
-  if (file instanceof ArrayBuffer) return sendBytes(new Uint8Array(file.slice(0)));
-  throw new PlaygroundError('bad-options', 'a snapshot is given as a Blob, an ArrayBuffer or a Uint8Array');
+  return sendBytes(copiedBytes(file, 'a snapshot is given as a Blob, an ArrayBuffer or a Uint8Array'));
+}
+
+/** The caller's bytes in a buffer of their own (theirs stay usable). */
+function copiedBytes(data: ArrayBuffer | Uint8Array, what: string): Uint8Array {
+  if (data instanceof Uint8Array) return data.slice();
+  if (data instanceof ArrayBuffer) return new Uint8Array(data.slice(0));
+  throw new PlaygroundError('bad-options', what);
 }
 
 function sendBytes(bytes: Uint8Array): Uint8Array {
@@ -221,11 +226,9 @@ export class Playground implements PlaygroundApi {
   }
 
   async putFile(path: string, data: Blob | ArrayBuffer | Uint8Array): Promise<number> {
-    let bytes: Uint8Array;
-    if (data instanceof Blob) bytes = new Uint8Array(await data.arrayBuffer());
-    else if (data instanceof Uint8Array) bytes = data.slice();
-    else if (data instanceof ArrayBuffer) bytes = new Uint8Array(data.slice(0));
-    else throw new PlaygroundError('bad-options', 'putFile(path, data): data is a Blob, an ArrayBuffer or a Uint8Array');
+    const bytes = data instanceof Blob
+      ? new Uint8Array(await data.arrayBuffer())
+      : copiedBytes(data, 'putFile(path, data): data is a Blob, an ArrayBuffer or a Uint8Array');
     return this.call((w) => w.putFile(path, sendBytes(bytes)));
   }
 
