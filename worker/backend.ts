@@ -10,6 +10,7 @@ import type { Accel, GuestName } from './api';
 import type { ConsoleName } from './qemu/consoles';
 import { guestArgv } from './qemu/guests';
 import { prewarmInstance, startInstance, type InstanceLaunch, type SpareInstance } from './qemu/instance-client';
+import type { InstanceStage } from './qemu/instance-protocol';
 import { createSharedMemory } from './qemu/memory';
 
 export type { ConsoleName } from './qemu/consoles';
@@ -86,8 +87,9 @@ export interface QemuBackend {
   compile?(bytes: Uint8Array): Promise<WebAssembly.Module>;
   /** The same from its HTTP response, as it arrives (the browser's code cache). */
   compileStreaming?(response: Response): Promise<WebAssembly.Module>;
-  /** Starts an instance worker for a build ahead of a live update. */
-  prewarm?(jsUrl: string): SpareLike;
+  /** Starts an instance worker for a build ahead of a live update; with
+   * `stage`, it does all of the start that needs no command line. */
+  prewarm?(jsUrl: string, stage?: InstanceStage): SpareLike;
 }
 
 function isSpare(spare: SpareLike | undefined): spare is SpareInstance {
@@ -97,7 +99,7 @@ function isSpare(spare: SpareLike | undefined): spare is SpareInstance {
 /** The real backend: each QEMU instance in its own instance worker. */
 export const qemuBackend: QemuBackend = {
   launch: (request) => startInstance(request, isSpare(request.spare) ? request.spare : undefined),
-  prewarm: (jsUrl) => prewarmInstance(jsUrl),
+  prewarm: (jsUrl, stage) => prewarmInstance(jsUrl, stage),
   plan: (guest: GuestName, ramMiB: number, liveUpdate: boolean): GuestPlan => guestArgv(guest, ramMiB, { liveUpdate }),
   createMemory: () => createSharedMemory(),
   compile: (bytes) => WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),

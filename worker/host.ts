@@ -495,7 +495,19 @@ export class QemuHost implements QemuWorkerApi {
     const jsUrl = this.store.url(prepared.build.jsPath);
     if (!this.env.backend.prewarm || session.spare?.jsUrl === jsUrl || session !== this.session) return;
     session.spare?.dispose();
-    session.spare = this.env.backend.prewarm(jsUrl);
+    // Staged: its file system filled and the glue waiting at the
+    // instantiation, so that the pause pays for neither.
+    const stage = session.memory && prepared.module
+      ? {
+          jsUrl,
+          wasmUrl: prepared.wasmUrl,
+          wasmModule: prepared.module,
+          memory: session.memory,
+          files: session.guestFiles,
+          execNames: this.buildStore?.known()?.execNames(session.options.guest) ?? [],
+        }
+      : undefined;
+    session.spare = this.env.backend.prewarm(jsUrl, stage);
   }
 
   /** The build named in a cpr-exec-command, downloaded and compiled. */

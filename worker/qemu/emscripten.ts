@@ -75,6 +75,8 @@ export interface QemuModule {
     terminateAllThreads(): void;
     /** Running threads, by pthread_t. */
     pthreads: Record<string, unknown>;
+    /** The pool: workers with no thread (loaded once the runtime starts). */
+    unusedWorkers: unknown[];
     /** A pool worker more (what the glue does PTHREAD_POOL_SIZE times). */
     allocateUnusedWorker(): unknown;
     /** Loads the module into a worker: then a thread starts on it at once. */

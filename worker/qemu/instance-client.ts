@@ -5,7 +5,7 @@
 import type { ConsoleName } from './consoles';
 import type { ExecRequest, QemuExit } from './instance';
 import type { Capture } from './capture';
-import { prewarmName, type FromInstance, type ToInstance } from './instance-protocol';
+import { prewarmName, type FromInstance, type InstanceStage, type ToInstance } from './instance-protocol';
 import { POOL_WORKERS } from './pthread-pool';
 import type { StoppedThreads } from './parked';
 import { NO_THREADS, parkedAddresses, SETTLE_MS, wakeParked } from './parked';
@@ -76,11 +76,13 @@ const WAKE_ROUNDS = 150;
 
 
 /** An instance worker started ahead of a live update, its build's glue
- * loaded and pthread workers running: only instantiation is left for the
- * pause. Dispose it if it is not used. */
+ * loaded and pthread workers running; staged (`stage`), it has its file
+ * system filled and waits at the instantiation, so that the pause sends
+ * only QEMU's arguments and the device state. Dispose it if it is not used. */
 export interface SpareInstance {
   jsUrl: string;
   worker: Worker;
+  stage?: InstanceStage;
   dispose(): void;
 }
 
@@ -88,14 +90,24 @@ function newInstanceWorker(name = 'qemu-instance'): Worker {
   return new Worker(new URL('./instance.worker.ts', import.meta.url), { type: 'module', name });
 }
 
-export function prewarmInstance(jsUrl: string): SpareInstance {
+export function prewarmInstance(jsUrl: string, stage?: InstanceStage): SpareInstance {
   const worker = newInstanceWorker(prewarmName(jsUrl, POOL_WORKERS));
-  return { jsUrl, worker, dispose: () => worker.terminate() };
+  // Copied, not transferred: the host keeps the guest files for the next.
+  if (stage) worker.postMessage({ type: 'stage', ...stage } satisfies ToInstance);
+  return { jsUrl, worker, stage, dispose: () => worker.terminate() };
+}
+
+/** Whether a staged worker can run this launch: the same build, wasm
+ * and Memory. */
+function stagedFor(stage: InstanceStage | undefined, opts: InstanceLaunch): stage is InstanceStage {
+  return stage !== undefined && stage.jsUrl === opts.jsUrl && stage.wasmUrl === opts.wasmUrl && stage.wasmModule === opts.wasmModule && stage.memory === opts.memory;
 }
 
 export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Promise<InstanceHandle> {
-  const worker = spare && spare.jsUrl === opts.jsUrl ? spare.worker : newInstanceWorker();
-  if (spare && spare.worker !== worker) spare.dispose();
+  // A spare staged for another launch cannot take this one.
+  const usable = spare && spare.jsUrl === opts.jsUrl && (!spare.stage || stagedFor(spare.stage, opts)) ? spare : undefined;
+  const worker = usable ? usable.worker : newInstanceWorker();
+  if (spare && !usable) spare.dispose();
   const post = (m: ToInstance, transfer: Transferable[] = []): void => worker.postMessage(m, transfer);
   let stopped: StoppedThreads | undefined;
   /** QEMU's threads as the instance started them ('thread'). */
@@ -291,6 +303,14 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
           break;
       }
     };
+    const staged = usable?.stage;
+    if (staged) {
+      // Only what the stage did not bring: the same bytes are not sent twice.
+      const files = Object.fromEntries(Object.entries(opts.files).filter(([path, bytes]) => staged.files[path] !== bytes));
+      const buffers = new Set(Object.values(files).map((b) => b.buffer));
+      post({ type: 'run', argv: opts.argv, files, env: opts.env, adopt: opts.adopt }, opts.transfer?.filter((b) => buffers.has(b)));
+      return;
+    }
     const launch: ToInstance = {
       type: 'launch',
       jsUrl: opts.jsUrl,

@@ -6,21 +6,35 @@ import type { OpenMemfd } from './memfd';
 import type { StoppedThreads } from './parked';
 import type { Capture } from './capture';
 
+/** What an instance worker can do before QEMU's command line is known:
+ * load the glue, fill the file system, wait at the instantiation. */
+export interface InstanceStage {
+  jsUrl: string;
+  wasmUrl: string;
+  wasmModule?: WebAssembly.Module;
+  memory?: WebAssembly.Memory;
+  files: Record<string, Uint8Array>;
+  /** Names QEMU may exec (argv[0] of cpr-exec-command); others get ENOENT. */
+  execNames?: string[];
+}
+
+/** What starts QEMU on a staged instance worker. */
+export interface InstanceRun {
+  argv: string[];
+  /** Files the stage did not bring (a migration's device state). */
+  files: Record<string, Uint8Array>;
+  env?: Record<string, string>;
+  adopt?: OpenMemfd[];
+}
+
 /** Host → instance worker. */
 export type ToInstance =
-  | {
-      type: 'launch';
-      jsUrl: string;
-      wasmUrl: string;
-      wasmModule?: WebAssembly.Module;
-      memory?: WebAssembly.Memory;
-      argv: string[];
-      files: Record<string, Uint8Array>;
-      env?: Record<string, string>;
-      adopt?: OpenMemfd[];
-      /** Names QEMU may exec (argv[0] of cpr-exec-command); others get ENOENT. */
-      execNames?: string[];
-    }
+  /** Before a live update's pause: all of the start that needs no argv. */
+  | ({ type: 'stage' } & InstanceStage)
+  /** The rest, on a staged worker. */
+  | ({ type: 'run' } & InstanceRun)
+  /** Both at once (a boot, a restore, a fallback). */
+  | ({ type: 'launch' } & InstanceStage & InstanceRun)
   /** Input for one of QEMU's consoles. */
   | { type: 'console'; console: ConsoleName; bytes: Uint8Array }
   /** Reply: the file's bytes (transferred) or null. `remove`: and out of

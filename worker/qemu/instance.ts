@@ -9,6 +9,7 @@ import type { ModuleOptions, QemuFactory, QemuModule } from './emscripten';
 import { MemfdFs, type OpenMemfd } from './memfd';
 import { LAYOUT_TAG } from './memory';
 import { addPoolWorkers, EXTRA_POOL_WORKERS } from './pthread-pool';
+import { loadPoolAhead } from './pool-ahead';
 import { NO_THREADS, parkedAddresses, SETTLE_MS, threadExited, type StoppedThreads } from './parked';
 
 /** How long cancelled QEMU threads get to end before their workers are
@@ -48,13 +49,13 @@ export function incomingFiles(argv: readonly string[]): string[] {
   return out;
 }
 
-export interface QemuLaunchOptions {
+/** What an instance needs before QEMU's command line is known: a live
+ * update stages the next instance before the VM stops (stageQemu()). */
+export interface QemuStageOptions {
   /** URL of qemu-system-<arch>.js, the Emscripten ES module (file: URL in Node). */
   jsUrl: string;
   /** URL of the matching .wasm. */
   wasmUrl: string;
-  /** Arguments after the program name. */
-  argv: string[];
   /** Files written into the Emscripten FS before QEMU starts, by absolute path. */
   files: Record<string, Uint8Array>;
   /** The files' bytes are this instance's alone: its file system keeps
@@ -67,12 +68,9 @@ export interface QemuLaunchOptions {
   /** Run on this shared Memory (live-update builds); else the module
    * makes its own. */
   memory?: WebAssembly.Memory;
-  /** The build's wasm, compiled before (no compile on this path). */
+  /** The build's wasm, compiled before (no compile on this path). With it,
+   * staging goes as far as the instantiation. */
   wasmModule?: WebAssembly.Module;
-  /** Environment variables for QEMU (QEMU_CPR_EXEC_STATE after exec). */
-  env?: Record<string, string>;
-  /** memfds of the previous instance to reopen under the same fds. */
-  adopt?: OpenMemfd[];
   /** QEMU exec'd (cpr-exec): return 0 to accept or -errno to refuse. Called
    * synchronously on this thread; QEMU's thread waits for the answer. */
   onExec?(request: ExecRequest): number;
@@ -81,6 +79,30 @@ export interface QemuLaunchOptions {
   onUnread?(console: ConsoleName, bytes: Uint8Array): void;
   /** The runtime is up and QEMU's main() is about to run. */
   onRuntimeReady?(): void;
+  /** Loads the module into the glue's pthread pool while the instance
+   * itself instantiates, rather than after (pool-ahead.ts; browser only). */
+  poolAhead?: boolean;
+}
+
+/** What starts QEMU on a staged instance. */
+export interface QemuRunOptions {
+  /** Arguments after the program name. */
+  argv: string[];
+  /** More files for QEMU's FS (a migration's device state). */
+  files?: Record<string, Uint8Array>;
+  /** Environment variables for QEMU (QEMU_CPR_EXEC_STATE after exec). */
+  env?: Record<string, string>;
+  /** memfds of the previous instance to reopen under the same fds. */
+  adopt?: OpenMemfd[];
+}
+
+export type QemuLaunchOptions = QemuStageOptions & QemuRunOptions;
+
+/** An instance staged: its glue loaded, its file system filled and, with
+ * a compiled module, the glue waiting at the instantiation. run() starts
+ * QEMU; an instance never run is dropped with its worker. */
+export interface StagedQemu {
+  run(opts: QemuRunOptions): Promise<QemuInstance>;
 }
 
 export interface QemuExit {
@@ -117,10 +139,17 @@ function isFactory(value: unknown): value is QemuFactory {
 }
 
 export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance> {
+  return (await stageQemu(opts)).run({ argv: opts.argv, env: opts.env, adopt: opts.adopt });
+}
+
+/** Does everything of an instance's start that needs no command line:
+ * the rest of the start is what a live update's pause pays for. */
+export async function stageQemu(opts: QemuStageOptions): Promise<StagedQemu> {
   const glue: { default?: unknown } = await import(/* @vite-ignore */ opts.jsUrl);
   if (!isFactory(glue.default)) {
     throw new Error(`${opts.jsUrl} is not a QEMU build: it has no default export (createQemu)`);
   }
+  const factory = glue.default;
   const devices = new Map(CONSOLES.map((c) => [c, new JsCharDevice(CONSOLE_DEVICES[c].path, (b) => opts.onConsole(c, b))] as const));
 
   let settle!: (exit: QemuExit) => void;
@@ -156,16 +185,36 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
   let loaded: QemuModule | undefined;
   let memfds: MemfdFs | undefined;
   const heapTop = (): number => loaded?.cprHeapTop?.() ?? 0;
+  /** The command line and the rest that run() brings. */
+  let runWith: QemuRunOptions | undefined;
+  let go!: () => void;
+  const going = new Promise<void>((resolve) => (go = resolve));
+  // Filled by run(): the glue keeps this array and reads it at main().
+  const args: string[] = [];
+  /** Guest files and devices go into the file system once, as soon as
+   * the glue made it (at staging), else in preRun. */
+  let populated = false;
+  const populate = (module: QemuModule, inPreRun: boolean): void => {
+    if (populated) return;
+    populated = true;
+    installFileGrowth(module.FS);
+    writeFiles(module, opts.files, opts.ownFiles === true);
+    for (const [c, device] of devices) device.install(module.FS, CONSOLE_DEVICES[c].major);
+    // Before preRun the glue loads these with its own pool (after the
+    // instantiation); in preRun its loading has begun without them.
+    addPoolWorkers(module, EXTRA_POOL_WORKERS, inPreRun);
+  };
   const options: Partial<ModuleOptions> = {
     // argv[0]: QEMU names itself in every error message.
     thisProgram: programName(opts.jsUrl),
-    arguments: opts.argv,
+    arguments: args,
     locateFile: (path) => (path.endsWith('.wasm') ? opts.wasmUrl : new URL(path, opts.jsUrl).href),
     print: (line) => opts.onLog(line),
     printErr: (line) => opts.onLog(line),
     preRun: [
       (module) => {
         loaded = module;
+        const run = runWith!;
         if (opts.memory) {
           if (module.cprLayout !== LAYOUT_TAG) {
             throw new Error(`${programName(opts.jsUrl)} speaks memory layout ${module.cprLayout ?? '(none)'}, not ${LAYOUT_TAG}`);
@@ -173,20 +222,14 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
           memfds = new MemfdFs(opts.memory, module.FS);
           // Before FS.init opens fds 0-2: those are taken in the old
           // instance too, so adopted fds never collide with them.
-          if (opts.adopt) memfds.adopt(opts.adopt);
+          if (run.adopt) memfds.adopt(run.adopt);
           memfds.installShm();
           memfds.installSharedFileMaps();
         }
-        // Runs after the glue started loading its pool (PTHREAD_POOL_SIZE
-        // workers, all taken by the threads QEMU starts at boot).
-        addPoolWorkers(module, EXTRA_POOL_WORKERS);
-        installFileGrowth(module.FS);
-        for (const [k, v] of Object.entries(opts.env ?? {})) module.ENV[k] = v;
-        for (const [path, data] of Object.entries(opts.files)) {
-          module.FS.mkdirTree(path.slice(0, path.lastIndexOf('/')) || '/');
-          module.FS.writeFile(path, data, { canOwn: opts.ownFiles === true });
-        }
-        for (const [c, device] of devices) device.install(module.FS, CONSOLE_DEVICES[c].major);
+        populate(module, true);
+        for (const [k, v] of Object.entries(run.env ?? {})) module.ENV[k] = v;
+        // A run's own files (its bytes are the caller's: no copy kept).
+        writeFiles(module, run.files ?? {}, opts.ownFiles === true);
       },
     ],
     // exit() in QEMU arrives here (wasm/emscripten/exit.js).
@@ -203,14 +246,24 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
   }
   if (opts.wasmModule) {
     const compiled = opts.wasmModule;
+    const memory = opts.memory;
+    // The glue waits here from staging until run(): instantiating runs
+    // the module's memory init, which a live update may do only once the
+    // old instance's memory is cleared.
     options.instantiateWasm = (imports, receive) => {
-      WebAssembly.instantiate(compiled, imports).then(
-        (instance) => receive(instance, compiled),
-        (e: unknown) => {
-          opts.onLog(`failed to instantiate the wasm: ${e instanceof Error ? e.message : String(e)}`);
-          end({ status: 134, message: `failed to instantiate: ${e instanceof Error ? e.message : String(e)}` });
-        },
-      );
+      void going
+        .then(() => {
+          const pool = (options as Partial<QemuModule>).PThread;
+          if (opts.poolAhead && memory && pool) loadPoolAhead(pool.unusedWorkers, options, memory, compiled);
+          return WebAssembly.instantiate(compiled, imports);
+        })
+        .then(
+          (instance) => receive(instance, compiled),
+          (e: unknown) => {
+            opts.onLog(`failed to instantiate the wasm: ${e instanceof Error ? e.message : String(e)}`);
+            end({ status: 134, message: `failed to instantiate: ${e instanceof Error ? e.message : String(e)}` });
+          },
+        );
     };
   }
   /** An exec was accepted: input goes back to the host from now on. */
@@ -238,65 +291,95 @@ export async function launchQemu(opts: QemuLaunchOptions): Promise<QemuInstance>
     };
   }
 
-  let module: QemuModule;
-  try {
+  /** Calls the glue; it runs up to the instantiation at once (its file
+   * system made), then waits for run() if the wasm is compiled already. */
+  const create = (): Promise<QemuModule | null> => {
     // A failed instantiation from a compiled module ends the instance
     // while the factory waits for it forever.
-    const created = await Promise.race([glue.default(options), exited.then(() => null)]);
-    if (!created) return deadInstance(exited);
-    module = created;
-  } catch (err) {
-    // A failed instantiation, or an exit during start-up (bad arguments).
-    if (ended || exiting) return deadInstance(exited);
-    throw err;
-  }
+    const created = Promise.race([factory(options), exited.then(() => null)]);
+    created.catch(() => undefined);
+    const made = options as Partial<QemuModule>;
+    if (made.FS && made.ENV && made.PThread) populate(made as QemuModule, false);
+    return created;
+  };
+  const staged = opts.wasmModule ? create() : null;
 
   return {
-    heapTop,
-    readFile: (path, remove = false) => {
-      let bytes: Uint8Array;
+    run: async (run) => {
+      if (runWith) throw new Error('this QEMU instance runs already');
+      runWith = run;
+      args.push(...run.argv);
+      go();
+      let module: QemuModule;
       try {
-        bytes = module.FS.readFile(path);
-      } catch {
-        return null;
+        const created = await (staged ?? create());
+        if (!created) return deadInstance(exited);
+        module = created;
+      } catch (err) {
+        // A failed instantiation, or an exit during start-up (bad arguments).
+        if (ended || exiting) return deadInstance(exited);
+        throw err;
       }
-      if (remove) module.FS.unlink(path);
-      return bytes;
-    },
-    write: (console, bytes) => {
-      if (!execd || !opts.onUnread) devices.get(console)!.input(bytes);
-      else if (CARRIED_CONSOLES.includes(console)) opts.onUnread(console, bytes);
-    },
-    exited,
-    stopThreads: async () => {
-      const listed = (): number[] => listedThreads(module);
-      const threads = listed();
-      const running = (): number[] => (opts.memory ? listed().filter((t) => !threadExited(opts.memory!, t)) : listed());
-      // Cancel them (QEMU idles in cancellation points: condition waits,
-      // sleeps; its exec hook gave up the BQL): each ends through
-      // pthread_exit and its worker returns to its event loop, where
-      // terminate() ends it at once. A worker still busy in wasm is ended
-      // by the browser only by force, ~2 s later (Chromium). Wait for the
-      // runtime (this thread's event loop) to take the ended ones back.
-      if (opts.memory && module._pthread_cancel) {
-        for (const t of threads) module._pthread_cancel(t);
-        const deadline = performance.now() + CANCEL_WAIT_MS;
-        while (running().length > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-      }
-      const left = running().length;
-      module.PThread?.terminateAllThreads();
-      // A cancelled thread that ended waits nowhere any more; one that was
-      // still running when terminated may park once more before it stops.
-      if (left > 0) await new Promise((r) => setTimeout(r, SETTLE_MS));
-      const parked = opts.memory ? parkedAddresses(opts.memory, threads) : { threads: [], runtime: [] };
-      return { ...parked, cancelled: opts.memory && module._pthread_cancel ? threads.length : 0, left };
-    },
-    kill: async () => {
-      module.PThread?.terminateAllThreads();
-      end({ status: 137, message: 'killed' });
-      await exited;
+      return instanceOf(module);
     },
   };
+
+  function instanceOf(module: QemuModule): QemuInstance {
+    return {
+      heapTop,
+      readFile: (path, remove = false) => {
+        let bytes: Uint8Array;
+        try {
+          bytes = module.FS.readFile(path);
+        } catch {
+          return null;
+        }
+        if (remove) module.FS.unlink(path);
+        return bytes;
+      },
+      write: (console, bytes) => {
+        if (!execd || !opts.onUnread) devices.get(console)!.input(bytes);
+        else if (CARRIED_CONSOLES.includes(console)) opts.onUnread(console, bytes);
+      },
+      exited,
+      stopThreads: async () => {
+        const listed = (): number[] => listedThreads(module);
+        const threads = listed();
+        const running = (): number[] => (opts.memory ? listed().filter((t) => !threadExited(opts.memory!, t)) : listed());
+        // Cancel them (QEMU idles in cancellation points: condition waits,
+        // sleeps; its exec hook gave up the BQL): each ends through
+        // pthread_exit and its worker returns to its event loop, where
+        // terminate() ends it at once. A worker still busy in wasm is ended
+        // by the browser only by force, ~2 s later (Chromium). Wait for the
+        // runtime (this thread's event loop) to take the ended ones back.
+        if (opts.memory && module._pthread_cancel) {
+          for (const t of threads) module._pthread_cancel(t);
+          const deadline = performance.now() + CANCEL_WAIT_MS;
+          while (running().length > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+        }
+        const left = running().length;
+        module.PThread?.terminateAllThreads();
+        // A cancelled thread that ended waits nowhere any more; one that was
+        // still running when terminated may park once more before it stops.
+        if (left > 0) await new Promise((r) => setTimeout(r, SETTLE_MS));
+        const parked = opts.memory ? parkedAddresses(opts.memory, threads) : { threads: [], runtime: [] };
+        return { ...parked, cancelled: opts.memory && module._pthread_cancel ? threads.length : 0, left };
+      },
+      kill: async () => {
+        module.PThread?.terminateAllThreads();
+        end({ status: 137, message: 'killed' });
+        await exited;
+      },
+    };
+  }
+}
+
+/** Writes files into QEMU's file system, directories made as needed. */
+function writeFiles(module: QemuModule, files: Record<string, Uint8Array>, own: boolean): void {
+  for (const [path, data] of Object.entries(files)) {
+    module.FS.mkdirTree(path.slice(0, path.lastIndexOf('/')) || '/');
+    module.FS.writeFile(path, data, { canOwn: own });
+  }
 }
 
 /** The threads the runtime lists (their `struct pthread` addresses). */

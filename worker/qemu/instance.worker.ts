@@ -6,8 +6,8 @@
 import { concatBytes } from './bytes';
 import { CONSOLES, type ConsoleName } from './consoles';
 import { CAPTURE_EXEC, captureExec, ECANCELED, isMigrationStream } from './capture';
-import { incomingFiles, launchQemu, type ExecRequest, type QemuInstance } from './instance';
-import { parsePrewarmName, wallClock, type FromInstance, type ToInstance } from './instance-protocol';
+import { incomingFiles, stageQemu, type ExecRequest, type QemuInstance, type StagedQemu } from './instance';
+import { parsePrewarmName, wallClock, type FromInstance, type InstanceRun, type InstanceStage, type ToInstance } from './instance-protocol';
 
 // Emscripten's errno values (not Linux's).
 const ENOENT = 44;
@@ -83,11 +83,28 @@ if (ahead) prewarm(ahead.jsUrl, ahead.threads);
 /** The host is ending this instance ('kill'). */
 let killing = false;
 
+/** The instance as staged ('stage', or the first half of 'launch'). */
+let staged: Promise<StagedQemu> | null = null;
+
 scope.onmessage = (ev: MessageEvent<ToInstance>) => {
   const m = ev.data;
-  if (m.type === 'launch') {
-    void launch(m);
-    return;
+  switch (m.type) {
+    case 'stage':
+      stage(m);
+      return;
+    case 'run':
+      void run(m);
+      return;
+    case 'launch':
+      stage(m);
+      // The stage wrote the files.
+      void run({ ...m, files: {} });
+      return;
+    case 'console':
+    case 'read-file':
+    case 'kill':
+    case 'heap-top':
+      break;
   }
   if (!instance) {
     early.push(m);
@@ -128,57 +145,66 @@ function capture(memory: WebAssembly.Memory | undefined, request: ExecRequest): 
   return 'image' in result ? -ECANCELED : -EIO;
 }
 
-async function launch(m: Extract<ToInstance, { type: 'launch' }>): Promise<void> {
+function stage(m: InstanceStage): void {
+  if (staged) {
+    post({ type: 'launch-failed', message: 'this instance worker was staged already' });
+    return;
+  }
   const names = new Set(m.execNames ?? []);
+  staged = stageQemu({
+    jsUrl: m.jsUrl,
+    wasmUrl: m.wasmUrl,
+    wasmModule: m.wasmModule,
+    memory: m.memory,
+    files: m.files,
+    // The message's bytes are this worker's own (copied or transferred
+    // to it): no second copy of a restore's state.
+    ownFiles: true,
+    poolAhead: true,
+    onConsole: (console, bytes) => batchers.get(console)!.add(bytes),
+    onLog: (line) => post({ type: 'log', line }),
+    onRuntimeReady: () => post({ type: 'runtime-ready', at: wallClock() }),
+    onUnread: (console, bytes) => post({ type: 'unread', console, bytes }, [bytes.buffer]),
+    onExec: (request) => {
+      const name = (request.argv[0] ?? '').split('/').pop() ?? '';
+      if (name === CAPTURE_EXEC) return capture(m.memory, request);
+      if (!names.has(name)) {
+        post({
+          type: 'exec-refused',
+          argv: request.argv,
+          reason: `no QEMU build named "${name}"; builds: ${[...names].filter((n) => n.startsWith('qemu-')).join(', ')}`,
+        });
+        return -ENOENT; // QEMU reports it and restarts the VM
+      }
+      // The device state must be complete before this instance ends: it
+      // is written and closed before QEMU exec's; check its magic.
+      const states = incomingFiles(request.argv);
+      const bad = states.find((p) => !isMigrationStream(request.files[p]));
+      if (states.length === 0 || bad !== undefined) {
+        post({
+          type: 'exec-refused',
+          argv: request.argv,
+          reason: states.length === 0
+            ? 'cpr-exec-command has no "-incoming file:PATH": the new QEMU would not find the device state'
+            : `the device state ${bad} is missing or not a QEMU migration stream`,
+        });
+        return -EIO;
+      }
+      // What QEMU said before the exec first: its STOP event marks when
+      // the pause began, and the host reads it when the exec comes.
+      for (const b of batchers.values()) b.flush();
+      post({ type: 'exec', request });
+      return 0;
+    },
+  });
+  // A stage that fails is reported by the run that needs it.
+  staged.catch(() => undefined);
+}
+
+async function run(m: InstanceRun): Promise<void> {
   try {
-    const inst = await launchQemu({
-      jsUrl: m.jsUrl,
-      wasmUrl: m.wasmUrl,
-      wasmModule: m.wasmModule,
-      memory: m.memory,
-      argv: m.argv,
-      files: m.files,
-      // The launch message's bytes are this worker's own (copied or
-      // transferred to it): no second copy of a restore's state.
-      ownFiles: true,
-      env: m.env,
-      adopt: m.adopt,
-      onConsole: (console, bytes) => batchers.get(console)!.add(bytes),
-      onLog: (line) => post({ type: 'log', line }),
-      onRuntimeReady: () => post({ type: 'runtime-ready', at: wallClock() }),
-      onUnread: (console, bytes) => post({ type: 'unread', console, bytes }, [bytes.buffer]),
-      onExec: (request) => {
-        const name = (request.argv[0] ?? '').split('/').pop() ?? '';
-        if (name === CAPTURE_EXEC) return capture(m.memory, request);
-        if (!names.has(name)) {
-          post({
-            type: 'exec-refused',
-            argv: request.argv,
-            reason: `no QEMU build named "${name}"; builds: ${[...names].filter((n) => n.startsWith('qemu-')).join(', ')}`,
-          });
-          return -ENOENT; // QEMU reports it and restarts the VM
-        }
-        // The device state must be complete before this instance ends: it
-        // is written and closed before QEMU exec's; check its magic.
-        const states = incomingFiles(request.argv);
-        const bad = states.find((p) => !isMigrationStream(request.files[p]));
-        if (states.length === 0 || bad !== undefined) {
-          post({
-            type: 'exec-refused',
-            argv: request.argv,
-            reason: states.length === 0
-              ? 'cpr-exec-command has no "-incoming file:PATH": the new QEMU would not find the device state'
-              : `the device state ${bad} is missing or not a QEMU migration stream`,
-          });
-          return -EIO;
-        }
-        // What QEMU said before the exec first: its STOP event marks when
-        // the pause began, and the host reads it when the exec comes.
-        for (const b of batchers.values()) b.flush();
-        post({ type: 'exec', request });
-        return 0;
-      },
-    });
+    if (!staged) throw new Error('run before stage');
+    const inst = await (await staged).run({ argv: m.argv, files: m.files, env: m.env, adopt: m.adopt });
     instance = inst;
     // An exit while the host ends the instance (a cancelled thread may take
     // the runtime down) is not QEMU's: the host reads the kill's reply.

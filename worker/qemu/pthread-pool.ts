@@ -17,10 +17,16 @@ export const EXTRA_POOL_WORKERS = 1;
  * as many (instance-client.ts). */
 export const POOL_WORKERS = BUILD_POOL_WORKERS + EXTRA_POOL_WORKERS;
 
-/** Adds `n` workers to the glue's pool and loads the module into them;
- * called in preRun, after the glue began loading its own. */
-export function addPoolWorkers(module: QemuModule, n: number): void {
+/** Adds `n` workers to the glue's pool. Before preRun the glue loads
+ * them with its own, once the instance is up; `load` them here when the
+ * glue's loading has begun (in preRun). Never load one earlier: loading
+ * instantiates the module, whose memory init a live update may run only
+ * once the old instance's memory is cleared. */
+export function addPoolWorkers(module: QemuModule, n: number, load: boolean): void {
   const pool = module.PThread;
   if (!pool) return;
-  for (let i = 0; i < n; i++) void pool.loadWasmModuleToWorker(pool.allocateUnusedWorker());
+  for (let i = 0; i < n; i++) {
+    const worker = pool.allocateUnusedWorker();
+    if (load) void pool.loadWasmModuleToWorker(worker);
+  }
 }
