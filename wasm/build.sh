@@ -17,7 +17,8 @@ all() {
     step deps step_deps "$WASM_DIR/steps/deps.sh" "$WASM_DIR/deps-patches" "$STAMPS/sources"
     step qemu step_qemu "$WASM_DIR/steps/qemu.sh" "$WASM_DIR/patches" "$WASM_DIR/emscripten" "$STAMPS/deps"
     step snapshot step_snapshot "$WASM_DIR/steps/snapshot.sh" "$WASM_DIR/snapshot" "$REPO_DIR/worker/snapshot.ts" \
-        "$REPO_DIR/worker/qemu/guests.ts" "$REPO_DIR/worker/qemu/ram-image.ts" "$STAMPS/qemu" "$STAMPS/guest"
+        "$REPO_DIR/worker/qemu/guests.ts" "$REPO_DIR/worker/qemu/consoles.ts" "$REPO_DIR/worker/qemu/ram-image.ts" \
+        "$STAMPS/qemu" "$STAMPS/guest"
     step package step_package "$WASM_DIR/steps/package.sh" "$STAMPS/qemu" "$STAMPS/guest" "$STAMPS/snapshot"
 }
 
