@@ -171,7 +171,7 @@ describe('snapshot files of format 2 (a RAM image)', () => {
     const f = await bytesOf(await writeSnapshot(INFO, { state: STATE, image: img }, new Date(), 0));
     // The page map comes right after the device state.
     f[f.length - img.data.length]! ^= 0x80;
-    await expect(readSnapshot(new Blob([f]))).rejects.toMatchObject({ code: 'bad-snapshot', message: /does not match its sha256/ });
+    await expect(readSnapshot(new Blob([f as Uint8Array<ArrayBuffer>]))).rejects.toMatchObject({ code: 'bad-snapshot', message: /does not match its sha256/ });
   });
 });
 
