@@ -1,7 +1,7 @@
 // Runs in Node (vitest): the snapshot file, and every way it is refused.
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createSharedMemory, RegionTable } from './qemu/memory';
 import { captureRam, ImageStream, type RamImage } from './qemu/ram-image';
 import { GZIP_UP_TO, HASH_PIECE, readSnapshot, snapshotFile, writeSnapshot } from './snapshot';
@@ -164,6 +164,21 @@ describe('snapshot files of format 2 (a RAM image)', () => {
     expect(await f.read(new ImageStream(f.ram!, fresh))).toEqual(STATE);
     expect(new RegionTable(fresh).entries()).toEqual(new RegionTable(memory).entries());
     expect(Buffer.from(new Uint8Array(fresh.buffer, base, size)).equals(Buffer.from(new Uint8Array(memory.buffer, base, size)))).toBe(true);
+  });
+
+  it('reads it a slice at a time where Blob streams are not byte streams', async () => {
+    const { memory, image: img, base, size } = bigGuest();
+    const blob = await writeSnapshot(INFO, { state: STATE, image: img }, new Date(), 0);
+    const stream = vi.spyOn(Blob.prototype, 'stream').mockImplementation(() => new ReadableStream<Uint8Array<ArrayBuffer>>());
+    try {
+      const f = await snapshotFile(blob);
+      const fresh = createSharedMemory();
+      expect(await f.read(new ImageStream(f.ram!, fresh))).toEqual(STATE);
+      expect(stream).toHaveBeenCalled();
+      expect(Buffer.from(new Uint8Array(fresh.buffer, base, size)).equals(Buffer.from(new Uint8Array(memory.buffer, base, size)))).toBe(true);
+    } finally {
+      stream.mockRestore();
+    }
   });
 
   it('calls a flipped byte in a page map what it is: a corrupted file', async () => {

@@ -90,9 +90,9 @@ function digestOf(bytes: Uint8Array): Promise<ArrayBuffer> {
   return crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
 }
 
-/** Format 2's hash and payload are made and read in slices of this many
- * pieces: a slice's pieces are hashed (WebCrypto, on its own thread) while
- * this thread copies the slice (into a Blob, or into guest RAM). */
+/** Format 2's payload is hashed and read in slices of this many pieces: a
+ * slice's pieces are hashed (WebCrypto, on its own thread) while this
+ * thread puts the slice's pages into guest RAM, and reads the next. */
 const SLICE = 16 * HASH_PIECE;
 
 /** The sha256 digests of a payload's pieces, gathered a slice at a time. */
@@ -169,9 +169,12 @@ class TooLong extends Error {
 }
 
 /** A snapshot file of `content`: format 2 with a RAM image, else 1. A
- * Blob of its parts: a Blob is what the page downloads and keeps. Its
- * payload is made of Blobs of a slice each, each hashed while it is
- * copied into its Blob: one copy of the bytes, hashed alongside. */
+ * Blob of its parts: a Blob is what the page downloads and keeps, and
+ * making it copies the parts once, where a file in one buffer first would
+ * copy them twice (and one Blob of many slices took longer still). The
+ * payload's Blob is made before it is hashed: the browser takes its bytes
+ * in (in its own process) while this thread hashes, instead of when the
+ * file is first read (a restore of it right after, say). */
 export async function writeSnapshot(
   info: Omit<SnapshotInfo, 'stateBytes' | 'createdAt'>,
   content: SnapshotContent,
@@ -186,24 +189,17 @@ export async function writeSnapshot(
   if (encoding === 'gzip') {
     const compressed: Uint8Array[] = [];
     await drain(pieces(...parts).pipeThrough(new CompressionStream('gzip')), (c) => compressed.push(c));
+    // One buffer to hash (format 1 hashes the payload whole).
     parts = [concatBytes(compressed)];
   }
   const bytes = parts.reduce((n, p) => n + p.length, 0);
-  let body: Blob;
+  const body = new Blob(parts as Uint8Array<ArrayBuffer>[]);
   let digest: string;
   if (image) {
     const hashes = new PieceHashes(bytes);
-    const slices: Blob[] = [];
-    for (let from = 0; from < bytes; from += SLICE) {
-      const slice = views(parts, from, Math.min(bytes, from + SLICE));
-      const hashed = hashes.slice(slice, from);
-      slices.push(new Blob(slice as Uint8Array<ArrayBuffer>[]));
-      await hashed;
-    }
-    body = new Blob(slices);
+    for (let from = 0; from < bytes; from += SLICE) await hashes.slice(views(parts, from, Math.min(bytes, from + SLICE)), from);
     digest = await hashes.done();
   } else {
-    body = new Blob(parts as Uint8Array<ArrayBuffer>[]);
     digest = await sha256(parts[0]!);
   }
   const header: SnapshotHeader = {
@@ -255,20 +251,81 @@ function checkHeader(h: unknown, format: number): SnapshotHeader {
 interface Source {
   size: number;
   read(from: number, to: number): Promise<Uint8Array>;
+  /** The bytes from `from` to the end, in slices of SLICE bytes (the last
+   * one shorter); a slice is valid until the one after the next. */
+  slices(from: number): AsyncGenerator<Uint8Array>;
 }
 
 function sourceOf(file: Blob | Uint8Array): Source {
-  if (file instanceof Uint8Array) return { size: file.length, read: async (from, to) => file.subarray(from, to) };
+  if (file instanceof Uint8Array) {
+    return {
+      size: file.length,
+      read: async (from, to) => file.subarray(from, to),
+      slices: async function* (from) {
+        for (let at = from; at < file.length; at += SLICE) yield file.subarray(at, at + SLICE);
+      },
+    };
+  }
+  const unreadable = (e: unknown): PlaygroundError => bad(`it could not be read (${e instanceof Error ? e.message : String(e)})`);
+  const read = async (from: number, to: number): Promise<Uint8Array> => {
+    try {
+      return new Uint8Array(await file.slice(from, to).arrayBuffer());
+    } catch (e) {
+      throw unreadable(e);
+    }
+  };
   return {
     size: file.size,
-    read: async (from, to) => {
+    read,
+    slices: async function* (from) {
+      let reader: ReadableStreamBYOBReader | null = null;
       try {
-        return new Uint8Array(await file.slice(from, to).arrayBuffer());
-      } catch (e) {
-        throw bad(`it could not be read (${e instanceof Error ? e.message : String(e)})`);
+        reader = file.slice(from).stream().getReader({ mode: 'byob' });
+      } catch {
+        // A browser whose Blob streams are not byte streams: a slice
+        // at a time, each in a buffer of its own.
       }
+      if (!reader) {
+        yield* prefetched(file.size - from, (at, to) => read(from + at, from + to));
+        return;
+      }
+      // Read into two buffers in turn: no fresh memory per slice.
+      const byob = reader;
+      const buffers = [new ArrayBuffer(SLICE), new ArrayBuffer(SLICE)];
+      yield* prefetched(file.size - from, async (at, to, i) => {
+        let buffer = buffers[i % 2]!;
+        let got = 0;
+        try {
+          while (got < to - at) {
+            const { done, value } = await byob.read(new Uint8Array(buffer, got, to - at - got));
+            if (done || !value) throw new Error('the file ended early');
+            buffer = value.buffer as ArrayBuffer;
+            got += value.byteLength;
+          }
+        } catch (e) {
+          throw unreadable(e);
+        }
+        buffers[i % 2] = buffer;
+        return new Uint8Array(buffer, 0, got);
+      });
     },
   };
+}
+
+/** `bytes` bytes in slices of SLICE, each read (by `read(from, to, index)`)
+ * while the one before is worked on. */
+async function* prefetched(bytes: number, read: (from: number, to: number, index: number) => Promise<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const start = (i: number): Promise<Uint8Array> => {
+    const p = read(i * SLICE, Math.min(bytes, (i + 1) * SLICE), i);
+    p.catch(() => undefined); // awaited in its turn
+    return p;
+  };
+  let next = start(0);
+  for (let i = 0; i * SLICE < bytes; i++) {
+    const slice = await next;
+    if ((i + 1) * SLICE < bytes) next = start(i + 1);
+    yield slice;
+  }
 }
 
 /** Where a format 2 file's RAM image goes as it is read: an ImageStream
@@ -397,24 +454,16 @@ class Content {
   }
 }
 
-/** A raw payload read a slice at a time into `content`, the next slice
- * read while this one is hashed and written; resolves with its sha256 of
- * pieces. */
+/** A raw payload read a slice at a time into `content`, each slice hashed
+ * while it is written; resolves with its sha256 of pieces. */
 async function readSlices(source: Source, start: number, content: Content): Promise<string> {
-  const bytes = source.size - start;
-  const hashes = new PieceHashes(bytes);
-  const read = (from: number): Promise<Uint8Array> => {
-    const p = source.read(start + from, start + Math.min(bytes, from + SLICE));
-    p.catch(() => undefined); // awaited in its turn
-    return p;
-  };
-  let next = read(0);
-  for (let from = 0; from < bytes; from += SLICE) {
-    const slice = await next;
-    if (from + SLICE < bytes) next = read(from + SLICE);
+  const hashes = new PieceHashes(source.size - start);
+  let from = 0;
+  for await (const slice of source.slices(start)) {
     const hashed = hashes.slice([slice], from);
     content.write(slice);
     await hashed;
+    from += slice.length;
   }
   return hashes.done();
 }
