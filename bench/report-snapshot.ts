@@ -122,7 +122,7 @@ function phasesMarkdown(s: SnapshotSection): string[] {
   const lines = [
     '',
     "Where our time goes (median). A save of format 1: QEMU's own migration to a file (its `info migrate` total; the VM is stopped throughout), and the rest: the file read out of QEMU's file system, gzip, sha256, the hand-over to the page (format 2 has no such split: its migration ends 'failed' by design, when the worker refuses the exec, and QEMU reports no total). " +
-      "A restore, split at the page's status and progress events: a new worker started and the file checked whole (sha256, gunzip) in it while the running guest goes on, that guest's QEMU and worker ended, the new worker made the page's, the build fetched and compiled (begun during the check), QEMU started, and QEMU loading the state until the VM runs. (Rows measured before the file was checked only once: the check in the running guest's worker, and the hand-over a second check in the new one.)",
+      "A restore, split at the page's status and progress events: a new worker started and the file checked whole (sha256, gunzip) in it while the running guest goes on, that guest's QEMU and worker ended, the new worker made the page's, the build fetched and compiled (begun during the check), QEMU started, and QEMU loading the state until the VM runs. (Rows measured before the file was checked only once: the check in the running guest's worker, and the hand-over a second check in the new one.) Since 2026-11-30 the check reads the file a slice at a time and puts its RAM straight into the restored VM's Memory, and the running guest's QEMU ends in the background once the file passed ('—': off the restore's path).",
     '',
     `| guest RAM | save: QEMU's migration | save: the rest | ${PHASES.map((p) => `restore: ${p.label}`).join(' | ')} |`,
     `| ---: | ---: | ---: | ${PHASES.map(() => '---:').join(' | ')} |`,
@@ -131,7 +131,8 @@ function phasesMarkdown(s: SnapshotSection): string[] {
     const migrate = (r.migrateMs ?? []).filter((v): v is number => v !== null);
     const rest = r.saveMs.flatMap((v, i) => (r.migrateMs?.[i] != null ? [v - r.migrateMs[i]!] : []));
     const phases = (r.restorePhases ?? []).filter((p): p is RestorePhases => p !== null);
-    lines.push(`| ${r.ramMiB} MiB | ${ms(median(migrate))} | ${ms(median(rest))} | ${PHASES.map((p) => ms(median(phases.map((ph) => ph[p.key])))).join(' | ')} |`);
+    const phase = (key: keyof RestorePhases): number[] => phases.map((ph) => ph[key]).filter((v): v is number => v !== null);
+    lines.push(`| ${r.ramMiB} MiB | ${ms(median(migrate))} | ${ms(median(rest))} | ${PHASES.map((p) => ms(median(phase(p.key)))).join(' | ')} |`);
   }
   return lines;
 }

@@ -242,8 +242,9 @@ export interface RestorePhases {
    * in it while the running guest goes on (older rows: checked in
    * the running guest's worker). */
   checkMs: number;
-  /** The running QEMU and its worker ended. */
-  stopMs: number;
+  /** The running QEMU and its worker ended; null when the page ended
+   * them in the background, off the restore's path. */
+  stopMs: number | null;
   /** The new worker made the page's, up to loading the build (before
    * the single check: the file handed to it and checked whole again). */
   recheckMs: number;

@@ -23,6 +23,11 @@ describe('restorePhases', () => {
     expect(restorePhases(seen, 28110)).toEqual({ checkMs: 9271, stopMs: 1442, recheckMs: 6734, buildMs: 1753, qemuStartMs: 2995, stateLoadMs: 5915 });
   });
 
+  it('takes the check to idle when the running guest ends in the background (no stopping)', () => {
+    const retired = seen.filter(([n]) => n !== 'status:stopping' && n !== 'status:stopped');
+    expect(restorePhases(retired, 28110)).toEqual({ checkMs: 10713, stopMs: null, recheckMs: 6734, buildMs: 1753, qemuStartMs: 2995, stateLoadMs: 5915 });
+  });
+
   it('is null when a phase never started', () => {
     expect(restorePhases(seen.filter(([n]) => n !== 'status:starting'), 28110)).toBeNull();
   });

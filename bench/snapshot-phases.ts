@@ -9,11 +9,12 @@ export type Mark = [name: string, ms: number];
 
 /** A restore's phases from its marks, or null when one of their starts
  * is missing (the page changed how it reports a restore). A new worker
- * checks the file while the running guest goes on (no event), the page
- * ends the running guest's worker (status stopping) and makes the new
- * one its own (idle), which loads the build (loading), starts QEMU
+ * checks the file while the running guest goes on (no event), then is
+ * made the page's (idle), loads the build (loading), starts QEMU
  * (starting) and has it load the state (progress 'boot') until the VM
- * runs (`totalMs`). */
+ * runs (`totalMs`). The running guest's worker ends between the check and
+ * idle (status stopping) or, since the page retires it, in the background
+ * after the check (no event: `stopMs` null). */
 export function restorePhases(marks: readonly Mark[], totalMs: number): RestorePhases | null {
   let after = 0;
   const next = (name: string): number | null => {
@@ -22,15 +23,15 @@ export function restorePhases(marks: readonly Mark[], totalMs: number): RestoreP
     after = m[1];
     return m[1];
   };
-  const stopping = next('status:stopping');
+  const stopping = marks.some(([n]) => n === 'status:stopping') ? next('status:stopping') : null;
   const idle = next('status:idle');
   const loading = next('status:loading');
   const starting = next('status:starting');
   const loadingState = next('progress:boot');
-  if (stopping === null || idle === null || loading === null || starting === null || loadingState === null) return null;
+  if (idle === null || loading === null || starting === null || loadingState === null) return null;
   return {
-    checkMs: stopping,
-    stopMs: idle - stopping,
+    checkMs: stopping ?? idle,
+    stopMs: stopping === null ? null : idle - stopping,
     recheckMs: loading - idle,
     buildMs: starting - loading,
     qemuStartMs: loadingState - starting,

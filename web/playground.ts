@@ -252,9 +252,10 @@ export class Playground implements PlaygroundApi {
       }).then((s) => this.setStatus(s));
     }
     // As for boot(), a fresh worker restores it. That worker checks the
-    // file (the only check: sha256 and gunzip of the whole file) and keeps
-    // what it decompressed, while the running guest goes on in this one;
-    // a bad file ends that worker and leaves the guest alone.
+    // file (the only check: sha256, and gunzip of a small file) and
+    // places its RAM into a Memory of its own as it reads it, while the
+    // running guest goes on in this one; a bad file ends that worker and
+    // leaves the guest alone.
     return this.call(async () => {
       let next: Spawned | undefined;
       try {
@@ -267,7 +268,9 @@ export class Playground implements PlaygroundApi {
         if (info.code === 'worker-crashed') throw new PlaygroundError('load-failed', `${info.message}; the running guest was not touched`);
         throw e;
       }
-      await this.replaceWorker();
+      // The file passed: the running guest ends while the restored one
+      // starts (each has its own Memory), not before.
+      this.retire();
       this.booted = true;
       this.ready = this.adopt(next);
       await this.ready;
@@ -306,6 +309,19 @@ export class Playground implements PlaygroundApi {
     this.remote = null;
     this.ready = null;
     this.booted = false;
+  }
+
+  /** Ends the page's worker in the background, its QEMU stopped politely
+   * first (bounded): no longer the page's, its events and status count no
+   * more. */
+  private retire(): void {
+    const { worker, remote } = this;
+    this.worker = null;
+    this.remote = null;
+    this.ready = null;
+    if (!worker || !remote) return;
+    const stopped = remote.stop().catch(() => undefined);
+    void Promise.race([stopped, new Promise((r) => setTimeout(r, 5000))]).then(() => worker.terminate());
   }
 
   /** Stops QEMU politely (bounded), then ends its worker. */

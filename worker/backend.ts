@@ -19,7 +19,7 @@ export type { ConsoleBytes, ExecRequest } from './qemu/instance';
 export type { OpenMemfd } from './qemu/memfd';
 export { buildLayoutProblem, clearBelow, HEAP_LIMIT, RegionTable, type RegionEntry } from './qemu/memory';
 export { concatBytes } from './qemu/bytes';
-export { placeRam, ramImageProblem, type ImageRegion, type RamImage } from './qemu/ram-image';
+export { ImageStream, layoutBytes, ramLayoutProblem, type ImageRegion, type RamImage, type RamLayout } from './qemu/ram-image';
 export { CAPTURE_EXEC, type Capture } from './qemu/capture';
 
 /**

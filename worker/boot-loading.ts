@@ -4,11 +4,11 @@
 // at once. QEMU's wasm downloads and compiles (once: a booted snapshot's
 // boot started it while the snapshot downloaded) and the guest files
 // download, with one combined progress bar; meanwhile the instance worker
-// and QEMU's pthread workers start, and the Memory is made, with a
-// snapshot's RAM image back where it was. The host (host.ts) then starts
-// QEMU with what this gathered.
+// and QEMU's pthread workers start, and the Memory is made (a snapshot's
+// comes with its RAM already placed). The host (host.ts) then starts QEMU
+// with what this gathered.
 import { PlaygroundError, type Progress } from './api';
-import { placeRam, type GuestPlan, type QemuBackend, type SpareLike } from './backend';
+import type { GuestPlan, QemuBackend, SpareLike } from './backend';
 import type { BuildStore } from './build-store';
 import type { ResolvedBuild } from './builds';
 import type { PreparedBuild } from './live-update';
@@ -63,16 +63,11 @@ export async function loadForBoot(r: BootLoadRequest): Promise<BootLoad> {
           report(label);
         }),
     ]);
-    // The Memory, with a RAM image back where it was, while the build
-    // downloads and compiles rather than after (copying the image took
-    // this thread 50-140 ms here). QEMU then takes the RAM over as
-    // after a cpr-exec (its fds, its CPR state) and loads the device
-    // state only.
-    memory = r.liveUpdatable ? r.createMemory() : null;
-    if (restore?.image) {
-      if (!memory) throw new PlaygroundError('bad-snapshot', `${build.name} cannot restore a RAM image: it does not run on a shared Memory`);
-      placeRam(memory, restore.image);
-    }
+    // A snapshot's RAM was placed into its Memory as the file was read;
+    // QEMU takes it over as after a cpr-exec (its fds, its CPR state) and
+    // loads the device state only.
+    if (restore?.ram && !r.liveUpdatable) throw new PlaygroundError('bad-snapshot', `${build.name} cannot restore a RAM image: it does not run on a shared Memory`);
+    memory = restore?.ram?.memory ?? (r.liveUpdatable ? r.createMemory() : null);
     [compiled, fetched] = await loading;
     r.checkCurrent();
   } catch (e) {

@@ -64,7 +64,7 @@ import { resolveBootOptions, type ResolvedBootOptions } from './options';
 import { PageLink, type ListenerLike } from './page-link';
 import { isCrash, QemuLog } from './qemu-log';
 import { QmpClient, QmpError, type QmpEvent } from './qmp';
-import { bootedRestore, checkedSnapshot, restoreStart, saveSession, type CheckedSnapshot, type Restore } from './save-restore';
+import { bootedRestore, checkedHead, checkedSnapshot, restoreStart, saveSession, type CheckedHead, type CheckedSnapshot, type Restore } from './save-restore';
 import { bootDeadline, newSession, waitForReady, type Session } from './session';
 import { WarmUps } from './warm-up';
 
@@ -186,15 +186,16 @@ export class QemuHost implements QemuWorkerApi {
   }
 
   async checkSnapshot(file: Blob | Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
-    return (await this.checkFile(file, options)).info;
+    return (await checkedSnapshot(await this.checkHead(file, options))).info;
   }
 
   async openSnapshot(file: Blob | Uint8Array, options: RestoreOptions = {}): Promise<SnapshotInfo> {
     if (!this.config) throw new PlaygroundError('bad-state', 'the worker is not initialised: call init() first');
     this.opened = null;
-    const opened = await this.checkFile(file, options);
-    // The build downloads and compiles while the page ends the running guest.
-    void this.store.prepare(opened.build).catch(() => undefined);
+    const head = await this.checkHead(file, options);
+    // The build downloads and compiles while the rest of the file is read.
+    void this.store.prepare(head.build).catch(() => undefined);
+    const opened = await checkedSnapshot(head, () => this.createMemory());
     this.opened = { ...opened, timeoutMs: options.timeoutMs };
     return opened.info;
   }
@@ -203,16 +204,16 @@ export class QemuHost implements QemuWorkerApi {
     const opened = this.opened;
     if (!opened) throw new PlaygroundError('bad-state', 'no snapshot is open: call openSnapshot() first');
     this.opened = null;
-    const { info, state, image, build, timeoutMs } = opened;
+    const { info, state, ram, build, timeoutMs } = opened;
     // A restore over a running guest keeps its engine.
     const accel = this.session?.options.accel;
     const resolved = resolveBootOptions({ guest: info.guest, ramMiB: info.ramMiB, build: build.name, bootTimeoutMs: timeoutMs, ...(accel ? { accel } : {}) });
-    return this.start(resolved, { argv: info.argv, state, image });
+    return this.start(resolved, { argv: info.argv, state, ram });
   }
 
-  /** A snapshot file checked whole, and the build to restore it on. */
-  private checkFile(file: Blob | Uint8Array, options: RestoreOptions): Promise<CheckedSnapshot> {
-    return checkedSnapshot(file, options, () => this.store, this.env.backend.createMemory !== undefined);
+  /** A snapshot file's header checked, and the build to restore it on. */
+  private checkHead(file: Blob | Uint8Array, options: RestoreOptions): Promise<CheckedHead> {
+    return checkedHead(file, options, () => this.store, this.env.backend.createMemory !== undefined);
   }
 
   /** Boots a guest, or restores one (`restore`): stops the running one first. */

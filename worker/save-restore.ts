@@ -7,21 +7,30 @@
 // the running guest is touched; then a new QEMU starts with -incoming from
 // the saved state instead of booting (host.ts starts it).
 import { PlaygroundError, type RestoreOptions, type SnapshotInfo } from './api';
-import { buildLayoutProblem, CAPTURE_EXEC, type Capture, type QemuBackend, type RamImage, type SpareLike } from './backend';
+import { buildLayoutProblem, CAPTURE_EXEC, ImageStream, type Capture, type OpenMemfd, type QemuBackend, type SpareLike } from './backend';
 import type { BuildStore } from './build-store';
 import type { ResolvedBuild } from './builds';
 import { cprExecCommand, saveState, type Running, type StartRequest } from './live-update';
 import { ramError, type ResolvedBootOptions } from './options';
 import { QmpError } from './qmp';
 import type { Session } from './session';
-import { readSnapshot, writeSnapshot, type SnapshotContent } from './snapshot';
+import { snapshotFile, writeSnapshot, type SnapshotContent, type SnapshotFile } from './snapshot';
+
+/** Guest RAM of a snapshot of format 2, back where it was in a fresh
+ * Memory (its regions, its pages), and what the next QEMU needs to take
+ * it over as after a cpr-exec: the fds to reopen, its CPR variables. */
+export interface PlacedRam {
+  memory: WebAssembly.Memory;
+  open: OpenMemfd[];
+  env: Record<string, string>;
+}
 
 /** A snapshot to restore instead of a boot: its arguments, QEMU's state
- * and, for a snapshot of format 2, guest RAM to put back first. */
+ * and, for a snapshot of format 2, guest RAM already placed. */
 export interface Restore {
   argv: string[];
   state: Uint8Array;
-  image?: RamImage;
+  ram?: PlacedRam;
   /** The guest's booted snapshot: it sits at a shell prompt that the new
    * terminal never saw, so press Enter for a fresh one. */
   booted?: boolean;
@@ -53,12 +62,19 @@ function earlySpare(starting: Promise<SpareLike | null>): EarlySpare {
 }
 
 /** A snapshot file checked whole: what it says, QEMU's stream in it (its
- * own buffer, handed to the instance worker, not copied) and the build to
- * restore it on. */
+ * own buffer, handed to the instance worker, not copied), its RAM placed
+ * (format 2) and the build to restore it on. */
 export interface CheckedSnapshot {
   info: SnapshotInfo;
   state: Uint8Array;
-  image?: RamImage;
+  ram?: PlacedRam;
+  build: ResolvedBuild;
+}
+
+/** A snapshot file whose header passed: what it says and the build to
+ * restore it on; its payload is read by checkedSnapshot(). */
+export interface CheckedHead {
+  file: SnapshotFile;
   build: ResolvedBuild;
 }
 
@@ -158,16 +174,18 @@ export function bootedRestore(
   const plan = backend.plan(o.guest, o.ramMiB, true);
   const guestFiles = store.fetchAll(Object.keys(plan.files), onDownload);
   guestFiles.catch(() => undefined);
-  const restore = bootedSnapshot(o, plan.bootedSnapshot, store, onDownload).then((r) => ({ ...r, guestFiles, spare }));
+  const restore = bootedSnapshot(o, plan.bootedSnapshot, store, backend, onDownload).then((r) => ({ ...r, guestFiles, spare }));
   return { restore, dispose: () => spare.dispose() };
 }
 
 /** The guest's booted snapshot (`path`), shipped with the builds, checked
- * whole. */
+ * whole, its RAM placed into a fresh Memory while the build downloads and
+ * compiles. */
 async function bootedSnapshot(
   o: ResolvedBootOptions,
   path: string,
   store: BuildStore,
+  backend: QemuBackend,
   onDownload: (loaded: number, total: number, label: string) => void,
 ): Promise<Restore> {
   let file: Uint8Array;
@@ -177,28 +195,42 @@ async function bootedSnapshot(
   } catch (e) {
     throw new PlaygroundError('load-failed', `the ${o.guest} guest's booted snapshot did not load (${e instanceof Error ? e.message : String(e)}); boot with from: "scratch", or run \`npm run artifacts\``);
   }
-  const { info, state, image } = await readSnapshot(file);
+  const f = await snapshotFile(file);
+  const { info } = f;
   if (info.guest !== o.guest || info.ramMiB !== o.ramMiB) {
     throw new PlaygroundError('bad-snapshot', `${path} is of the ${info.guest} guest with ${info.ramMiB} MiB, not ${o.guest} with ${o.ramMiB} MiB: rebuild it (npm run build:wasm)`);
   }
-  return { argv: info.argv, state, image, booted: true };
+  const create = backend.createMemory;
+  const { state, ram } = await readPayload(f, create && (() => create.call(backend)));
+  return { argv: info.argv, state, ram, booted: true };
+}
+
+/** A checked file's payload, read and checked whole; its RAM image, if it
+ * has one, placed into a fresh Memory of `createMemory` as it is read. */
+async function readPayload(f: SnapshotFile, createMemory: (() => WebAssembly.Memory) | undefined): Promise<{ state: Uint8Array; ram?: PlacedRam }> {
+  if (!f.ram) return { state: await f.read() };
+  if (!createMemory) throw new PlaygroundError('bad-snapshot', 'this page cannot restore the snapshot\'s RAM image: it has no shared Memory; nothing was changed');
+  const memory = createMemory();
+  const state = await f.read(new ImageStream(f.ram, memory));
+  return { state, ram: { memory, open: f.ram.open, env: f.ram.env } };
 }
 
 /**
- * A snapshot file checked whole, and the build to restore it on.
+ * A snapshot file's header checked, and the build to restore it on: a few
+ * KiB read, so the build can download and compile while the rest is read.
  * `store` is asked for only once the file reads as a snapshot (it throws
  * before init()); `sharedMemory`: the backend can give guest RAM the
  * live-update layout, which a RAM image needs.
  */
-export async function checkedSnapshot(
+export async function checkedHead(
   file: Blob | Uint8Array,
   options: RestoreOptions,
   store: () => BuildStore,
   sharedMemory: boolean,
-): Promise<CheckedSnapshot> {
+): Promise<CheckedHead> {
   if (!(file instanceof Uint8Array) && !(file instanceof Blob)) throw new PlaygroundError('bad-options', 'a snapshot is given as bytes (Uint8Array) or a Blob');
-  // A Blob (the page's file, by reference) is read here, once.
-  const { info, state, image } = await readSnapshot(file instanceof Blob ? new Uint8Array(await file.arrayBuffer()) : file);
+  const f = await snapshotFile(file);
+  const { info } = f;
   const registry = await store().builds();
   let build: ResolvedBuild;
   try {
@@ -208,11 +240,23 @@ export async function checkedSnapshot(
   }
   const ram = ramError(info.ramMiB);
   if (ram) throw new PlaygroundError('bad-snapshot', `this page cannot give the snapshot's RAM: ${ram}; nothing was changed`);
-  if (image) {
+  if (f.ram) {
     const layout = sharedMemory ? buildLayoutProblem(build.name, await store().glueSource(build)) : 'this page has no shared Memory';
     if (layout) throw new PlaygroundError('bad-snapshot', `this page cannot restore the snapshot's RAM image: ${layout}; nothing was changed`);
   }
-  return { info, state, image, build };
+  return { file: f, build };
+}
+
+/**
+ * The rest of a file whose header passed, read and checked whole. With
+ * `createMemory` (a restore), its RAM image goes into a fresh Memory as it
+ * is read, which the restore's QEMU gets only if every byte passed;
+ * without (a check alone), the image is only checked.
+ */
+export async function checkedSnapshot(head: CheckedHead, createMemory?: () => WebAssembly.Memory): Promise<CheckedSnapshot> {
+  const { file, build } = head;
+  if (!createMemory) return { info: file.info, state: await file.read(), build };
+  return { info: file.info, ...(await readPayload(file, createMemory)), build };
 }
 
 /**
@@ -220,8 +264,8 @@ export async function checkedSnapshot(
  * loads the saved state (the incoming side reports the end of the load
  * only with the events capability) instead of booting; the state (up to
  * the guest's RAM) moves to the instance worker, not copied, as it is the
- * checked state's own buffer; a RAM image, already placed in the Memory,
- * is taken over as after a cpr-exec (its fds, QEMU's environment).
+ * checked state's own buffer; RAM, already placed in its Memory, is taken
+ * over as after a cpr-exec (its fds, QEMU's environment).
  */
 export function restoreStart(
   restore: Restore | null,
@@ -231,7 +275,7 @@ export function restoreStart(
   const launchArgv = restore ? [...argv, '-global', 'migration.x-events=on', '-incoming', `file:${SNAPSHOT_FILE}`] : argv;
   const launchFiles = restore ? { ...files, [SNAPSHOT_FILE]: restore.state } : files;
   const transfer = restore && ownsBuffer(restore.state) ? [restore.state.buffer] : [];
-  const cpr = restore?.image ? { env: restore.image.env, adopt: restore.image.open } : {};
+  const cpr = restore?.ram ? { env: restore.ram.env, adopt: restore.ram.open } : {};
   return { argv: launchArgv, files: launchFiles, transfer, ...cpr };
 }
 

@@ -1,10 +1,10 @@
 // Runs in Node (vitest): the snapshot file, and every way it is refused.
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createSharedMemory, RegionTable } from './qemu/memory';
-import { captureRam, type RamImage } from './qemu/ram-image';
-import { GZIP_UP_TO, HASH_PIECE, readSnapshot, writeSnapshot } from './snapshot';
+import { captureRam, ImageStream, type RamImage } from './qemu/ram-image';
+import { GZIP_UP_TO, HASH_PIECE, readSnapshot, snapshotFile, writeSnapshot } from './snapshot';
 
 const INFO = { guest: 'arm' as const, build: 'qemu-system-arm@v1', ramMiB: 128, argv: ['-M', 'virt', '-m', '128'] };
 const STATE = new Uint8Array(100_000).map((_, i) => (i * 7) & 0xff);
@@ -141,4 +141,52 @@ describe('snapshot files of format 2 (a RAM image)', () => {
     await expect(readSnapshot(withHeader(f, (h) => delete (h as { image?: unknown }).image))).rejects.toMatchObject({ message: /does not describe its RAM image/ });
     await expect(readSnapshot(f.subarray(0, f.length - 4096))).rejects.toMatchObject({ message: /truncated or padded/ });
   });
+
+  /** RAM with 20 MiB of pages that are not zeros: a raw payload of several slices. */
+  const bigGuest = (): { memory: WebAssembly.Memory; image: RamImage; base: number; size: number } => {
+    const memory = createSharedMemory();
+    const table = new RegionTable(memory);
+    const i = table.add('ram0');
+    const size = 32 * 2 ** 20;
+    table.reserve(i, size);
+    table.setSize(i, size);
+    const base = table.entry(i).base;
+    const bytes = new Uint8Array(memory.buffer, base, size);
+    for (let at = 4096; at < 20 * 2 ** 20; at += 4096) if ((at >> 12) % 7) bytes.fill((at >> 12) & 0xff || 1, at, at + 4096);
+    return { memory, base, size, image: captureRam(memory, [{ fd: 15, file: i, path: '/dev/memfd/0-ram0' }], ['QEMU_CPR_EXEC_STATE=26']) };
+  };
+
+  it('reads a big file from a Blob a slice at a time, its pages straight into a fresh Memory', async () => {
+    const { memory, image: img, base, size } = bigGuest();
+    const f = await snapshotFile(await writeSnapshot(INFO, { state: STATE, image: img }, new Date(), 0));
+    expect(f.info.stateBytes).toBe(STATE.length);
+    const fresh = createSharedMemory();
+    expect(await f.read(new ImageStream(f.ram!, fresh))).toEqual(STATE);
+    expect(new RegionTable(fresh).entries()).toEqual(new RegionTable(memory).entries());
+    expect(Buffer.from(new Uint8Array(fresh.buffer, base, size)).equals(Buffer.from(new Uint8Array(memory.buffer, base, size)))).toBe(true);
+  });
+
+  it('reads it a slice at a time where Blob streams are not byte streams', async () => {
+    const { memory, image: img, base, size } = bigGuest();
+    const blob = await writeSnapshot(INFO, { state: STATE, image: img }, new Date(), 0);
+    const stream = vi.spyOn(Blob.prototype, 'stream').mockImplementation(() => new ReadableStream<Uint8Array<ArrayBuffer>>());
+    try {
+      const f = await snapshotFile(blob);
+      const fresh = createSharedMemory();
+      expect(await f.read(new ImageStream(f.ram!, fresh))).toEqual(STATE);
+      expect(stream).toHaveBeenCalled();
+      expect(Buffer.from(new Uint8Array(fresh.buffer, base, size)).equals(Buffer.from(new Uint8Array(memory.buffer, base, size)))).toBe(true);
+    } finally {
+      stream.mockRestore();
+    }
+  });
+
+  it('calls a flipped byte in a page map what it is: a corrupted file', async () => {
+    const { image: img } = bigGuest();
+    const f = await bytesOf(await writeSnapshot(INFO, { state: STATE, image: img }, new Date(), 0));
+    // The page map comes right after the device state.
+    f[f.length - img.data.length]! ^= 0x80;
+    await expect(readSnapshot(new Blob([f as Uint8Array<ArrayBuffer>]))).rejects.toMatchObject({ code: 'bad-snapshot', message: /does not match its sha256/ });
+  });
 });
+

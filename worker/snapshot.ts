@@ -19,8 +19,12 @@
 // and carries the payload's length and sha256. A file is checked whole
 // before anything is done with it, so QEMU's loader never sees bytes whose
 // checksum failed, and a running guest is never touched for a bad file.
+// A big file is read a slice at a time, never whole: each slice is hashed
+// (WebCrypto, on a thread of its own) while its RAM pages go straight into
+// the fresh Memory that the restored QEMU will run on, which nothing uses
+// until the whole file has passed.
 import { GUESTS, PlaygroundError, type SnapshotInfo } from './api';
-import { concatBytes, ramImageProblem, type ImageRegion, type OpenMemfd, type RamImage } from './backend';
+import { concatBytes, ImageStream, layoutBytes, ramLayoutProblem, type ImageRegion, type OpenMemfd, type RamImage, type RamLayout } from './backend';
 
 export type { SnapshotInfo } from './api';
 
@@ -70,27 +74,50 @@ async function sha256(bytes: Uint8Array): Promise<string> {
  */
 export const HASH_PIECE = 512 * 1024;
 
-/** sha256 of the sha256 digests of `parts`' bytes, one after the other,
- * in pieces of `piece` bytes; a piece across two parts is gathered first. */
-async function piecesSha256(parts: readonly Uint8Array[], piece: number): Promise<string> {
-  const ends: number[] = [];
-  for (const p of parts) ends.push((ends.at(-1) ?? 0) + p.length);
-  const total = ends.at(-1) ?? 0;
-  /** The bytes [from, to) of the parts' concatenation. */
-  const range = (from: number, to: number): Uint8Array => {
-    const views: Uint8Array[] = [];
-    parts.forEach((p, i) => {
-      const start = ends[i]! - p.length;
-      if (start < to && ends[i]! > from) views.push(p.subarray(Math.max(0, from - start), Math.min(p.length, to - start)));
-    });
-    return views.length === 1 ? views[0]! : concatBytes(views);
-  };
-  const digests = new Uint8Array(Math.ceil(total / piece) * 32);
-  for (let i = 0; i * piece < total; i++) {
-    const bytes = range(i * piece, Math.min(total, (i + 1) * piece));
-    digests.set(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)), i * 32);
+/** Views of the bytes [from, to) of `parts`' concatenation, in order. */
+function views(parts: readonly Uint8Array[], from: number, to: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let start = 0;
+  for (const p of parts) {
+    const end = start + p.length;
+    if (start < to && end > from) out.push(p.subarray(Math.max(0, from - start), Math.min(p.length, to - start)));
+    start = end;
   }
-  return sha256(digests);
+  return out;
+}
+
+function digestOf(bytes: Uint8Array): Promise<ArrayBuffer> {
+  return crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
+}
+
+/** Format 2's payload is hashed and read in slices of this many pieces: a
+ * slice's pieces are hashed (WebCrypto, on its own thread) while this
+ * thread puts the slice's pages into guest RAM, and reads the next. */
+const SLICE = 16 * HASH_PIECE;
+
+/** The sha256 digests of a payload's pieces, gathered a slice at a time. */
+class PieceHashes {
+  private readonly digests: Uint8Array;
+  constructor(bytes: number) {
+    this.digests = new Uint8Array(Math.ceil(bytes / HASH_PIECE) * 32);
+  }
+
+  /** Hashes the slice of `parts` at payload offset `from` (a multiple of
+   * HASH_PIECE); a piece across two parts is gathered first. */
+  slice(parts: readonly Uint8Array[], from: number): Promise<unknown> {
+    const to = from + parts.reduce((n, p) => n + p.length, 0);
+    const hashed: Promise<void>[] = [];
+    for (let at = from; at < to; at += HASH_PIECE) {
+      const piece = views(parts, at - from, Math.min(to, at + HASH_PIECE) - from);
+      hashed.push(digestOf(piece.length === 1 ? piece[0]! : concatBytes(piece)).then((d) => this.digests.set(new Uint8Array(d), (at / HASH_PIECE) * 32)));
+    }
+    return Promise.all(hashed);
+  }
+
+  /** sha256 of the pieces' digests, one after the other. */
+  done(): Promise<string> {
+    return sha256(this.digests);
+  }
 }
 
 /** Input for a (de)compressor in pieces of this size: it works through a
@@ -144,7 +171,10 @@ class TooLong extends Error {
 /** A snapshot file of `content`: format 2 with a RAM image, else 1. A
  * Blob of its parts: a Blob is what the page downloads and keeps, and
  * making it copies the parts once, where a file in one buffer first would
- * copy them twice. */
+ * copy them twice (and one Blob of many slices took longer still). The
+ * payload's Blob is made before it is hashed: the browser takes its bytes
+ * in (in its own process) while this thread hashes, instead of when the
+ * file is first read (a restore of it right after, say). */
 export async function writeSnapshot(
   info: Omit<SnapshotInfo, 'stateBytes' | 'createdAt'>,
   content: SnapshotContent,
@@ -155,20 +185,23 @@ export async function writeSnapshot(
   const raw = state.length + (image?.data.length ?? 0);
   // Format 1 is always gzip: readers of it know no other encoding.
   const encoding: Encoding = raw <= gzipUpTo || !image ? 'gzip' : 'raw';
-  let parts: Uint8Array[] = [];
-  let bytes = 0;
+  let parts: Uint8Array[] = [state, ...(image ? [image.data] : [])];
   if (encoding === 'gzip') {
-    await drain(pieces(state, ...(image ? [image.data] : [])).pipeThrough(new CompressionStream('gzip')), (c) => {
-      parts.push(c);
-      bytes += c.length;
-    });
+    const compressed: Uint8Array[] = [];
+    await drain(pieces(...parts).pipeThrough(new CompressionStream('gzip')), (c) => compressed.push(c));
     // One buffer to hash (format 1 hashes the payload whole).
-    parts = [concatBytes(parts)];
-  } else {
-    parts = [state, ...(image ? [image.data] : [])];
-    bytes = raw;
+    parts = [concatBytes(compressed)];
   }
-  const digest = image ? await piecesSha256(parts, HASH_PIECE) : await sha256(parts[0]!);
+  const bytes = parts.reduce((n, p) => n + p.length, 0);
+  const body = new Blob(parts as Uint8Array<ArrayBuffer>[]);
+  let digest: string;
+  if (image) {
+    const hashes = new PieceHashes(bytes);
+    for (let from = 0; from < bytes; from += SLICE) await hashes.slice(views(parts, from, Math.min(bytes, from + SLICE)), from);
+    digest = await hashes.done();
+  } else {
+    digest = await sha256(parts[0]!);
+  }
   const header: SnapshotHeader = {
     ...info,
     createdAt: now.toISOString(),
@@ -177,7 +210,7 @@ export async function writeSnapshot(
     payload: { encoding, bytes, sha256: digest, ...(image ? { piece: HASH_PIECE } : {}) },
   };
   const head = new TextEncoder().encode(`${SNAPSHOT_MAGIC} ${image ? IMAGE_FORMAT : STREAM_FORMAT}\n${JSON.stringify(header)}\n`);
-  return new Blob([head, ...parts] as Uint8Array<ArrayBuffer>[]);
+  return new Blob([head, body]);
 }
 
 function isStringArray(v: unknown): v is string[] {
@@ -213,9 +246,114 @@ function checkHeader(h: unknown, format: number): SnapshotHeader {
   return o as unknown as SnapshotHeader;
 }
 
-/** A snapshot file checked whole: its header, QEMU's state and the RAM image. */
-export async function readSnapshot(file: Uint8Array): Promise<{ info: SnapshotInfo } & SnapshotContent> {
-  const probe = new TextDecoder().decode(file.subarray(0, Math.min(file.length, MAX_HEADER_BYTES)));
+/** Where a file's bytes come from: the caller's bytes, or a Blob read a
+ * slice at a time (a 1 GiB file is never in one buffer). */
+interface Source {
+  size: number;
+  read(from: number, to: number): Promise<Uint8Array>;
+  /** The bytes from `from` to the end, in slices of SLICE bytes (the last
+   * one shorter); a slice is valid until the one after the next. */
+  slices(from: number): AsyncGenerator<Uint8Array>;
+}
+
+function sourceOf(file: Blob | Uint8Array): Source {
+  if (file instanceof Uint8Array) {
+    return {
+      size: file.length,
+      read: async (from, to) => file.subarray(from, to),
+      slices: async function* (from) {
+        for (let at = from; at < file.length; at += SLICE) yield file.subarray(at, at + SLICE);
+      },
+    };
+  }
+  const unreadable = (e: unknown): PlaygroundError => bad(`it could not be read (${e instanceof Error ? e.message : String(e)})`);
+  const read = async (from: number, to: number): Promise<Uint8Array> => {
+    try {
+      return new Uint8Array(await file.slice(from, to).arrayBuffer());
+    } catch (e) {
+      throw unreadable(e);
+    }
+  };
+  return {
+    size: file.size,
+    read,
+    slices: async function* (from) {
+      let reader: ReadableStreamBYOBReader | null = null;
+      try {
+        reader = file.slice(from).stream().getReader({ mode: 'byob' });
+      } catch {
+        // A browser whose Blob streams are not byte streams: a slice
+        // at a time, each in a buffer of its own.
+      }
+      if (!reader) {
+        yield* prefetched(file.size - from, (at, to) => read(from + at, from + to));
+        return;
+      }
+      // Read into two buffers in turn: no fresh memory per slice.
+      const byob = reader;
+      const buffers = [new ArrayBuffer(SLICE), new ArrayBuffer(SLICE)];
+      yield* prefetched(file.size - from, async (at, to, i) => {
+        let buffer = buffers[i % 2]!;
+        let got = 0;
+        try {
+          while (got < to - at) {
+            const { done, value } = await byob.read(new Uint8Array(buffer, got, to - at - got));
+            if (done || !value) throw new Error('the file ended early');
+            buffer = value.buffer as ArrayBuffer;
+            got += value.byteLength;
+          }
+        } catch (e) {
+          throw unreadable(e);
+        }
+        buffers[i % 2] = buffer;
+        return new Uint8Array(buffer, 0, got);
+      });
+    },
+  };
+}
+
+/** `bytes` bytes in slices of SLICE, each read (by `read(from, to, index)`)
+ * while the one before is worked on. */
+async function* prefetched(bytes: number, read: (from: number, to: number, index: number) => Promise<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const start = (i: number): Promise<Uint8Array> => {
+    const p = read(i * SLICE, Math.min(bytes, (i + 1) * SLICE), i);
+    p.catch(() => undefined); // awaited in its turn
+    return p;
+  };
+  let next = start(0);
+  for (let i = 0; i * SLICE < bytes; i++) {
+    const slice = await next;
+    if ((i + 1) * SLICE < bytes) next = start(i + 1);
+    yield slice;
+  }
+}
+
+/** Where a format 2 file's RAM image goes as it is read: an ImageStream
+ * (it checks the page maps, and places the pages into a Memory). */
+export interface ImageSink {
+  write(bytes: Uint8Array): void;
+  end(): void;
+}
+
+/** A snapshot file whose header has been read and checked; its payload
+ * not yet. */
+export interface SnapshotFile {
+  info: SnapshotInfo;
+  /** Format 2: its RAM image's layout, checked against the memory layout. */
+  ram?: RamLayout;
+  /**
+   * Reads the payload and checks it whole against the header's sha256;
+   * resolves with QEMU's state. A RAM image's data goes to `image` as it
+   * is read (by default only its page maps are checked): before the check
+   * ends, so what it writes to must be nobody's until this resolves.
+   */
+  read(image?: ImageSink): Promise<Uint8Array>;
+}
+
+/** A snapshot file's header, read and checked (a few KiB of the file). */
+export async function snapshotFile(file: Blob | Uint8Array): Promise<SnapshotFile> {
+  const source = sourceOf(file);
+  const probe = new TextDecoder().decode(await source.read(0, Math.min(source.size, MAX_HEADER_BYTES)));
   const first = probe.indexOf('\n');
   const magic = first < 0 ? probe.slice(0, 40) : probe.slice(0, first);
   if (!magic.startsWith(`${SNAPSHOT_MAGIC} `)) throw bad('it does not start with the snapshot magic line (is it a snapshot saved by the playground?)');
@@ -233,32 +371,118 @@ export async function readSnapshot(file: Uint8Array): Promise<{ info: SnapshotIn
   }
   const header = checkHeader(json, format);
   const start = new TextEncoder().encode(probe.slice(0, second + 1)).length;
-  const payload = file.subarray(start);
-  if (payload.length !== header.payload.bytes) {
-    throw bad(`it is truncated or padded: the payload has ${payload.length} bytes, the header says ${header.payload.bytes}`);
+  if (source.size - start !== header.payload.bytes) {
+    throw bad(`it is truncated or padded: the payload has ${source.size - start} bytes, the header says ${header.payload.bytes}`);
   }
-  const digest = format === IMAGE_FORMAT ? await piecesSha256([payload], HASH_PIECE) : await sha256(payload);
-  if (digest !== header.payload.sha256) throw bad('its payload does not match its sha256 (the file is corrupted)');
-  const imageBytes = header.image?.bytes ?? 0;
-  const total = header.stateBytes + imageBytes;
-  let content: Uint8Array;
-  if (header.payload.encoding === 'raw') {
-    if (payload.length !== total) throw bad(`its payload has ${payload.length} bytes, the header says ${total}`);
-    content = payload;
-  } else {
-    content = await inflate(payload, total);
-  }
-  // The state goes to QEMU's worker alone in a buffer of its own (format
-  // 1: the whole inflated payload already is).
-  const state = header.image ? content.slice(0, header.stateBytes) : content;
-  let image: RamImage | undefined;
-  if (header.image) {
-    image = { open: header.image.open, env: header.image.env, regions: header.image.regions, data: content.subarray(header.stateBytes) };
-    const problem = ramImageProblem(image);
+  const { payload: _, image, ...info } = header;
+  const ram = image && { open: image.open, env: image.env, regions: image.regions };
+  if (ram) {
+    const problem = ramLayoutProblem(ram) ?? (layoutBytes(ram) !== image.bytes ? `the RAM image has ${image.bytes} bytes, its regions need ${layoutBytes(ram)}` : undefined);
     if (problem) throw bad(`its RAM image does not fit the memory layout: ${problem}`);
   }
-  const { payload: _, image: _image, ...info } = header;
-  return { info, state, ...(image ? { image } : {}) };
+  const payload = (): Promise<Uint8Array> => source.read(start, source.size);
+  return {
+    info,
+    ...(ram ? { ram } : {}),
+    read: async (sink) => {
+      // Format 1 (checkHeader: a file has a RAM image exactly when it is of format 2).
+      if (!ram) {
+        const bytes = await payload();
+        if ((await sha256(bytes)) !== header.payload.sha256) throw corrupted();
+        return inflate(bytes, header.stateBytes);
+      }
+      const plain = header.stateBytes + layoutBytes(ram);
+      const content = new Content(header.stateBytes, sink ?? new ImageStream(ram));
+      if (header.payload.encoding === 'gzip') {
+        const bytes = await payload();
+        const hashes = new PieceHashes(bytes.length);
+        await hashes.slice([bytes], 0);
+        if ((await hashes.done()) !== header.payload.sha256) throw corrupted();
+        content.write(await inflate(bytes, plain));
+      } else {
+        if (header.payload.bytes !== plain) throw bad(`its payload has ${header.payload.bytes} bytes, the header says ${plain}`);
+        if ((await readSlices(source, start, content)) !== header.payload.sha256) throw corrupted();
+      }
+      return content.end();
+    },
+  };
+}
+
+function corrupted(): PlaygroundError {
+  return bad('its payload does not match its sha256 (the file is corrupted)');
+}
+
+/** A format 2 payload's plain bytes as they come: QEMU's state (a buffer
+ * of its own, handed to QEMU's worker), then the RAM image's data. A
+ * problem in the data is kept, not thrown, until the end: a corrupted
+ * file is reported as one, even where its bytes also break a page map. */
+class Content {
+  private readonly state: Uint8Array;
+  private at = 0;
+  private problem: string | null = null;
+
+  constructor(
+    stateBytes: number,
+    private readonly image: ImageSink,
+  ) {
+    this.state = new Uint8Array(stateBytes);
+  }
+
+  write(bytes: Uint8Array): void {
+    const inState = Math.max(0, Math.min(bytes.length, this.state.length - this.at));
+    if (inState > 0) this.state.set(bytes.subarray(0, inState), this.at);
+    this.at += bytes.length;
+    if (inState === bytes.length || this.problem !== null) return;
+    try {
+      this.image.write(bytes.subarray(inState));
+    } catch (e) {
+      this.problem = e instanceof Error ? e.message : String(e);
+    }
+  }
+
+  /** QEMU's state, once all was written and fit. */
+  end(): Uint8Array {
+    if (this.problem === null) {
+      try {
+        this.image.end();
+      } catch (e) {
+        this.problem = e instanceof Error ? e.message : String(e);
+      }
+    }
+    if (this.problem !== null) throw bad(`its RAM image does not fit the memory layout: ${this.problem}`);
+    return this.state;
+  }
+}
+
+/** A raw payload read a slice at a time into `content`, each slice hashed
+ * while it is written; resolves with its sha256 of pieces. */
+async function readSlices(source: Source, start: number, content: Content): Promise<string> {
+  const hashes = new PieceHashes(source.size - start);
+  let from = 0;
+  for await (const slice of source.slices(start)) {
+    const hashed = hashes.slice([slice], from);
+    content.write(slice);
+    await hashed;
+    from += slice.length;
+  }
+  return hashes.done();
+}
+
+/** A snapshot file read and checked whole, its RAM image (format 2) in a
+ * buffer: for tools and tests, which read small files or want the bytes. */
+export async function readSnapshot(file: Blob | Uint8Array): Promise<{ info: SnapshotInfo } & SnapshotContent> {
+  const f = await snapshotFile(file);
+  if (!f.ram) return { info: f.info, state: await f.read() };
+  const check = new ImageStream(f.ram);
+  const data: Uint8Array[] = [];
+  const state = await f.read({
+    write: (bytes) => {
+      check.write(bytes);
+      data.push(bytes.slice());
+    },
+    end: () => check.end(),
+  });
+  return { info: f.info, state, image: { ...f.ram, data: concatBytes(data) } };
 }
 
 /** A gzip payload inflated into a buffer of the size the header gives: a

@@ -1,7 +1,29 @@
 // Runs in Node (vitest): guest RAM out of one Memory and into a fresh one.
 import { describe, expect, it } from 'vitest';
 import { createSharedMemory, HEAP_LIMIT, REGION_ALIGN, RegionTable } from './memory';
-import { captureRam, IMAGE_PAGE, placeRam, ramImageProblem, type RamImage } from './ram-image';
+import { captureRam, IMAGE_PAGE, ImageStream, ramLayoutProblem, type RamImage } from './ram-image';
+
+/** Why an image does not fit, or undefined: its layout, then its data fed
+ * to a checking stream in pieces of `piece` bytes. */
+function imageProblem(image: RamImage, piece = 1000): string | undefined {
+  const layout = ramLayoutProblem(image);
+  if (layout) return layout;
+  try {
+    const s = new ImageStream(image);
+    for (let at = 0; at < image.data.length; at += piece) s.write(image.data.subarray(at, at + piece));
+    s.end();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return undefined;
+}
+
+/** Places an image into `memory` as a snapshot file's reader does: its data in pieces of `piece` bytes. */
+function place(memory: WebAssembly.Memory, image: RamImage, piece: number): void {
+  const s = new ImageStream(image, memory);
+  for (let at = 0; at < image.data.length; at += piece) s.write(image.data.subarray(at, at + piece));
+  s.end();
+}
 
 const MiB = 2 ** 20;
 
@@ -46,14 +68,15 @@ describe('RAM images', () => {
     expect(image.regions.map((r) => [r.name, r.pages])).toEqual([['ram0', 3], ['/rom@etc/acpi/tables', 1], ['QEMU_CPR_EXEC_STATE', 1]]);
     // 8 MiB of RAM: a 256-byte page map and 3 pages, not 8 MiB.
     expect(image.data.length).toBe(256 + 3 * IMAGE_PAGE + 1 + IMAGE_PAGE + 1 + IMAGE_PAGE);
-    expect(ramImageProblem(image)).toBeUndefined();
+    expect(imageProblem(image)).toBeUndefined();
   });
 
-  it('come back byte for byte in a fresh Memory, at the same places, under the same table entries', () => {
+  // Whole, in pieces that split page maps and pages, and a byte at a time.
+  it.each([1 << 30, 4097, 1])('come back byte for byte in a fresh Memory, at the same places, under the same table entries (fed %i bytes at a time)', (piece) => {
     const { memory, open } = guestMemory();
     const image = captureRam(memory, open, ['QEMU_CPR_EXEC_STATE=26']);
     const fresh = createSharedMemory();
-    placeRam(fresh, image);
+    place(fresh, image, piece);
     const before = new RegionTable(memory);
     const after = new RegionTable(fresh);
     for (const o of open) {
@@ -68,7 +91,7 @@ describe('RAM images', () => {
     expect(next).toBe(1);
     expect(after.reserve(next, REGION_ALIGN)).toBe(true);
     expect(after.entry(next).base).toBe(after.regionsBottom);
-    expect(() => placeRam(fresh, image)).toThrow(/fresh Memory/);
+    expect(() => new ImageStream(image, fresh)).toThrow(/fresh Memory/);
   });
 
   it('that lie about themselves are refused before anything is placed', () => {
@@ -77,7 +100,7 @@ describe('RAM images', () => {
     const edit = (f: (i: RamImage) => void): string | undefined => {
       const i: RamImage = structuredClone(good);
       f(i);
-      return ramImageProblem(i);
+      return imageProblem(i);
     };
     expect(edit((i) => (i.regions[0]!.base = HEAP_LIMIT - REGION_ALIGN))).toMatch(/outside the reserved part/);
     expect(edit((i) => (i.regions[0]!.base += 4096))).toMatch(/not aligned/);
@@ -91,7 +114,10 @@ describe('RAM images', () => {
         i.data = longer;
       }),
     ).toMatch(/page map marks 3 pages, its entry says 4/);
-    expect(edit((i) => (i.data = i.data.subarray(1)))).toMatch(/its regions need/);
+    expect(edit((i) => (i.data = i.data.subarray(0, -1)))).toMatch(/ends before its regions do/);
+    expect(edit((i) => (i.data = new Uint8Array([...i.data, 0])))).toMatch(/more bytes than its regions need/);
+    // A page map with a bit past its region's pages.
+    expect(edit((i) => (i.regions[1]!.pages = 2))).toMatch(/claims more pages than it has/);
     expect(edit((i) => (i.open[0]!.file = 9))).toMatch(/does not have/);
     expect(edit((i) => (i.open[1]!.fd = i.open[0]!.fd))).toMatch(/not a usable fd/);
     expect(edit((i) => (i.open[0]!.path = '/dev/../snapshot.state'))).toMatch(/no usable path/);

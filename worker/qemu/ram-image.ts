@@ -1,7 +1,8 @@
 // Guest RAM as the live-update layout keeps it, out of the shared Memory
 // and back into a fresh one: the RAM part of a snapshot (issue 13). Pure
-// functions over a Memory; the instance worker captures (while QEMU waits
-// in its exec hook, the VM stopped), the host places before a restore.
+// code over a Memory; the instance worker captures (while QEMU waits in
+// its exec hook, the VM stopped), the host worker that checks a snapshot
+// file places it as it reads the file (ImageStream).
 //
 // A capture is what a cpr-exec hands to the next QEMU (memory.ts): the
 // memfds open at exec (guest RAM, ROMs, the CPR state), their entries in
@@ -120,14 +121,22 @@ export function captureRam(memory: WebAssembly.Memory, open: readonly OpenMemfd[
   return { open: open.map((o) => ({ ...o })), env, regions, data };
 }
 
-/** Why an image (external input: a snapshot file) cannot be placed, or
- * undefined. Checks every number against the layout and the data. */
-export function ramImageProblem(image: RamImage): string | undefined {
+/** A RAM image without its data: what a snapshot file's header says of it. */
+export type RamLayout = Omit<RamImage, 'data'>;
+
+/** Bytes of data that a layout's regions take. */
+export function layoutBytes(layout: Pick<RamLayout, 'regions'>): number {
+  return layout.regions.reduce((n, r) => n + regionBytes(r), 0);
+}
+
+/** Why a layout (external input: a snapshot file's header) cannot be
+ * placed, or undefined. Checks every number against the memory layout;
+ * the page maps are checked as the data comes (ImageStream). */
+export function ramLayoutProblem(layout: RamLayout): string | undefined {
   const headerBase = MEMORY_BYTES - HEADER_BYTES;
   const seen = new Set<number>();
   const spans: [number, number][] = [];
-  let need = 0;
-  for (const r of image.regions) {
+  for (const r of layout.regions) {
     const ints = [r.index, r.base, r.cap, r.size, r.pages];
     if (!ints.every((n) => Number.isSafeInteger(n) && n >= 0)) return `region ${JSON.stringify(r.name)} has a field that is not a whole number`;
     if (r.index >= MAX_FILES || seen.has(r.index)) return `region ${r.index} is out of the table or given twice`;
@@ -138,52 +147,119 @@ export function ramImageProblem(image: RamImage): string | undefined {
     if (r.size > r.cap) return `region ${r.index} holds more than its room`;
     if (r.pages > Math.ceil(r.size / IMAGE_PAGE)) return `region ${r.index} claims more pages than it has`;
     spans.push([r.base, r.base + r.cap]);
-    need += regionBytes(r);
   }
   spans.sort((a, b) => a[0] - b[0]);
   for (let i = 1; i < spans.length; i++) if (spans[i]![0] < spans[i - 1]![1]) return 'two regions overlap';
-  if (need !== image.data.length) return `the RAM image has ${image.data.length} bytes, its regions need ${need}`;
   const fds = new Set<number>();
-  for (const o of image.open) {
+  for (const o of layout.open) {
     if (!Number.isSafeInteger(o.fd) || o.fd < 3 || o.fd > 4095 || fds.has(o.fd)) return `fd ${JSON.stringify(o.fd)} is not a usable fd number`;
     fds.add(o.fd);
     if (!seen.has(o.file)) return `fd ${o.fd} names region ${JSON.stringify(o.file)}, which the image does not have`;
     if (typeof o.path !== 'string' || !o.path.startsWith('/') || o.path.split('/').includes('..')) return `fd ${o.fd} has no usable path`;
   }
-  if (typeof image.env !== 'object' || image.env === null) return 'it has no environment for QEMU';
-  for (const [k, v] of Object.entries(image.env)) {
+  if (typeof layout.env !== 'object' || layout.env === null) return 'it has no environment for QEMU';
+  for (const [k, v] of Object.entries(layout.env)) {
     if (!CPR_VARIABLE.test(k) || typeof v !== 'string' || v.length > 64) return `its environment has ${JSON.stringify(k)}, not one of QEMU's CPR variables`;
-  }
-  // Each bitmap must mark exactly the pages that follow it.
-  let at = 0;
-  for (const r of image.regions) {
-    const map = image.data.subarray(at, at + bitmapBytes(r.size));
-    let marked = 0;
-    for (const b of map) for (let v = b; v; v &= v - 1) marked++;
-    if (marked !== r.pages) return `region ${r.index}'s page map marks ${marked} pages, its entry says ${r.pages}`;
-    at += regionBytes(r);
   }
   return undefined;
 }
 
 /**
- * Puts a checked image (ramImageProblem) into a fresh Memory (createSharedMemory:
- * an empty region table, all zeros): the regions where they were, the
- * non-zero pages into them. The next QEMU adopts `image.open`.
+ * A RAM image's data as it comes, a piece at a time and in order (a
+ * snapshot file is read in pieces, not whole): each region's page map is
+ * checked against its entry, and with a Memory (a fresh one:
+ * createSharedMemory) the regions are put where they were, under the same
+ * table entries, and the pages into them as they arrive. The next QEMU
+ * adopts the layout's `open` fds. Throws an Error saying what does not
+ * fit; the layout must have passed ramLayoutProblem.
  */
-export function placeRam(memory: WebAssembly.Memory, image: RamImage): void {
-  const table = new RegionTable(memory);
-  if (table.count !== 0) throw new Error('a RAM image goes into a fresh Memory only');
-  table.load(image.regions.map((r): RegionEntry => ({ index: r.index, name: r.name, base: r.base, cap: r.cap, size: r.size, inUse: true })));
-  const bytes = new Uint8Array(memory.buffer);
-  let at = 0;
-  for (const r of image.regions) {
-    const map = image.data.subarray(at, at + bitmapBytes(r.size));
-    at += map.length;
-    eachRun(map, Math.ceil(r.size / IMAGE_PAGE), (first, count) => {
-      const n = Math.min(count * IMAGE_PAGE, r.size - first * IMAGE_PAGE);
-      bytes.set(image.data.subarray(at, at + n), r.base + first * IMAGE_PAGE);
-      at += count * IMAGE_PAGE;
-    });
+export class ImageStream {
+  private readonly bytes: Uint8Array | null;
+  private region = 0;
+  private map = new Uint8Array(0);
+  private mapAt = 0;
+  /** The current region's runs of pages, once its map is complete. */
+  private runs: [first: number, count: number][] | null = null;
+  private run = 0;
+  private runAt = 0;
+
+  constructor(
+    private readonly layout: RamLayout,
+    memory?: WebAssembly.Memory,
+  ) {
+    this.bytes = null;
+    if (memory) {
+      const table = new RegionTable(memory);
+      if (table.count !== 0) throw new Error('a RAM image goes into a fresh Memory only');
+      table.load(layout.regions.map((r): RegionEntry => ({ index: r.index, name: r.name, base: r.base, cap: r.cap, size: r.size, inUse: true })));
+      this.bytes = new Uint8Array(memory.buffer);
+    }
+    this.enter();
+  }
+
+  /** The next bytes of the data. */
+  write(chunk: Uint8Array): void {
+    for (let at = 0; at < chunk.length; ) {
+      this.settle();
+      const r = this.layout.regions[this.region];
+      if (!r) throw new Error(`the RAM image has more bytes than its regions need (${layoutBytes(this.layout)})`);
+      if (!this.runs) {
+        const n = Math.min(this.map.length - this.mapAt, chunk.length - at);
+        this.map.set(chunk.subarray(at, at + n), this.mapAt);
+        this.mapAt += n;
+        at += n;
+        continue;
+      }
+      const [first, count] = this.runs[this.run]!;
+      const n = Math.min(count * IMAGE_PAGE - this.runAt, chunk.length - at);
+      if (this.bytes) {
+        // A ragged tail is zero-padded to a whole page in the image.
+        const to = r.base + first * IMAGE_PAGE + this.runAt;
+        const keep = Math.min(n, r.base + r.size - to);
+        if (keep > 0) this.bytes.set(chunk.subarray(at, at + keep), to);
+      }
+      this.runAt += n;
+      at += n;
+      if (this.runAt === count * IMAGE_PAGE) {
+        this.run++;
+        this.runAt = 0;
+      }
+    }
+    this.settle();
+  }
+
+  /** The data ended: throws unless every region had all its bytes. */
+  end(): void {
+    this.settle();
+    if (this.region < this.layout.regions.length) throw new Error(`the RAM image ends before its regions do (they need ${layoutBytes(this.layout)} bytes)`);
+  }
+
+  private enter(): void {
+    const r = this.layout.regions[this.region];
+    this.map = new Uint8Array(r ? bitmapBytes(r.size) : 0);
+    this.mapAt = 0;
+    this.runs = null;
+    this.run = 0;
+    this.runAt = 0;
+  }
+
+  /** Moves past what is complete: a page map (checked), a region. */
+  private settle(): void {
+    for (let r = this.layout.regions[this.region]; r; r = this.layout.regions[this.region]) {
+      if (this.mapAt < this.map.length) return;
+      if (!this.runs) {
+        let marked = 0;
+        for (const b of this.map) for (let v = b; v; v &= v - 1) marked++;
+        const runs: [number, number][] = [];
+        eachRun(this.map, Math.ceil(r.size / IMAGE_PAGE), (first, count) => runs.push([first, count]));
+        if (marked !== r.pages || runs.reduce((n, [, c]) => n + c, 0) !== marked) {
+          throw new Error(`region ${r.index}'s page map marks ${marked} pages, its entry says ${r.pages}`);
+        }
+        this.runs = runs;
+      }
+      if (this.run < this.runs.length) return;
+      this.region++;
+      this.enter();
+    }
   }
 }
