@@ -193,6 +193,13 @@ describe('live update routes (fake QEMU)', () => {
 });
 
 describe('snapshots (fake QEMU)', () => {
+  it('refuses a live update while a snapshot is being saved; the save goes on', async () => {
+    const { host } = await booted();
+    const saving = host.saveSnapshot();
+    await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'bad-state', message: /snapshot is being saved/ });
+    expect((await saving).size).toBeGreaterThan(0);
+  });
+
   it('saves the running VM to a snapshot file and restores it, on the same build or another', async () => {
     const { host, backend } = await booted();
     const file = new Uint8Array(await (await host.saveSnapshot()).arrayBuffer());

@@ -125,6 +125,8 @@ export class QemuHost implements QemuWorkerApi {
       throw new PlaygroundError('bad-state', `cannot live-update: the guest is ${this.page.state}; boot it first and wait until it runs`);
     }
     if (s.update) throw new PlaygroundError('bad-state', `a live update to ${s.update.target} is in progress`);
+    // A save stops the VM and catches an exec of its own (save-restore.ts).
+    if (s.saving) throw new PlaygroundError('bad-state', 'a snapshot is being saved: live-update once it is done');
     if (typeof target !== 'string' || target === '') throw new PlaygroundError('bad-options', 'liveUpdate(target): target must be a build name such as "v2"');
     const route = options.route ?? 'cpr-exec';
     if (route !== 'cpr-exec' && route !== 'copy') {
