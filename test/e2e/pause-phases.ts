@@ -1,15 +1,17 @@
 // Runs in Node: `node --import tsx test/e2e/pause-phases.ts [ramMiB...]`.
 // Not a test: measures the live-update pause by phase in Chromium with the
 // real QEMU and guest (docs/live-update.md), for each RAM size given
-// (default 64 and 1024 MiB), N updates each (env RUNS, default 3), and
+// (default 64 and 1024 MiB), N updates each (env RUNS, default 3; env
+// GUEST, default arm), and
 // prints a Markdown table of medians. The benchmarks (bench/) own the
 // comparisons; this is the phase split that the docs quote.
-import type { LiveUpdateResult } from '../../worker/api';
+import type { GuestName, LiveUpdateResult } from '../../worker/api';
 import { BOOT_TIMEOUT_MS, launchBrowser, openPage, startServer, waitForState } from './harness';
 
 const sizes = process.argv.slice(2).map(Number).filter(Boolean);
 const runs = Number(process.env.RUNS ?? 3);
 const route = (process.env.ROUTE ?? 'cpr-exec') as 'cpr-exec' | 'copy';
+const guest = (process.env.GUEST ?? 'arm') as GuestName;
 const server = await startServer();
 const browser = await launchBrowser();
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -17,7 +19,7 @@ const rows: string[] = [];
 try {
   for (const ramMiB of sizes.length ? sizes : [64, 1024]) {
     const page = await openPage(browser, server.url, (l) => process.env.VERBOSE && console.log(l));
-    await page.evaluate((ramMiB) => window.playground.boot({ guest: 'arm', ramMiB, build: 'v1' }), ramMiB);
+    await page.evaluate(({ ramMiB, guest }) => window.playground.boot({ guest, ramMiB, build: 'v1' }), { ramMiB, guest });
     await waitForState(page, 'running', BOOT_TIMEOUT_MS);
     // Touch the guest's RAM, so that there is something to keep.
     await page.evaluate(async () => {
