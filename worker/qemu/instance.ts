@@ -228,7 +228,8 @@ export async function stageQemu(opts: QemuStageOptions): Promise<StagedQemu> {
         }
         populate(module, true);
         for (const [k, v] of Object.entries(run.env ?? {})) module.ENV[k] = v;
-        // A run's own files (its bytes are the caller's: no copy kept).
+        // The run's own files (the device state): kept as they are when
+        // the bytes are this instance's alone (ownFiles), else copied.
         writeFiles(module, run.files ?? {}, opts.ownFiles === true);
       },
     ],
