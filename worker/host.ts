@@ -668,12 +668,16 @@ export class QemuHost implements QemuWorkerApi {
     const error = this.qemuLog.exitError(session, exit);
     session.fail(error);
     session.running?.qmp.close(error);
+    // A next instance started ahead (staged with the guest's files) has
+    // nothing to take over any more.
+    session.spare?.dispose();
+    session.spare = null;
     session.update?.end({ kind: 'lost', error: new PlaygroundError('live-update-failed', `QEMU ended during the live update: ${error.message}`) });
     if (session !== this.session) return;
     this.page.flushSerial();
     this.session = null;
     if (exit.status === 0) this.page.set({ state: 'stopped', error: null });
-    else this.page.fail(this.qemuLog.exitError(session, exit));
+    else this.page.fail(error);
   }
 
   private async stopSession(): Promise<void> {

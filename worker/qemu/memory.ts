@@ -104,7 +104,7 @@ export class RegionTable {
   private readonly bytes: Uint8Array;
   private readonly base: number;
 
-  constructor(private readonly memory: WebAssembly.Memory) {
+  constructor(memory: WebAssembly.Memory) {
     const problem = layoutProblem(memory);
     if (problem) throw new Error(problem);
     this.base = headerBase(memory);
