@@ -65,7 +65,7 @@ import { PageLink, type ListenerLike } from './page-link';
 import { isCrash, QemuLog } from './qemu-log';
 import { QmpClient, QmpError, type QmpEvent } from './qmp';
 import { bootedRestore, checkedHead, checkedSnapshot, restoreStart, saveSession, type CheckedHead, type CheckedSnapshot, type Restore } from './save-restore';
-import { bootDeadline, newSession, waitForReady, type Session } from './session';
+import { bootDeadline, dropSpare, newSession, waitForReady, type Session } from './session';
 import { WarmUps } from './warm-up';
 
 export interface HostEnvironment {
@@ -446,7 +446,7 @@ export class QemuHost implements QemuWorkerApi {
       transfer: req.transfer,
       env: { ...accelEnv(session.options.accel), ...req.env },
       adopt: req.adopt,
-      execNames: this.buildStore?.known()?.execNames(session.options.guest) ?? [],
+      execNames: this.execNames(session),
       onConsole: (c, b) => this.onConsole(session, qmp, c, b),
       // A save's refused exec is QEMU's to report, and no news to the user.
       onLog: (line) => (session.onCapture && line.includes(CAPTURE_EXEC) ? undefined : this.onLog(line, session)),
@@ -493,11 +493,16 @@ export class QemuHost implements QemuWorkerApi {
     }));
   }
 
+  /** The builds the session's QEMU may exec into (cpr-exec-command). */
+  private execNames(session: Session): string[] {
+    return this.buildStore?.known()?.execNames(session.options.guest) ?? [];
+  }
+
   /** Starts the instance worker for the next build ahead of the pause. */
   private prewarm(session: Session, prepared: PreparedBuild): void {
     const jsUrl = this.store.url(prepared.build.jsPath);
     if (!this.env.backend.prewarm || session.spare?.jsUrl === jsUrl || session !== this.session) return;
-    session.spare?.dispose();
+    dropSpare(session);
     // Staged: its file system filled and the glue waiting at the
     // instantiation, so that the pause pays for neither.
     const stage = session.memory && prepared.module
@@ -507,7 +512,7 @@ export class QemuHost implements QemuWorkerApi {
           wasmModule: prepared.module,
           memory: session.memory,
           files: session.guestFiles,
-          execNames: this.buildStore?.known()?.execNames(session.options.guest) ?? [],
+          execNames: this.execNames(session),
         }
       : undefined;
     session.spare = this.env.backend.prewarm(jsUrl, stage);
@@ -670,8 +675,7 @@ export class QemuHost implements QemuWorkerApi {
     session.running?.qmp.close(error);
     // A next instance started ahead (staged with the guest's files) has
     // nothing to take over any more.
-    session.spare?.dispose();
-    session.spare = null;
+    dropSpare(session);
     session.update?.end({ kind: 'lost', error: new PlaygroundError('live-update-failed', `QEMU ended during the live update: ${error.message}`) });
     if (session !== this.session) return;
     this.page.flushSerial();
@@ -686,8 +690,7 @@ export class QemuHost implements QemuWorkerApi {
     this.session = null;
     s.onReady = null;
     s.ended = true;
-    s.spare?.dispose();
-    s.spare = null;
+    dropSpare(s);
     const stopped = new PlaygroundError('bad-state', 'QEMU was stopped');
     s.fail(stopped);
     s.running?.qmp.close(stopped);

@@ -55,6 +55,12 @@ export interface SessionStart {
   spare: SpareLike | null;
 }
 
+/** Ends the session's instance started ahead, if any. */
+export function dropSpare(s: Session): void {
+  s.spare?.dispose();
+  s.spare = null;
+}
+
 /** A new session, not running yet; `onTypedLine` hears each command line
  * the user types into its HMP console. */
 export function newSession(start: SessionStart, onTypedLine: (session: Session, line: string) => void): Session {
