@@ -10,7 +10,7 @@ import { createServer as createNetServer } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, afterEach, before } from 'node:test';
+import { after, afterEach, before, beforeEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
@@ -22,8 +22,8 @@ import { SHELL_PROMPT } from '../shell-prompt';
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
-/** Booting Linux under TCI in wasm takes 10-60 s here, more on a busy machine. */
-export const BOOT_TIMEOUT_MS = 600_000;
+/** Booting Linux under TCI in wasm takes 3-60 s here, more on a busy machine. */
+export const BOOT_TIMEOUT_MS = 300_000;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -115,6 +115,9 @@ export function sharedBrowser(launch: (server: Server) => Promise<Closable> = ()
     shared.server = await startServer();
     shared.browser = await launch(shared.server);
   });
+  // Printed as each test starts, so that a run cut short by its cap
+  // (run.ts) names the test that was running.
+  beforeEach((t) => console.log(`# started: ${t.name} (${new Date().toISOString()})`));
   // A test's pages end with it: each runs a QEMU, and guests left running
   // took the CPU from the tests after them.
   afterEach(async () => {
