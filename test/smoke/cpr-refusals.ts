@@ -152,6 +152,8 @@ function expect(ok: boolean, what: string): asserts ok {
 let passed = 0;
 let failed = 0;
 async function check(name: string, body: (seen: (line: string) => void) => Promise<void>): Promise<void> {
+  // Named before it runs: a check that never ends is cut by its cap (run.ts).
+  console.log(`...  ${name}`);
   const lines: string[] = [];
   try {
     await body((line) => lines.push(line));

@@ -29,6 +29,8 @@ function urls(guest: GuestName): { jsUrl: string; wasmUrl: string } {
 let passed = 0;
 let failed = 0;
 async function check(name: string, body: () => Promise<void>): Promise<void> {
+  // Named before it runs: a check that never ends is cut by its cap (run.ts).
+  console.log(`...  ${name}`);
   try {
     await body();
     passed++;
