@@ -72,7 +72,9 @@ export interface QemuModule {
   ENV: Record<string, string>;
   /** Present once the runtime is up; ends the runtime and its pthreads. */
   PThread?: {
-    terminateAllThreads(): void;
+    /** Terminates every pthread's worker, and makes this thread's mailbox
+     * ignore whatever they still send (its pthread_self() is 0 after). */
+    terminateRuntime(): void;
     /** Running threads, by pthread_t. */
     pthreads: Record<string, unknown>;
     /** The pool: workers with no thread (loaded once the runtime starts). */

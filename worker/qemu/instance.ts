@@ -169,15 +169,22 @@ export async function stageQemu(opts: QemuStageOptions): Promise<StagedQemu> {
   const endItself = (exit: QemuExit): void => {
     if (exiting || ended) return;
     exiting = true;
-    const threads = listedThreads(loaded);
-    const memory = opts.memory;
-    const left = memory ? threads.filter((t) => !threadExited(memory, t)).length : 0;
-    loaded?.PThread?.terminateAllThreads();
-    if (!memory || threads.length === 0) {
-      end(exit);
-      return;
-    }
-    setTimeout(() => end({ ...exit, parked: { ...parkedAddresses(memory, threads), cancelled: 0, left } }), SETTLE_MS);
+    // QEMU's exit comes as a call that this thread runs from its mailbox,
+    // whose loop takes the mailbox's lock again once the call returns. A
+    // thread terminated while it held that lock would leave this thread
+    // spinning forever (the smoke test hung so in CI). So the threads end
+    // from the event loop, after that loop is done.
+    setTimeout(() => {
+      const threads = listedThreads(loaded);
+      const memory = opts.memory;
+      const left = memory ? threads.filter((t) => !threadExited(memory, t)).length : 0;
+      endRuntime(loaded);
+      if (!memory || threads.length === 0) {
+        end(exit);
+        return;
+      }
+      setTimeout(() => end({ ...exit, parked: { ...parkedAddresses(memory, threads), cancelled: 0, left } }), SETTLE_MS);
+    }, 0);
   };
 
   // The module object, known from preRun on (before the factory resolves,
@@ -359,7 +366,7 @@ export async function stageQemu(opts: QemuStageOptions): Promise<StagedQemu> {
           while (running().length > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2));
         }
         const left = running().length;
-        module.PThread?.terminateAllThreads();
+        endRuntime(module);
         // A cancelled thread that ended waits nowhere any more; one that was
         // still running when terminated may park once more before it stops.
         if (left > 0) await new Promise((r) => setTimeout(r, SETTLE_MS));
@@ -367,7 +374,7 @@ export async function stageQemu(opts: QemuStageOptions): Promise<StagedQemu> {
         return { ...parked, cancelled: opts.memory && module._pthread_cancel ? threads.length : 0, left };
       },
       kill: async () => {
-        module.PThread?.terminateAllThreads();
+        endRuntime(module);
         end({ status: 137, message: 'killed' });
         await exited;
       },
@@ -381,6 +388,13 @@ function writeFiles(module: QemuModule, files: Record<string, Uint8Array>, own: 
     module.FS.mkdirTree(path.slice(0, path.lastIndexOf('/')) || '/');
     module.FS.writeFile(path, data, { canOwn: own });
   }
+}
+
+/** Ends QEMU's threads and this thread's part in the runtime: a thread
+ * terminated in the middle of a call to this one may hold the lock of
+ * this thread's mailbox, so the mailbox must not be read any more. */
+function endRuntime(module: QemuModule | undefined): void {
+  module?.PThread?.terminateRuntime();
 }
 
 /** The threads the runtime lists (their `struct pthread` addresses). */
