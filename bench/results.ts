@@ -69,6 +69,10 @@ export interface BootRow {
    * a state it saved earlier in the same run. Rows before it have none:
    * scratch. */
   from?: 'scratch' | 'snapshot';
+  /** Ours: the page from Vite's dev server (rows before this field), or
+   * from the static build (`npm run build`) under `vite preview`, as a
+   * deployment serves it. */
+  served?: 'dev' | 'static';
   status: RowStatus;
   note?: string;
   /** From starting the page load to the shell prompt. */

@@ -13,7 +13,7 @@ import { gzipSync } from 'node:zlib';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { GUESTS, JIT_GUESTS, RAM_MAX_MIB, type GuestName } from '../worker/api';
 import { ARTIFACTS } from '../test/artifacts';
-import { REPO, launchBrowser, launchProfile, startServer, type Server } from '../test/e2e/harness';
+import { REPO, launchBrowser, launchProfile, startServer, startStaticServer, type Server } from '../test/e2e/harness';
 import { v86Assets, type V86Assets } from './assets';
 import { OthersCpu, load, machine, versions } from './env';
 import { errorText } from './errors';
@@ -25,6 +25,7 @@ import { writeReport } from './report';
 import type { BootRow, BootSection, CpuRow, CpuSection, DownloadRow, PauseRow, PauseSection, Results, RowStatus, RunInfo, SoakSection } from './results';
 import { summarize } from './stats';
 import { WARM_WORK, jitUpdateSection } from './jit-update';
+import { DEFAULT_GUEST } from './report-snapshot';
 import { idleSizes, snapshotSection } from './snapshots';
 import { V86Page, v86FailureNote } from './v86';
 
@@ -172,6 +173,51 @@ function countDownloads(context: BrowserContext, vm: 'ours' | 'v86', guest: Gues
   });
 }
 
+/** Our playground, cold (a new browser with a new profile: no HTTP
+ * cache, no code cache) then warm (the same profile loads the page again),
+ * from the dev server or the static build (`served`). */
+async function ourBoot(server: Server, guest: GuestName, from: 'snapshot' | 'scratch', served: 'dev' | 'static'): Promise<{ rows: BootRow[]; download: DownloadRow | null; chromiumVersion: string | null }> {
+  const rows: BootRow[] = [];
+  let download: DownloadRow | null = null;
+  let chromiumVersion: string | null = null;
+  const profile = await launchProfile();
+  try {
+    const context = profile.context;
+    const downloaded = countDownloads(context, 'ours', guest);
+    const page = await context.newPage();
+    page.on('console', (m) => pageLog(`[page ${m.type()}] ${m.text()}`));
+    for (const mode of ['cold', 'warm'] as const) {
+      say(`boot: ours ${guest} ${mode} from ${from} (${served === 'dev' ? 'dev server' : 'static build'})`);
+      try {
+        const start = Date.now();
+        const ours = await OurPage.openIn(page, server.url);
+        chromiumVersion ??= await browserVersion(page);
+        const bootStart = Date.now();
+        await ours.boot({ guest, ramMiB: 128, from });
+        await ours.waitForPrompt();
+        const now = Date.now();
+        await firstAnswer(page, 'playground');
+        const answerMs = Date.now() - start;
+        const mem = await pageMemory(page);
+        rows.push({ vm: 'ours', guest, mode, from, served, status: 'ok', promptMs: now - start, guestMs: now - bootStart, answerMs, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError });
+        say(`  prompt after ${now - start} ms (guest ${now - bootStart} ms), answer after ${answerMs} ms, browser PSS ${(mem.pssBytes / 2 ** 20).toFixed(0)} MiB`);
+        if (mode === 'cold' && from === 'snapshot' && served === 'dev') {
+          await new Promise((r) => setTimeout(r, 500));
+          download = downloaded();
+        }
+        if (mode === 'cold') await dwell();
+        await ours.stop();
+      } catch (e) {
+        rows.push({ vm: 'ours', guest, mode, from, served, status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
+        say(`  failed: ${errorText(e)}`);
+      }
+    }
+  } finally {
+    await profile.close();
+  }
+  return { rows, download, chromiumVersion };
+}
+
 async function bootSection(server: Server, assets: V86Assets | string): Promise<BootSection> {
   const start = sectionStart();
   const rows: BootRow[] = [];
@@ -180,42 +226,19 @@ async function bootSection(server: Server, assets: V86Assets | string): Promise<
   const ourRuns = opts.vms.includes('ours') ? GUESTS.flatMap((guest) => (['snapshot', 'scratch'] as const).map((from) => ({ guest, from }))) : [];
   if (ourRuns.length) await warmDevServer(server);
   for (const { guest, from } of ourRuns) {
-    // Cold: a new browser with a new profile: no HTTP cache, no code cache.
-    const profile = await launchProfile();
+    const r = await ourBoot(server, guest, from, 'dev');
+    rows.push(...r.rows);
+    if (r.download) downloads.push(r.download);
+    chromiumVersion ??= r.chromiumVersion;
+  }
+  // The same Start, from the static build as a deployment serves it.
+  if (ourRuns.length) {
+    say('boot: building the static site (npm run build) for vite preview');
+    const site = await startStaticServer();
     try {
-      const context = profile.context;
-      const downloaded = countDownloads(context, 'ours', guest);
-      const page = await context.newPage();
-      page.on('console', (m) => pageLog(`[page ${m.type()}] ${m.text()}`));
-      for (const mode of ['cold', 'warm'] as const) {
-        say(`boot: ours ${guest} ${mode} from ${from}`);
-        try {
-          const start = Date.now();
-          // warm: the same profile loads the page a second time.
-          const ours = await OurPage.openIn(page, server.url);
-          chromiumVersion ??= await browserVersion(page);
-          const bootStart = Date.now();
-          await ours.boot({ guest, ramMiB: 128, from });
-          await ours.waitForPrompt();
-          const now = Date.now();
-          await firstAnswer(page, 'playground');
-          const answerMs = Date.now() - start;
-          const mem = await pageMemory(page);
-          rows.push({ vm: 'ours', guest, mode, from, status: 'ok', promptMs: now - start, guestMs: now - bootStart, answerMs, pssBytes: mem.pssBytes, uaBytes: mem.uaBytes, uaError: mem.uaError });
-          say(`  prompt after ${now - start} ms (guest ${now - bootStart} ms), answer after ${answerMs} ms, browser PSS ${(mem.pssBytes / 2 ** 20).toFixed(0)} MiB`);
-          if (mode === 'cold' && from === 'snapshot') {
-            await new Promise((r) => setTimeout(r, 500));
-            downloads.push(downloaded());
-          }
-          if (mode === 'cold') await dwell();
-          await ours.stop();
-        } catch (e) {
-          rows.push({ vm: 'ours', guest, mode, from, status: 'failed', note: errorText(e), promptMs: null, guestMs: null });
-          say(`  failed: ${errorText(e)}`);
-        }
-      }
+      rows.push(...(await ourBoot(site, DEFAULT_GUEST, 'snapshot', 'static')).rows);
     } finally {
-      await profile.close();
+      await site.close();
     }
   }
   if (!opts.vms.includes('v86')) {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, beforeEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { createServer, type ViteDevServer } from 'vite';
+import { build, createServer, preview, type ViteDevServer } from 'vite';
 // For the window.playground declaration used inside page.evaluate().
 import type {} from '../../web/playground';
 import { ARTIFACTS } from '../artifacts';
@@ -56,6 +56,26 @@ export async function startServer(): Promise<Server> {
   });
   await server.listen();
   return { url: `http://127.0.0.1:${port}/`, close: () => server.close() };
+}
+
+/** The static build (`npm run build`, into a new temporary directory)
+ * served by `vite preview` on a free port, as a deployment serves it:
+ * precompressed files, brotli where the client takes it. close() stops
+ * the server and removes the build. */
+export async function startStaticServer(): Promise<Server & { outDir: string }> {
+  const outDir = mkdtempSync(join(tmpdir(), 'cpr-playground-dist-'));
+  const common = { configFile: `${REPO}vite.config.ts`, logLevel: 'warn' as const };
+  await build({ ...common, build: { outDir, emptyOutDir: true } });
+  const port = await freePort();
+  const server = await preview({ ...common, build: { outDir }, preview: { port, strictPort: true, host: '127.0.0.1' } });
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    outDir,
+    close: async () => {
+      await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));
+      rmSync(outDir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** How the tests launch Debian's Chromium, headless; `extraArgs` for

@@ -3,33 +3,28 @@
 // artifacts, which Chromium gets brotli-encoded and boots the arm guest
 // from. The UI of a boot is covered by playground.e2e.ts.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import type { Browser } from 'playwright-core';
-import { build, preview, type PreviewServer } from 'vite';
-import { BOOT_TIMEOUT_MS, e2eLog, freePort, launchBrowser, openPage, REPO } from './harness';
+import { BOOT_TIMEOUT_MS, e2eLog, launchBrowser, openPage, startStaticServer, type Server } from './harness';
 
-const outDir = mkdtempSync(join(tmpdir(), 'cpr-playground-dist-'));
-let server: PreviewServer;
+let server: Server & { outDir: string };
 let browser: Browser;
 let url: string;
+let outDir: string;
 
 before(async () => {
-  const common = { configFile: `${REPO}vite.config.ts`, logLevel: 'warn' as const };
-  await build({ ...common, build: { outDir, emptyOutDir: true } });
-  const port = await freePort();
-  server = await preview({ ...common, build: { outDir }, preview: { port, strictPort: true, host: '127.0.0.1' } });
-  url = `http://127.0.0.1:${port}/`;
+  server = await startStaticServer();
+  url = server.url;
+  outDir = server.outDir;
   browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();
-  await new Promise<void>((resolve) => (server ? server.httpServer.close(() => resolve()) : resolve()));
-  rmSync(outDir, { recursive: true, force: true });
+  await server?.close();
 });
 
 it('serves an isolated page with the QEMU builds and their wasm', { timeout: 300_000 }, async () => {
