@@ -172,8 +172,9 @@ export async function stageQemu(opts: QemuStageOptions): Promise<StagedQemu> {
     // QEMU's exit comes as a call that this thread runs from its mailbox,
     // whose loop takes the mailbox's lock again once the call returns. A
     // thread terminated while it held that lock would leave this thread
-    // spinning forever (the smoke test hung so in CI). So the threads end
-    // from the event loop, after that loop is done.
+    // spinning forever (read as the cause of a CI run whose smoke test hung
+    // after an i386 quit; not reproduced here). So the threads end from the
+    // event loop, after that loop is done.
     setTimeout(() => {
       const threads = listedThreads(loaded);
       const memory = opts.memory;
