@@ -3,7 +3,7 @@
 // results file, and targets are reported as met or not, never enforced.
 import { writeFileSync } from 'node:fs';
 import { FILL_LEAVE_MIB, type CpuWorkload } from './page-shell';
-import type { BootRow, BootSection, CpuRow, CpuSection, JitCounts, PauseRow, PauseSection, Results, RunInfo, SoakSection } from './results';
+import type { BootRow, BootSection, CpuRow, CpuSection, JitCounts, PauseRow, PauseSection, Results, RunInfo, Served, SoakSection } from './results';
 import { cell, met, mib, ms, x } from './report-format';
 import { jitUpdateMarkdown } from './report-jit-update';
 import { DEFAULT_GUEST, snapshotFailures, snapshotMarkdown, snapshotSizeSvg, snapshotTimeSvg } from './report-snapshot';
@@ -155,7 +155,7 @@ function bootMarkdown(b: BootSection, figures: string[][]): string[] {
 
 /** Issue 13's targets for page load → the shell's answer. */
 function bootTargets(b: BootSection, figures: string[][]): void {
-  const answer = (vm: BootRow['vm'], guest: BootRow['guest'], mode: BootRow['mode'], served: 'dev' | 'static' = 'dev'): number | null =>
+  const answer = (vm: BootRow['vm'], guest: BootRow['guest'], mode: BootRow['mode'], served: Served = 'dev'): number | null =>
     b.rows.find((r) => r.vm === vm && r.guest === guest && r.mode === mode && r.from === 'snapshot' && (r.served ?? 'dev') === served && r.status === 'ok')?.answerMs ?? null;
   for (const [mode, limit] of [['warm', 2000], ['cold', 3000]] as const) {
     const v = answer('ours', DEFAULT_GUEST, mode);

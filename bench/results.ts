@@ -60,6 +60,10 @@ export interface PauseSection {
 }
 
 export type BootVm = 'ours' | 'v86';
+/** Where our page came from: Vite's dev server, or the static build
+ * (`npm run build`) under `vite preview`. */
+export type Served = 'dev' | 'static';
+
 export interface BootRow {
   vm: BootVm;
   guest: GuestName;
@@ -72,7 +76,7 @@ export interface BootRow {
   /** Ours: the page from Vite's dev server (rows before this field), or
    * from the static build (`npm run build`) under `vite preview`, as a
    * deployment serves it. */
-  served?: 'dev' | 'static';
+  served?: Served;
   status: RowStatus;
   note?: string;
   /** From starting the page load to the shell prompt. */

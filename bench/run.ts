@@ -22,7 +22,7 @@ import { nativeBuilds, nativeRun } from './native';
 import { OurPage, type LiveUpdateRoute } from './ours';
 import { CPU_WORKLOADS, GUEST_CMDS, canaryOk, filledMiB, firstAnswer, guestRealSeconds, sha256Of, workloadAnswerOk, type CpuWorkload, type ShellResult } from './page-shell';
 import { writeReport } from './report';
-import type { BootRow, BootSection, CpuRow, CpuSection, DownloadRow, PauseRow, PauseSection, Results, RowStatus, RunInfo, SoakSection } from './results';
+import type { BootRow, BootSection, Served, CpuRow, CpuSection, DownloadRow, PauseRow, PauseSection, Results, RowStatus, RunInfo, SoakSection } from './results';
 import { summarize } from './stats';
 import { WARM_WORK, jitUpdateSection } from './jit-update';
 import { DEFAULT_GUEST } from './report-snapshot';
@@ -176,7 +176,7 @@ function countDownloads(context: BrowserContext, vm: 'ours' | 'v86', guest: Gues
 /** Our playground, cold (a new browser with a new profile: no HTTP
  * cache, no code cache) then warm (the same profile loads the page again),
  * from the dev server or the static build (`served`). */
-async function ourBoot(server: Server, guest: GuestName, from: 'snapshot' | 'scratch', served: 'dev' | 'static'): Promise<{ rows: BootRow[]; download: DownloadRow | null; chromiumVersion: string | null }> {
+async function ourBoot(server: Server, guest: GuestName, from: 'snapshot' | 'scratch', served: Served): Promise<{ rows: BootRow[]; download: DownloadRow | null; chromiumVersion: string | null }> {
   const rows: BootRow[] = [];
   let download: DownloadRow | null = null;
   let chromiumVersion: string | null = null;

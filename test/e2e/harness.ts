@@ -58,11 +58,16 @@ export async function startServer(): Promise<Server> {
   return { url: `http://127.0.0.1:${port}/`, close: () => server.close() };
 }
 
+/** A server of the static build, and the directory it serves. */
+export interface StaticServer extends Server {
+  outDir: string;
+}
+
 /** The static build (`npm run build`, into a new temporary directory)
  * served by `vite preview` on a free port, as a deployment serves it:
  * precompressed files, brotli where the client takes it. close() stops
  * the server and removes the build. */
-export async function startStaticServer(): Promise<Server & { outDir: string }> {
+export async function startStaticServer(): Promise<StaticServer> {
   const outDir = mkdtempSync(join(tmpdir(), 'cpr-playground-dist-'));
   const common = { configFile: `${REPO}vite.config.ts`, logLevel: 'warn' as const };
   await build({ ...common, build: { outDir, emptyOutDir: true } });

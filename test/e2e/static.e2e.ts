@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import type { Browser } from 'playwright-core';
-import { BOOT_TIMEOUT_MS, e2eLog, launchBrowser, openPage, startStaticServer, type Server } from './harness';
+import { BOOT_TIMEOUT_MS, e2eLog, launchBrowser, openPage, startStaticServer, type StaticServer } from './harness';
 
-let server: Server & { outDir: string };
+let server: StaticServer;
 let browser: Browser;
 let url: string;
 let outDir: string;
