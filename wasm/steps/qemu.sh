@@ -9,6 +9,19 @@ QEMU_SPEC=qemu=1:10.2.2+ds-1
 # wasm64, whose Memory is still a 32-bit one (docs/build.md).
 QEMU_TARGETS_wasm32="arm-softmmu i386-softmmu"
 QEMU_TARGETS_wasm64="x86_64-softmmu aarch64-softmmu"
+# The boards of the arm targets: the guests are virt machines, so every
+# other board QEMU builds by default (all of them, when TCG is on) is left
+# out, with the SoCs and devices only they select. Devices that are on by
+# default (virtio, PCI cards) stay, so a user's -device works as before.
+# Written into the tree as configs/devices/<target>/cpr-playground.mak.
+QEMU_ARM_BOARDS_OFF="ALLWINNER_H3 ALLWINNER_R40 ASPEED_SOC B_L475E_IOT01A
+ COLLIE CUBIEBOARD DIGIC EMCRAFT_SF2 EXYNOS4 FSL_IMX25 FSL_IMX31 FSL_IMX6UL
+ FSL_IMX7 FSL_IMX8MP_EVK HIGHBANK INTEGRATOR MAX78000FTHR MICROBIT MPS2 MPS3R
+ MUSCA MUSICPAL NETDUINO2 NETDUINOPLUS2 NPCM7XX NPCM8XX OLIMEX_STM32_H405
+ RASPI REALVIEW SABRELITE SBSA_REF STELLARIS STM32VLDISCOVERY SX1 VERSATILE
+ VEXPRESS XLNX_VERSAL XLNX_ZYNQMP_ARM ZYNQ"
+QEMU_DEVICES_wasm32="--with-devices-arm=cpr-playground"
+QEMU_DEVICES_wasm64="--with-devices-aarch64=cpr-playground"
 # The builds: the same tree configured twice, differing in the name that
 # `info version` shows ("10.2.2 (cpr-playground v2)"), so that a live
 # update from one to the other is visible. The first is the default.
@@ -61,6 +74,13 @@ qemu_prepare_tree() {
                 git apply --whitespace=nowarn \"/build/patches/\$p\" || { echo \"patch \$p does not apply\" >&2; exit 1; }
             done" || die "the patch series does not apply to $QEMU_SPEC"
     fi
+    local t b
+    for t in arm aarch64; do
+        { echo "# cpr-playground: QEMU's default boards, virt alone (wasm/steps/qemu.sh)."
+          echo "include default.mak"
+          for b in $QEMU_ARM_BOARDS_OFF; do echo "CONFIG_$b=n"; done
+        } > "$stage/configs/devices/$t-softmmu/cpr-playground.mak"
+    done
     # libfdt: QEMU's own dtc subproject, fed from Debian's source package
     # instead of a git download; QEMU builds it as a static library.
     cp -a "$(source_dir device-tree-compiler=1.7.2-2)" "$stage/subprojects/dtc"
@@ -84,16 +104,17 @@ qemu_build_dir() {
 
 # qemu_configure NAME HOST: configure build NAME for HOST in its build dir.
 qemu_configure() {
-    local ld dir cpu= targets
+    local ld dir cpu= targets devices
     ld=$(echo -L$SYSROOT/lib $QEMU_LDFLAGS)
     dir=$(qemu_build_dir "$1" "$2")
     targets=QEMU_TARGETS_$2
+    devices=QEMU_DEVICES_$2
     [ "$2" = wasm64 ] && cpu="--cpu=wasm64 --wasm64-32bit-address-limit"
     in_cross "$QEMU_PY_ENV
         mkdir -p $dir && cd $dir
         emconfigure ../qemu-src/configure --static --disable-tools --disable-docs \
             --enable-tcg-interpreter --disable-install-blobs --disable-download \
-            --enable-fdt=internal --disable-sdl --disable-gtk --disable-vnc $cpu \
+            --enable-fdt=internal --disable-sdl --disable-gtk --disable-vnc $cpu ${!devices} \
             --extra-cflags=-I$SYSROOT/include \
             --with-pkgversion='cpr-playground $1' \
             --target-list='$(echo ${!targets} | tr ' ' ,)' --extra-ldflags='$ld' \
@@ -103,12 +124,12 @@ qemu_configure() {
 
 # qemu_build NAME HOST: (re)configure if needed, build, copy to $WORK/out/NAME/.
 qemu_build() {
-    local name=$1 host=$2 dir cfg_hash t t0 targets=QEMU_TARGETS_$2
+    local name=$1 host=$2 dir cfg_hash t t0 targets=QEMU_TARGETS_$2 devices=QEMU_DEVICES_$2
     use_host "$host"
     dir=$(qemu_build_dir "$name" "$host")
     t0=$(date +%s)
     # Reconfigure when the configure inputs (this file, configure) changed.
-    cfg_hash=$( (echo "$host ${!targets} $QEMU_LDFLAGS $QEMU_PY_ENV $name"
+    cfg_hash=$( (echo "$host ${!targets} ${!devices} $QEMU_ARM_BOARDS_OFF $QEMU_LDFLAGS $QEMU_PY_ENV $name"
                  cat "$ROOT/build/qemu-src/configure") | sha256sum | cut -c1-16)
     if [ "$(cat "$ROOT$dir/.cpr-config" 2>/dev/null)" != "$cfg_hash" ]; then
         # In place: ninja then recompiles only what the new flags change.
