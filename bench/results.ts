@@ -162,7 +162,9 @@ export interface JitUpdateRow {
   phases: Record<string, number>[];
   /** From the update resolving to the shell's answer to `echo $((6*7))`. */
   answersMs: number[];
-  /** WARM_WORK before the first update, and right after each update. */
+  /** WARM_WORK before the first update; then, for each sample, right
+   * before its update (the build has run since the page's previous
+   * update, so its code cache started empty). */
   workBeforeMs: number | null;
   workAfterMs: number[];
   pause: Summary | null;
@@ -171,6 +173,10 @@ export interface JitUpdateRow {
 export interface JitUpdateSection {
   run: RunInfo;
   work: string;
+  /** Both engines' pages ran at once, their updates interleaved: the i-th
+   * samples of a guest's jit and interpreter rows of one idle time ran
+   * back to back (absent: one engine after the other). */
+  interleaved?: boolean;
   rows: JitUpdateRow[];
 }
 

@@ -747,7 +747,7 @@ try {
       if (s === 'jit-update') {
         const start = sectionStart();
         const rows = await jitUpdateSection({ browser, server, runs: opts.runs, say, log: pageLog });
-        results.jitUpdate = { run: await runInfo(browser, start), work: WARM_WORK, rows };
+        results.jitUpdate = { run: await runInfo(browser, start), work: WARM_WORK, interleaved: true, rows };
       }
       if (s === 'snapshot') {
         const start = sectionStart();
