@@ -136,14 +136,20 @@ export interface PausePhases {
   clearMs: number;
   /** The new build instantiated on the Memory, its runtime up. */
   instantiateMs: number;
-  /** QEMU's main() until its monitor answers (machine created, RAM mapped). */
+  /** QEMU's main() until its monitor answers (machine created, RAM
+   * mapped), or until the VM runs if that came first: QEMU loads the
+   * state as soon as its main loop starts, often before the host has
+   * negotiated its QMP channel, and then the load is counted here. */
   qemuInitMs: number;
-  /** The monitor answers → the VM runs (device state loaded). */
+  /** The monitor answers → the VM runs (device state loaded); 0 when the
+   * VM ran first. */
   stateLoadMs: number;
 }
 
 export interface LiveUpdateResult {
-  /** Guest pause: `migrate` sent → VM running on the new build. */
+  /** Guest pause: the VM stopped → it runs on the new build. The ends
+   * are QEMU's own STOP and RESUME times where the host saw those events
+   * (otherwise `migrate` sent, and the answer that says it runs). */
   pauseMs: number;
   /** Build names, e.g. `qemu-system-arm@v1` → `qemu-system-arm@v2`. */
   from: string;

@@ -464,6 +464,7 @@ export class QemuHost implements QemuWorkerApi {
       onRuntimeReady,
     });
     instance = launched;
+    qmp.negotiate();
     const running: Running = { instance: launched, qmp };
     session.running = running;
     qmp.onEvent((e) => this.onQmpEvent(session, running, e));

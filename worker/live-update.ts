@@ -208,7 +208,7 @@ function phasesFrom(t0: number, execAt: number, d: Teardown, t: StartTimes): Pau
     teardownMs: r(d.threadsEnded - execAt + (d.gone - d.cleared)),
     clearMs: r(d.cleared - d.threadsEnded),
     instantiateMs: r(t.runtimeReadyAt - d.gone),
-    qemuInitMs: r(t.monitorAt - t.runtimeReadyAt),
+    qemuInitMs: r(Math.min(t.monitorAt, t.runningAt) - t.runtimeReadyAt),
     stateLoadMs: r(t.runningAt - t.monitorAt),
   };
 }
@@ -241,17 +241,24 @@ export async function waitRunning(r: Running, timeoutMs: number, name: string): 
   died.catch(() => undefined);
   const limit = deadline(timeoutMs, () => new Error(`${name} did not run the VM within ${timeoutMs} ms`));
   const resumed = qmp.waitFor((e) => (e.kind === 'resume' ? e.at : undefined), timeoutMs, `${name} did not run the VM`);
+  // QEMU runs the VM as soon as it has loaded the state, often before our
+  // query-status is answered. Its RESUME comes first on the channel (when
+  // the capabilities were negotiated in time), and its timestamp is when
+  // the guest ran again: the end of the pause. Without it, the answer's
+  // arrival is the best bound we have.
+  let resumedAt: number | undefined;
+  resumed.promise.then((at) => (resumedAt = at), () => undefined);
   const loaded = qmp.waitFor((e) => (e.kind === 'migration' && (e.status === 'completed' || e.status === 'failed') ? e.status : undefined), timeoutMs, `${name} did not load the state`);
   try {
     const monitorAt = await race(qmp.ready, died, limit.expired);
     let st = await race(qmp.status(), died, limit.expired);
-    if (st.running) return { monitorAt, runningAt: wallClock() };
+    if (st.running) return { monitorAt, runningAt: resumedAt ?? wallClock() };
     if (st.status === 'inmigrate') {
       const next = await race(Promise.race([resumed.promise.then((at) => ({ at })), loaded.promise.then((status) => ({ status }))]), died, limit.expired);
       if ('at' in next) return { monitorAt, runningAt: next.at };
       if (next.status === 'failed') throw new Error(`${name} could not load the device state`);
       st = await race(qmp.status(), died, limit.expired);
-      if (st.running) return { monitorAt, runningAt: wallClock() };
+      if (st.running) return { monitorAt, runningAt: resumedAt ?? wallClock() };
     }
     // Loaded, but paused: the source was paused (copy route stops it first).
     await race(qmp.execute('cont'), died, limit.expired);

@@ -76,3 +76,20 @@ describe('QmpClient', () => {
     expect(qmp.isClosed).toBe(false);
   });
 });
+
+describe('QmpClient.negotiate', () => {
+  it('asks for command mode before the greeting, once', async () => {
+    const { qmp, sent, reply } = client();
+    qmp.negotiate();
+    qmp.negotiate();
+    expect(sent()).toEqual([{ execute: 'qmp_capabilities', id: 0 }]);
+    const status = qmp.status();
+    qmp.feed(enc.encode(GREETING));
+    expect(sent()).toEqual([{ execute: 'qmp_capabilities', id: 0 }]);
+    reply({ return: {}, id: 0 });
+    expect(await qmp.ready).toBe(1000);
+    expect(sent()[1]).toEqual({ execute: 'query-status', id: 1 });
+    reply({ return: { status: 'running', running: true }, id: 1 });
+    expect(await status).toEqual({ status: 'running', running: true });
+  });
+});

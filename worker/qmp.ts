@@ -84,6 +84,8 @@ export class QmpClient {
   /** The rejections of waitFor()s still waiting. */
   private readonly closeWaiters = new Set<(e: Error) => void>();
   private closed: Error | null = null;
+  /** qmp_capabilities was sent. */
+  private asked = false;
   private greet!: (at: number) => void;
   /** Resolves (wall clock ms) when QEMU has greeted and capabilities are negotiated. */
   readonly ready: Promise<number>;
@@ -179,6 +181,19 @@ export class QmpClient {
     this.listeners.clear();
   }
 
+  /**
+   * Asks for command mode now, without waiting for the greeting. QEMU
+   * reads the request when its main loop starts, so the channel is
+   * negotiated by then; a new QEMU with an incoming state loads it and
+   * runs the VM in that loop's first turns, and QMP sends events (RESUME:
+   * when the pause ended) only to a negotiated client. Once per client.
+   */
+  negotiate(): void {
+    if (this.asked || this.closed) return;
+    this.asked = true;
+    this.send(JSON.stringify({ execute: 'qmp_capabilities', id: 0 }));
+  }
+
   get isClosed(): boolean {
     return this.closed !== null;
   }
@@ -192,8 +207,9 @@ export class QmpClient {
     }
     if (!isObject(msg)) return;
     if ('QMP' in msg) {
-      // The greeting: negotiate, then send what waited for it.
-      this.send(JSON.stringify({ execute: 'qmp_capabilities', id: 0 }));
+      // The greeting: negotiate (unless asked already), then send what
+      // waited for it.
+      this.negotiate();
       return;
     }
     if ('event' in msg) {

@@ -207,6 +207,8 @@ export class FakeQemu implements QemuInstanceLike {
   }
 
   private event(name: string, data?: Json): void {
+    // As QEMU's: no events for a client still negotiating.
+    if (!this.negotiated) return;
     const now = Date.now();
     const msg = { event: name, data, timestamp: { seconds: Math.floor(now / 1000), microseconds: (now % 1000) * 1000 } };
     this.req.onConsole('qmp', enc.encode(`${JSON.stringify(msg)}\r\n`));
@@ -225,6 +227,7 @@ export class FakeQemu implements QemuInstanceLike {
 
   private qmp(cmd: string, args: Json, id: number | undefined): void {
     if (!this.running) return;
+    if (this.incoming && this.opts.incomingHangs) return;
     if (cmd === 'qmp_capabilities') {
       this.negotiated = true;
       return this.reply(id, {});

@@ -19,6 +19,8 @@
 //   heap limit and the region table: a build or host that speaks another
 //   layout is refused with a clear error instead of trampling guest RAM.
 
+import { zeroFill } from './zero-fill';
+
 /** The Memory is fixed: no growth, so the top never moves. */
 export const MEMORY_BYTES = 2 * 1024 ** 3;
 export const WASM_PAGE = 0x10000;
@@ -263,7 +265,7 @@ export class RegionTable {
 export function clearBelow(memory: WebAssembly.Memory, top: number, dirtyTop = top): number {
   const end = Math.min(Math.max(0, top), HEAP_LIMIT);
   const filled = Math.min(Math.max(0, dirtyTop), end) & ~(PAGE_BYTES - 1);
-  new Uint8Array(memory.buffer, 0, filled).fill(0);
+  zeroFill(memory, 0, filled);
   zeroDirtyPages(new Uint32Array(memory.buffer, 0, end >>> 2), filled >>> 2);
   return end;
 }
