@@ -13,6 +13,17 @@ function client(): { qmp: QmpClient; sent: () => Record<string, unknown>[]; repl
   return { qmp, sent: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>), reply: (obj) => qmp.feed(enc.encode(`${JSON.stringify(obj)}\r\n`)) };
 }
 
+/** Capabilities asked once and answered: the queued query-status goes
+ * out, and its answer resolves it. */
+async function negotiatedThenStatus(c: ReturnType<typeof client>, status: Promise<unknown>): Promise<void> {
+  expect(c.sent()).toEqual([{ execute: 'qmp_capabilities', id: 0 }]);
+  c.reply({ return: {}, id: 0 });
+  expect(await c.qmp.ready).toBe(1000);
+  expect(c.sent()[1]).toEqual({ execute: 'query-status', id: 1 });
+  c.reply({ return: { status: 'running', running: true }, id: 1 });
+  expect(await status).toEqual({ status: 'running', running: true });
+}
+
 describe('QmpClient', () => {
   it('negotiates after the greeting and only then sends queued commands', async () => {
     const { qmp, sent, reply } = client();
@@ -20,12 +31,7 @@ describe('QmpClient', () => {
     expect(sent()).toEqual([]);
     qmp.feed(enc.encode(GREETING.slice(0, 20)));
     qmp.feed(enc.encode(GREETING.slice(20)));
-    expect(sent()).toEqual([{ execute: 'qmp_capabilities', id: 0 }]);
-    reply({ return: {}, id: 0 });
-    expect(await qmp.ready).toBe(1000);
-    expect(sent()[1]).toEqual({ execute: 'query-status', id: 1 });
-    reply({ return: { status: 'running', running: true }, id: 1 });
-    expect(await status).toEqual({ status: 'running', running: true });
+    await negotiatedThenStatus({ qmp, sent, reply }, status);
   });
 
   it('matches replies by id and turns errors into QmpError with QEMU\'s words', async () => {
@@ -85,11 +91,6 @@ describe('QmpClient.negotiate', () => {
     expect(sent()).toEqual([{ execute: 'qmp_capabilities', id: 0 }]);
     const status = qmp.status();
     qmp.feed(enc.encode(GREETING));
-    expect(sent()).toEqual([{ execute: 'qmp_capabilities', id: 0 }]);
-    reply({ return: {}, id: 0 });
-    expect(await qmp.ready).toBe(1000);
-    expect(sent()[1]).toEqual({ execute: 'query-status', id: 1 });
-    reply({ return: { status: 'running', running: true }, id: 1 });
-    expect(await status).toEqual({ status: 'running', running: true });
+    await negotiatedThenStatus({ qmp, sent, reply }, status);
   });
 });
