@@ -204,5 +204,8 @@ export const TOURS: Record<TourId, Tour> = {
 export function pauseSentence(r: LiveUpdateResult | undefined): string {
   if (!r) return '';
   const p = r.phases;
-  return `${r.from} → ${r.to}: the guest paused ${r.pauseMs} ms (state save ${p.stateSaveMs}, teardown ${p.teardownMs}, clear ${p.clearMs}, instantiate ${p.instantiateMs}, QEMU init ${p.qemuInitMs}, state load ${p.stateLoadMs} ms).`;
+  // A VM that ran before the host's QMP channel was ready has its state
+  // load inside QEMU init (api.ts, PausePhases).
+  const start = p.stateLoadMs > 0 ? `QEMU init ${p.qemuInitMs}, state load ${p.stateLoadMs}` : `QEMU init and state load ${p.qemuInitMs}`;
+  return `${r.from} → ${r.to}: the guest paused ${r.pauseMs} ms (state save ${p.stateSaveMs}, teardown ${p.teardownMs}, clear ${p.clearMs}, instantiate ${p.instantiateMs}, ${start} ms).`;
 }
