@@ -1,5 +1,6 @@
 // Runs in Node (vitest): the pure parts of the live-update flow.
 import { describe, expect, it } from 'vitest';
+import { GREETING } from '../test/fakes/fake-qemu';
 import type { QemuInstanceLike } from './backend';
 import { absolute, cprExecCommand, execName, parseEnv, waitRunning, wallClock, type Running } from './live-update';
 import { QmpClient } from './qmp';
@@ -20,7 +21,6 @@ describe('live update helpers', () => {
 
 describe('waitRunning', () => {
   const enc = new TextEncoder();
-  const GREETING = '{"QMP": {"version": {"qemu": {"micro": 2, "minor": 2, "major": 10}, "package": ""}, "capabilities": ["oob"]}}\r\n';
 
   /** A started QEMU whose QMP answers what `answer` says, command by command. */
   function started(answer: (command: string, qmp: QmpClient) => void): Running {

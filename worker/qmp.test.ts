@@ -1,10 +1,10 @@
 // Runs in Node (vitest): the QMP client's protocol, against QEMU's wire
 // format (greeting, capabilities, ids, errors, events).
 import { describe, expect, it } from 'vitest';
+import { GREETING } from '../test/fakes/fake-qemu';
 import { QmpClient, QmpError } from './qmp';
 
 const enc = new TextEncoder();
-const GREETING = '{"QMP": {"version": {"qemu": {"micro": 2, "minor": 2, "major": 10}, "package": ""}, "capabilities": ["oob"]}}\r\n';
 
 function client(): { qmp: QmpClient; sent: () => Record<string, unknown>[]; reply(obj: unknown): void } {
   const lines: string[] = [];

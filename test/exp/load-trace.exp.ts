@@ -1,9 +1,10 @@
 // Experiment (not a test): the new QEMU's side of a live update on its own
-// clock. Boots a guest (env GUEST, default arm) from scratch with QEMU trace events enabled
-// (the `log` trace backend, timestamps from `-msg timestamp=on`; a live
-// update passes the command line on), runs N updates, and prints each
-// result with what QEMU logged meanwhile. Each traced line is a write that
-// QEMU proxies to its runtime thread, so enable few events.
+// clock. Boots a guest (env GUEST, default arm) from scratch with QEMU
+// trace events enabled (the `log` trace backend, timestamps from `-msg
+// timestamp=on`; a live update passes the command line on), runs N
+// updates, and prints each result with what QEMU logged meanwhile. Each
+// traced line is a write that QEMU proxies to its runtime thread, so
+// enable few events.
 //   GUEST=i386 EVENTS=a,b,c node --import tsx test/exp/load-trace.exp.ts [updates]
 import type { GuestName } from '../../worker/api';
 import { BOOT_TIMEOUT_MS, launchBrowser, openPage, startServer, waitForState } from '../e2e/harness';

@@ -50,7 +50,8 @@ export interface FakeOptions {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const GREETING = '{"QMP": {"version": {"qemu": {"micro": 2, "minor": 2, "major": 10}, "package": ""}, "capabilities": ["oob"]}}\r\n';
+/** QEMU 10.2's QMP greeting, as it is written to the chardev. */
+export const GREETING = '{"QMP": {"version": {"qemu": {"micro": 2, "minor": 2, "major": 10}, "package": ""}, "capabilities": ["oob"]}}\r\n';
 
 type Json = Record<string, unknown>;
 
