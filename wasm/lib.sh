@@ -66,9 +66,10 @@ step() {
 }
 
 # The QEMU patches in the order they apply, as paths under wasm/patches/:
-# the main series, then the one-patch "info version" series on top of it.
+# the main series (cpr-exec), the one-patch series "info version" and
+# "QMP reads in chunks", then the interpreter's series.
 # A cover letter (0000-cover-letter.patch, no diff) is not applied.
-QEMU_PATCH_SERIES=". info-version tci-wasm tci-jit wasm64"
+QEMU_PATCH_SERIES=". info-version qmp-read tci-wasm tci-jit wasm64"
 qemu_patches() {
     local s p
     for s in $QEMU_PATCH_SERIES; do

@@ -3,8 +3,8 @@
 # pristine qemu 1:10.2.2+ds-1 plus the series NATIVELY on this Debian 12 host
 # (x86_64, TCG and KVM, i386-softmmu) and run QEMU's own tests that cover what
 # we touch or rely on: the cpr cases of migration-test (cpr-exec included),
-# qmp-cmd-test, ivshmem-test and test-x86-cpuid-compat, and the series' own
-# cpr-exec-test. See docs/native-tests.md.
+# qmp-cmd-test, qmp-test (QMP input: the qmp-read series), ivshmem-test and
+# test-x86-cpuid-compat, and the series' own cpr-exec-test. See docs/native-tests.md.
 # --tci builds the same tree with the TCG interpreter (TCI, as the wasm build
 # uses; tcg/tci.c is what the tci-wasm series changes) and without KVM, and
 # runs the tests that execute guest code: boot-serial-test (SeaBIOS on the
@@ -210,7 +210,7 @@ fi
 # Test names (the keys below and in results.txt); TEST_BIN maps a name to
 # its binary in tests/qtest/ when they differ.
 declare -A TEST_BIN=([migration-precopy]=migration-test)
-TESTS=(migration-test qmp-cmd-test ivshmem-test test-x86-cpuid-compat)
+TESTS=(migration-test qmp-cmd-test qmp-test ivshmem-test test-x86-cpuid-compat)
 [ $TCI = 1 ] && TESTS=(boot-serial-test migration-precopy "${TESTS[@]}")
 # The series' own test (patch 0015) exists only in the patched tree.
 [ $VARIANT = patched ] && TESTS+=(cpr-exec-test)
@@ -281,7 +281,7 @@ step_build() {
 # others 60 s) times 3, the machine is shared.
 # boot-serial-test 360 s x3. Under --tci all of them x2 again: the
 # interpreter is several times slower than TCG's native backend.
-declare -A TIMEOUT=([migration-test]=1440 [qmp-cmd-test]=360 [ivshmem-test]=180 [test-x86-cpuid-compat]=180
+declare -A TIMEOUT=([migration-test]=1440 [qmp-cmd-test]=360 [qmp-test]=180 [ivshmem-test]=180 [test-x86-cpuid-compat]=180
                    [cpr-exec-test]=180 [boot-serial-test]=1080 [migration-precopy]=1440)
 if [ $TCI = 1 ]; then
     for t in "${!TIMEOUT[@]}"; do TIMEOUT[$t]=$(( TIMEOUT[$t] * 2 )); done
@@ -399,6 +399,7 @@ step_tests() {
         log "  FAIL migration-test: no /migration/mode/exec case (no usable /dev/kvm)"
     fi
     run_test qmp-cmd-test
+    run_test qmp-test
     run_test ivshmem-test
     run_test test-x86-cpuid-compat
     [ $VARIANT = patched ] && run_test cpr-exec-test
