@@ -64,6 +64,8 @@ export interface LaunchRequest extends InstanceLaunch {
 /** An instance worker started ahead of a live update (opaque above). */
 export interface SpareLike {
   readonly jsUrl: string;
+  /** Settles once it is staged (at once if it was not asked to stage). */
+  readonly ready: Promise<void>;
   dispose(): void;
 }
 

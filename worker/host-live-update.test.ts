@@ -71,6 +71,20 @@ describe('live update routes (fake QEMU)', () => {
     expect(await host.monitor('info status')).toBe('VM status: running');
   });
 
+  it('stops the VM only once the next instance is staged', async () => {
+    const { host, backend } = await booted();
+    let staged!: () => void;
+    const ready = new Promise<void>((resolve) => (staged = resolve));
+    Object.assign(backend, { prewarm: (jsUrl: string) => ({ jsUrl, ready, dispose: () => undefined }) });
+    const update = host.liveUpdate('v2');
+    await settle(100);
+    expect(backend.instances[0]!.qmpLog).not.toContain('migrate');
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
+    staged();
+    expect(await update).toMatchObject({ to: 'qemu-system-arm@v2' });
+    expect(backend.instances[0]!.qmpLog).toContain('migrate');
+  });
+
   it('refused by QEMU (a blocker): the error says QEMU\'s reason, the guest runs on, the next update works', async () => {
     const { host, backend } = await booted([{ migrate: 'blocked' }]);
     await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'live-update-refused', message: /QEMU says: Memory region pc\.ram is not compatible with CPR.*untouched/ });

@@ -499,10 +499,12 @@ export class QemuHost implements QemuWorkerApi {
     return this.buildStore?.known()?.execNames(session.options.guest) ?? [];
   }
 
-  /** Starts the instance worker for the next build ahead of the pause. */
-  private prewarm(session: Session, prepared: PreparedBuild): void {
+  /** Starts the instance worker for the next build ahead of the pause;
+   * settles once it is staged. */
+  private prewarm(session: Session, prepared: PreparedBuild): Promise<void> {
     const jsUrl = this.store.url(prepared.build.jsPath);
-    if (!this.env.backend.prewarm || session.spare?.jsUrl === jsUrl || session !== this.session) return;
+    if (session.spare?.jsUrl === jsUrl) return session.spare.ready;
+    if (!this.env.backend.prewarm || session !== this.session) return Promise.resolve();
     dropSpare(session);
     // Staged: its file system filled and the glue waiting at the
     // instantiation, so that the pause pays for neither.
@@ -517,6 +519,7 @@ export class QemuHost implements QemuWorkerApi {
         }
       : undefined;
     session.spare = this.env.backend.prewarm(jsUrl, stage);
+    return session.spare.ready;
   }
 
   /** The build named in a cpr-exec-command, downloaded and compiled. */
@@ -601,7 +604,7 @@ export class QemuHost implements QemuWorkerApi {
         // compile falls into the pause.
         void this.prepareTarget(session, hint.name).then(
           (prepared) => {
-            this.prewarm(session, prepared);
+            void this.prewarm(session, prepared);
             void this.warmUp(session, prepared);
           },
           () => undefined,

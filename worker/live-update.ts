@@ -94,8 +94,9 @@ export interface UpdatePort<S extends UpdateSession> {
    * becomes s.running. */
   launch(s: S, req: StartRequest, onRuntimeReady: (at: number) => void): Promise<Running>;
   prepare(s: S, target: string): Promise<PreparedBuild>;
-  /** Starts the next instance's worker and threads ahead of the pause. */
-  prewarm(s: S, prepared: PreparedBuild): void;
+  /** Starts the next instance's worker and threads ahead of the pause;
+   * settles once it is staged (its glue loaded, its file system filled). */
+  prewarm(s: S, prepared: PreparedBuild): Promise<void>;
   /** Runs the build once off to the side before its first update, so
    * its start in the pause finds its code compiled (warm-up.ts). */
   warmUp(s: S, prepared: PreparedBuild): Promise<void>;
@@ -117,6 +118,9 @@ const CLEAR_MARGIN = 16 * 1024 ** 2;
 function clearOldHeap(memory: WebAssembly.Memory, heapTop: number): void {
   clearBelow(memory, heapTop ? heapTop + CLEAR_MARGIN : HEAP_LIMIT, heapTop);
 }
+/** How long an update waits for the next instance to be staged before
+ * it stops the VM anyway (the pause then pays for the rest). */
+const STAGE_WAIT_MS = 5000;
 /** One attempt of a new instance to run the VM (normally < 1 s). */
 export const ATTEMPT_TIMEOUT_MS = 20_000;
 export const DEFAULT_UPDATE_TIMEOUT_MS = 120_000;
@@ -211,6 +215,13 @@ function phasesFrom(t0: number, execAt: number, d: Teardown, t: StartTimes): Pau
     qemuInitMs: r(Math.min(t.monitorAt, t.runningAt) - t.runtimeReadyAt),
     stateLoadMs: r(t.runningAt - t.monitorAt),
   };
+}
+
+/** Waits for p, or ms at most; never rejects. */
+function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return Promise.race([p.then(() => undefined, () => undefined), timeout]).finally(() => clearTimeout(timer));
 }
 
 function race<T>(p: Promise<T>, ...others: Promise<never>[]): Promise<T> {
@@ -396,7 +407,9 @@ export class LiveUpdates<S extends UpdateSession> {
     const running = s.running;
     if (!running) throw new PlaygroundError('bad-state', 'QEMU is not running');
     const u = this.begin(s, 'cpr-exec', prepared.build.name, wallClock());
-    this.port.prewarm(s, prepared);
+    // The VM stops only once the next instance is staged: its start,
+    // not the guest, waits for that (normally well under a second).
+    await waitAtMost(this.port.prewarm(s, prepared), STAGE_WAIT_MS);
     this.watchMigration(s, u, running.qmp);
     try {
       await running.qmp.execute('migrate-set-parameters', { mode: 'cpr-exec', 'cpr-exec-command': cprExecCommand(prepared.build.name, s.baseArgv) });

@@ -4,12 +4,13 @@ import type { ToInstance } from './instance-protocol';
 
 /** An instance worker that never answers (seen in Firefox with a WebDriver
  * BiDi session open: its `new Worker()` does not return). */
-class SilentWorker {
+class SilentWorker extends EventTarget {
   static made: SilentWorker[] = [];
   terminated = false;
   onmessage: ((ev: MessageEvent) => void) | null = null;
   onerror: ((ev: ErrorEvent) => void) | null = null;
   constructor() {
+    super();
     SilentWorker.made.push(this);
   }
   sent: ToInstance[] = [];
@@ -43,6 +44,22 @@ describe('startInstance', () => {
     expect(SilentWorker.made).toHaveLength(1);
     expect(SilentWorker.made[0]!.terminated).toBe(true);
     expect(logs.join('\n')).toMatch(/did not start QEMU/);
+  });
+
+  it('a staged spare is ready once its worker says it is staged', async () => {
+    vi.stubGlobal('Worker', SilentWorker);
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const stage = { jsUrl: 'http://localhost/v2/qemu-system-arm.js', wasmUrl: 'http://localhost/v2/qemu-system-arm.wasm', memory, files: {} };
+    const spare = prewarmInstance(stage.jsUrl, stage);
+    let ready = false;
+    void spare.ready.then(() => (ready = true));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(ready).toBe(false);
+    SilentWorker.made[0]!.dispatchEvent(new MessageEvent('message', { data: { type: 'staged' } }));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(ready).toBe(true);
+    // Not asked to stage: ready at once.
+    await prewarmInstance(stage.jsUrl).ready;
   });
 
   it('sends a staged worker only what the stage did not bring; a launch it cannot take goes to a new worker', () => {

@@ -83,6 +83,8 @@ export interface SpareInstance {
   jsUrl: string;
   worker: Worker;
   stage?: InstanceStage;
+  /** Settles once the stage is done (at once without one); never rejects. */
+  ready: Promise<void>;
   dispose(): void;
 }
 
@@ -90,11 +92,28 @@ function newInstanceWorker(name = 'qemu-instance'): Worker {
   return new Worker(new URL('./instance.worker.ts', import.meta.url), { type: 'module', name });
 }
 
+/** Settles on the worker's 'staged', or when it fails to load. */
+function stagedMessage(worker: Worker): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      worker.removeEventListener('message', onMessage);
+      worker.removeEventListener('error', done);
+      resolve();
+    };
+    const onMessage = (ev: MessageEvent<FromInstance>): void => {
+      if (ev.data.type === 'staged') done();
+    };
+    worker.addEventListener('message', onMessage);
+    worker.addEventListener('error', done);
+  });
+}
+
 export function prewarmInstance(jsUrl: string, stage?: InstanceStage): SpareInstance {
   const worker = newInstanceWorker(prewarmName(jsUrl, POOL_WORKERS));
   // Copied, not transferred: the host keeps the guest files for the next.
   if (stage) worker.postMessage({ type: 'stage', ...stage } satisfies ToInstance);
-  return { jsUrl, worker, stage, dispose: () => worker.terminate() };
+  const ready = stage ? stagedMessage(worker) : Promise.resolve();
+  return { jsUrl, worker, stage, ready, dispose: () => worker.terminate() };
 }
 
 /** Whether a staged worker can run this launch: the same build, wasm
@@ -296,6 +315,8 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
           break;
         case 'thread':
           started.push(m.thread);
+          break;
+        case 'staged':
           break;
         case 'reply':
           replies.get(m.id)?.(m.value);

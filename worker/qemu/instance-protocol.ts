@@ -48,6 +48,9 @@ export type ToInstance =
 /** Instance worker → host. Times are wall clock (performance.timeOrigin +
  * performance.now()), comparable across workers. */
 export type FromInstance =
+  /** A 'stage' is done (or failed, which the run that needs it reports):
+   * the glue is loaded and the file system filled. */
+  | { type: 'staged' }
   | { type: 'launched' }
   | { type: 'launch-failed'; message: string }
   | { type: 'runtime-ready'; at: number }

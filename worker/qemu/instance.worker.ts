@@ -7,6 +7,7 @@ import { concatBytes } from './bytes';
 import { CONSOLES, type ConsoleName } from './consoles';
 import { CAPTURE_EXEC, captureExec, ECANCELED, isMigrationStream } from './capture';
 import { incomingFiles, stageQemu, type ExecRequest, type QemuInstance, type StagedQemu } from './instance';
+import type { StoppedThreads } from './parked';
 import { parsePrewarmName, wallClock, type FromInstance, type InstanceRun, type InstanceStage, type ToInstance } from './instance-protocol';
 
 // Emscripten's errno values (not Linux's).
@@ -80,8 +81,21 @@ function prewarm(jsUrl: string, threads: number): void {
 const ahead = parsePrewarmName(scope.name);
 if (ahead) prewarm(ahead.jsUrl, ahead.threads);
 
-/** The host is ending this instance ('kill'). */
+/** The host is ending this instance ('kill', or an accepted exec). */
 let killing = false;
+/** QEMU's threads being ended, once asked for. */
+let stopping: Promise<StoppedThreads> | null = null;
+
+/**
+ * Ends QEMU's threads (once). Asked for by the host's 'kill', and at once
+ * after an accepted exec: the host ends this instance after every one
+ * (to start the next build, or the old one again from the same state),
+ * and its 'kill' would come a message round trip later.
+ */
+function stopThreads(inst: QemuInstance): Promise<StoppedThreads> {
+  killing = true;
+  return (stopping ??= inst.stopThreads());
+}
 
 /** The instance as staged ('stage', or the first half of 'launch'). */
 let staged: Promise<StagedQemu> | null = null;
@@ -122,8 +136,7 @@ function handle(inst: QemuInstance, m: ToInstance): void {
     post({ type: 'reply', id: m.id, value: bytes }, bytes ? [bytes.buffer] : []);
   }
   else if (m.type === 'kill') {
-    killing = true;
-    void inst.stopThreads().then((stopped) => {
+    void stopThreads(inst).then((stopped) => {
       post({ type: 'parked', stopped });
       // The heap top now, with QEMU's threads stopped: they may have
       // grown the heap after exec.
@@ -194,6 +207,11 @@ function stage(m: InstanceStage): void {
       // the pause began, and the host reads it when the exec comes.
       for (const b of batchers.values()) b.flush();
       post({ type: 'exec', request });
+      // From the event loop, not inside QEMU's call (see endItself() in
+      // instance.ts).
+      setTimeout(() => {
+        if (instance) void stopThreads(instance);
+      }, 0);
       return 0;
     },
   });
