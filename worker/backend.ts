@@ -9,13 +9,14 @@
 import type { Accel, GuestName } from './api';
 import type { ConsoleName } from './qemu/consoles';
 import { guestArgv } from './qemu/guests';
-import { prewarmInstance, startInstance, type InstanceLaunch, type SpareInstance } from './qemu/instance-client';
+import { prewarmInstance, startInstance, type EndedThreads, type InstanceLaunch, type SpareInstance } from './qemu/instance-client';
 import type { InstanceStage } from './qemu/instance-protocol';
 import { createSharedMemory } from './qemu/memory';
 
 export type { ConsoleName } from './qemu/consoles';
 export { hasFilesPort, withQmpConsole } from './qemu/consoles';
 export type { ConsoleBytes, ExecRequest } from './qemu/instance';
+export type { EndedThreads } from './qemu/instance-client';
 export type { OpenMemfd } from './qemu/memfd';
 export { buildLayoutProblem, clearBelow, HEAP_LIMIT, RegionTable, type RegionEntry } from './qemu/memory';
 export { concatBytes } from './qemu/bytes';
@@ -46,9 +47,9 @@ export interface QemuInstanceLike {
   /** `memoryDiscarded`: no QEMU runs on its Memory again: no wait for its
    * last threads (instance-client.ts). */
   kill(options?: { memoryDiscarded?: boolean }): Promise<void>;
-  /** The first half of kill(): resolves with the heap top (0: unknown)
-   * once no thread of this QEMU writes the Memory; kill() ends the rest. */
-  endThreads?(): Promise<number>;
+  /** The first half of kill(): resolves once no thread of this QEMU
+   * writes the Memory; kill() ends the rest. */
+  endThreads?(): Promise<EndedThreads>;
   /** A file of QEMU's file system, or null. `remove`: QEMU's file
    * system lets go of it, too. */
   readFile?(path: string, remove?: boolean): Promise<Uint8Array | null>;

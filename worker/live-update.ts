@@ -26,6 +26,7 @@ import {
   clearBelow,
   HEAP_LIMIT,
   RegionTable,
+  type EndedThreads,
   type ExecRequest,
   type OpenMemfd,
   type QemuInstanceLike,
@@ -197,7 +198,8 @@ interface StartTimes {
 
 /** When the old instance's parts ended (wall clock ms): its threads, the
  * clear of the memory below its heap top (meanwhile the old instance
- * settles), the old instance as a whole. */
+ * settles), and `gone`: when the new one could start (the old instance
+ * ended as a whole, or, if it was inert, the clear's end). */
 interface Teardown {
   threadsEnded: number;
   cleared: number;
@@ -474,11 +476,14 @@ export class LiveUpdates<S extends UpdateSession> {
       // The heap top at exec, or later if QEMU's other threads grew it
       // before they stopped, plus a margin for a last allocation. The
       // clear runs while the old instance settles.
-      const exitTop = await this.endThreads(u, oldRunning);
+      const ended = await this.endThreads(u, oldRunning);
       const threadsEnded = wallClock();
-      clearOldHeap(memory, req.heapTop && exitTop ? Math.max(req.heapTop, exitTop) : 0);
+      clearOldHeap(memory, req.heapTop && ended.heapTop ? Math.max(req.heapTop, ended.heapTop) : 0);
       const cleared = wallClock();
-      const teardown: Teardown = { threadsEnded, cleared, gone: await this.retire(u, oldRunning) };
+      // An inert old instance (every thread ended, its runtime quiet) is
+      // torn down beside the new one's start; any other, before it.
+      const retired = this.retire(u, oldRunning);
+      const teardown: Teardown = { threadsEnded, cleared, gone: ended.inert ? cleared : await retired };
       const argv = withQmpConsole(req.argv.slice(1));
       const handed = this.faults().includes('truncate-state') ? truncated(files) : files;
       const start = (): Promise<StartTimes> =>
@@ -627,14 +632,13 @@ export class LiveUpdates<S extends UpdateSession> {
     return { runtimeReadyAt: runtimeReadyAt || launchedAt, monitorAt, runningAt };
   }
 
-  /** Ends an instance's threads on purpose (retire() ends the rest);
-   * returns its heap top then (0: unknown). */
-  private async endThreads(u: Update, r: Running | null): Promise<number> {
-    if (!r) return 0;
+  /** Ends an instance's threads on purpose (retire() ends the rest). */
+  private async endThreads(u: Update, r: Running | null): Promise<EndedThreads> {
+    if (!r) return { heapTop: 0, inert: true };
     u.retiring.add(r.instance);
     if (r.instance.endThreads) return r.instance.endThreads();
     await r.instance.kill();
-    return (await r.instance.exited).heapTop ?? 0;
+    return { heapTop: (await r.instance.exited).heapTop ?? 0, inert: true };
   }
 
   /** Ends an instance on purpose; returns when (wall clock). */

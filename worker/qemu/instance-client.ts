@@ -28,6 +28,16 @@ export interface InstanceLaunch extends Omit<Extract<ToInstance, { type: 'launch
   launchTimeoutMs?: number;
 }
 
+/** What endThreads() found. */
+export interface EndedThreads {
+  /** The heap top then (0: unknown). */
+  heapTop: number;
+  /** Every thread ended and the instance's own runtime is quiet
+   * (quiesce.ts): the next instance may start on the Memory before kill()
+   * has ended the rest. */
+  inert: boolean;
+}
+
 export interface InstanceHandle {
   write(console: ConsoleName, bytes: Uint8Array): void;
   readonly exited: Promise<QemuExit & { heapTop?: number }>;
@@ -36,9 +46,9 @@ export interface InstanceHandle {
    * browser ends only by force, nor waking where they waited. */
   kill(options?: { memoryDiscarded?: boolean }): Promise<void>;
   /** The first half of kill(): QEMU's threads ended, nothing of this QEMU
-   * writes the Memory any more; resolves with the heap top (0: unknown).
-   * The exec path clears memory meanwhile; kill() then ends the rest. */
-  endThreads(): Promise<number>;
+   * writes the Memory any more. The exec path clears memory meanwhile;
+   * kill() then ends the rest. */
+  endThreads(): Promise<EndedThreads>;
   /** Ends the worker at once (no wait): the exec path's teardown. */
   terminate(): void;
   heapTop(): Promise<number>;
@@ -182,7 +192,11 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     // A thread that did not end, or the instance's own thread busy in wasm
     // (no answer to 'kill'): waking their words would let them run on.
     const mayRun = parked.left > 0 || !answered;
-    const before = mayRun ? [] : await wakeUntilGone(parked.threads);
+    // Every thread ended and the runtime quiet: nothing of this instance
+    // waits anywhere, and the next instance may run already; waking its
+    // words would only wake its own threads, again and again.
+    const inert = !mayRun && quiet;
+    const before = mayRun || inert ? [] : await wakeUntilGone(parked.threads);
     const settling = threadsEndedAt + SETTLE_MS - performance.now();
     if (settling > 0) await new Promise((r) => setTimeout(r, settling));
     worker.terminate();
@@ -193,8 +207,8 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     // told of once they are stopped: one that ran when the words were
     // first read may have parked since.
     const late = !stopped && opts.memory ? parkedAddresses(opts.memory, started) : NO_THREADS;
-    const after = await wakeUntilGone([...new Set([...parked.threads, ...parked.runtime, ...late.threads, ...late.runtime])]);
-    if (parked !== NO_THREADS) opts.onLog(`[live-update] ended ${whose} threads: ${parked.cancelled} cancelled, ${parked.left} still running; woke parked waiters ${before.join(', ') || '-'} / after: ${after.join(', ') || '-'}`);
+    const after = inert ? [] : await wakeUntilGone([...new Set([...parked.threads, ...parked.runtime, ...late.threads, ...late.runtime])]);
+    if (parked !== NO_THREADS) opts.onLog(`[live-update] ended ${whose} threads: ${parked.cancelled} cancelled, ${parked.left} still running; ${inert ? 'runtime quiet' : `woke parked waiters ${before.join(', ') || '-'} / after: ${after.join(', ') || '-'}`}`);
     end(exit);
   };
   let ending: Promise<void> | undefined;
@@ -203,11 +217,13 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
   let threadsEndedAt = 0;
   /** Whether the instance answered 'kill' (else it is busy in wasm). */
   let answered = true;
-  let endingThreads: Promise<number> | undefined;
-  const endThreads = (): Promise<number> =>
-    (endingThreads ??= Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), KILL_REPLY_MS))]).then((top) => {
+  /** The instance's runtime said it will not run QEMU's code again. */
+  let quiet = false;
+  let endingThreads: Promise<EndedThreads> | undefined;
+  const endThreads = (): Promise<EndedThreads> =>
+    (endingThreads ??= Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), KILL_REPLY_MS))]).then((heapTop) => {
       threadsEndedAt = performance.now();
-      return top;
+      return { heapTop, inert: stopped !== undefined && stopped.left === 0 && quiet };
     }));
   const handle: InstanceHandle = {
     write: (console, bytes) => post({ type: 'console', console, bytes }),
@@ -228,7 +244,7 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
       // of the old QEMU that still ran would write into the Memory the
       // next one uses.
       if (!ended && !ending) {
-        const top = await endThreads();
+        const top = (await endThreads()).heapTop;
         answered = stopped !== undefined;
         // No answer: the worker is busy in wasm. Its threads end with it;
         // where they wait is read from the thread structs it told of.
@@ -312,6 +328,7 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
           break;
         case 'parked':
           stopped = m.stopped;
+          quiet = m.quiet;
           break;
         case 'thread':
           started.push(m.thread);

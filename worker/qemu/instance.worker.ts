@@ -8,12 +8,15 @@ import { CONSOLES, type ConsoleName } from './consoles';
 import { CAPTURE_EXEC, captureExec, ECANCELED, isMigrationStream } from './capture';
 import { incomingFiles, stageQemu, type ExecRequest, type QemuInstance, type StagedQemu } from './instance';
 import type { StoppedThreads } from './parked';
+import { trackAsyncWork } from './quiesce';
 import { parsePrewarmName, wallClock, type FromInstance, type InstanceRun, type InstanceStage, type ToInstance } from './instance-protocol';
 
 // Emscripten's errno values (not Linux's).
 const ENOENT = 44;
 const EIO = 29;
 const scope = self as unknown as DedicatedWorkerGlobalScope;
+// Before the glue loads: its mailbox waits and timers are then known.
+const asyncWork = trackAsyncWork();
 const post = (m: FromInstance, transfer: Transferable[] = []): void => scope.postMessage(m, transfer);
 
 /** Batches a console's byte stream: QEMU's UART writes a byte at a time. */
@@ -136,8 +139,12 @@ function handle(inst: QemuInstance, m: ToInstance): void {
     post({ type: 'reply', id: m.id, value: bytes }, bytes ? [bytes.buffer] : []);
   }
   else if (m.type === 'kill') {
-    void stopThreads(inst).then((stopped) => {
-      post({ type: 'parked', stopped });
+    void stopThreads(inst).then(async (stopped) => {
+      // Nothing of this instance runs again: the host may start the next
+      // one on the Memory while this worker is being torn down.
+      for (const b of batchers.values()) b.flush();
+      await asyncWork.quiesce();
+      post({ type: 'parked', stopped, quiet: true });
       // The heap top now, with QEMU's threads stopped: they may have
       // grown the heap after exec.
       post({ type: 'reply', id: m.id, value: inst.heapTop() });
