@@ -5,10 +5,13 @@
 // runtime stays alive until the host terminates the worker (SETTLE_MS
 // later, parked.ts), and until then two things could wake it into the old
 // module's code, which would then read and write what is by now the new
-// instance's memory: its mailbox wait (the glue's Atomics.waitAsync on
-// its thread struct, at the same address in the next instance of the same
-// build, whose mailbox notifications wake every waiter there) and the
-// glue's timers (an asynchronous poll()'s timeout writes its result back).
+// instance's memory: a mailbox wait (the glue's Atomics.waitAsync on its
+// thread struct, at the same address in the next instance of the same
+// build, whose mailbox notifications wake every waiter there;
+// PThread.terminateRuntime() wakes it once and leaves pthread_self() 0,
+// so the glue does not wait again, and any wait still pending is woken
+// here) and the glue's timers (an asynchronous poll()'s timeout writes its
+// result back).
 // Once quiet, nothing of this instance touches the Memory, and the next
 // one may start while this worker is still being torn down.
 
