@@ -19,7 +19,7 @@
 //   heap limit and the region table: a build or host that speaks another
 //   layout is refused with a clear error instead of trampling guest RAM.
 
-import { zeroFill } from './zero-fill';
+import { firstNonZero, zeroFill } from './zero-fill';
 
 /** The Memory is fixed: no growth, so the top never moves. */
 export const MEMORY_BYTES = 2 * 1024 ** 3;
@@ -266,22 +266,25 @@ export function clearBelow(memory: WebAssembly.Memory, top: number, dirtyTop = t
   const end = Math.min(Math.max(0, top), HEAP_LIMIT);
   const filled = Math.min(Math.max(0, dirtyTop), end) & ~(PAGE_BYTES - 1);
   zeroFill(memory, 0, filled);
-  zeroDirtyPages(new Uint32Array(memory.buffer, 0, end >>> 2), filled >>> 2);
+  zeroDirtyPages(memory, filled, end);
   return end;
 }
 
 const PAGE_BYTES = 4096;
-const PAGE_WORDS = PAGE_BYTES / 4;
 
-/** Fills with zeros, from word `from` on, each page that holds a non-zero word. */
-function zeroDirtyPages(words: Uint32Array, from: number): void {
-  for (let page = from; page < words.length; page += PAGE_WORDS) {
-    const end = Math.min(page + PAGE_WORDS, words.length);
-    for (let i = page; i < end; i++) {
-      if (words[i] !== 0) {
-        words.fill(0, i, end);
-        break;
-      }
-    }
+/** Fills with zeros each page in [from, end) (from page-aligned) that
+ * holds a non-zero byte, and nothing else. */
+function zeroDirtyPages(memory: WebAssembly.Memory, from: number, end: number): void {
+  const whole = end & ~7;
+  for (let at = from; at < whole; ) {
+    const found = firstNonZero(memory, at, whole);
+    if (found >= whole) break;
+    const page = found & ~(PAGE_BYTES - 1);
+    const next = Math.min(page + PAGE_BYTES, end);
+    zeroFill(memory, found, next - found);
+    at = next;
   }
+  // The last bytes when `end` is not a multiple of 8.
+  const tail = new Uint8Array(memory.buffer, whole, end - whole);
+  if (tail.some((b) => b !== 0)) tail.fill(0);
 }
