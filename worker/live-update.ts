@@ -219,13 +219,6 @@ function phasesFrom(t0: number, execAt: number, d: Teardown, t: StartTimes): Pau
   };
 }
 
-/** Waits for p, or ms at most; never rejects. */
-function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
-  return Promise.race([p.then(() => undefined, () => undefined), timeout]).finally(() => clearTimeout(timer));
-}
-
 function race<T>(p: Promise<T>, ...others: Promise<never>[]): Promise<T> {
   return Promise.race([p, ...others]);
 }
@@ -411,7 +404,9 @@ export class LiveUpdates<S extends UpdateSession> {
     const u = this.begin(s, 'cpr-exec', prepared.build.name, wallClock());
     // The VM stops only once the next instance is staged: its start,
     // not the guest, waits for that (normally well under a second).
-    await waitAtMost(this.port.prewarm(s, prepared), STAGE_WAIT_MS);
+    const staging = deadline(STAGE_WAIT_MS, () => new Error('not staged in time'));
+    await race(this.port.prewarm(s, prepared), staging.expired).catch(() => undefined);
+    staging.clear();
     this.watchMigration(s, u, running.qmp);
     try {
       await running.qmp.execute('migrate-set-parameters', { mode: 'cpr-exec', 'cpr-exec-command': cprExecCommand(prepared.build.name, s.baseArgv) });

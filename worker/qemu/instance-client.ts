@@ -195,8 +195,8 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     // Every thread ended and the runtime quiet: nothing of this instance
     // waits anywhere, and the next instance may run already; waking its
     // words would only wake its own threads, again and again.
-    const inert = !mayRun && quiet;
-    const before = mayRun || inert ? [] : await wakeUntilGone(parked.threads);
+    const quiet = !mayRun && inert();
+    const before = mayRun || quiet ? [] : await wakeUntilGone(parked.threads);
     const settling = threadsEndedAt + SETTLE_MS - performance.now();
     if (settling > 0) await new Promise((r) => setTimeout(r, settling));
     worker.terminate();
@@ -207,8 +207,8 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     // told of once they are stopped: one that ran when the words were
     // first read may have parked since.
     const late = !stopped && opts.memory ? parkedAddresses(opts.memory, started) : NO_THREADS;
-    const after = inert ? [] : await wakeUntilGone([...new Set([...parked.threads, ...parked.runtime, ...late.threads, ...late.runtime])]);
-    if (parked !== NO_THREADS) opts.onLog(`[live-update] ended ${whose} threads: ${parked.cancelled} cancelled, ${parked.left} still running; ${inert ? 'runtime quiet' : `woke parked waiters ${before.join(', ') || '-'} / after: ${after.join(', ') || '-'}`}`);
+    const after = quiet ? [] : await wakeUntilGone([...new Set([...parked.threads, ...parked.runtime, ...late.threads, ...late.runtime])]);
+    if (parked !== NO_THREADS) opts.onLog(`[live-update] ended ${whose} threads: ${parked.cancelled} cancelled, ${parked.left} still running; ${quiet ? 'runtime quiet' : `woke parked waiters ${before.join(', ') || '-'} / after: ${after.join(', ') || '-'}`}`);
     end(exit);
   };
   let ending: Promise<void> | undefined;
@@ -217,13 +217,14 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
   let threadsEndedAt = 0;
   /** Whether the instance answered 'kill' (else it is busy in wasm). */
   let answered = true;
-  /** The instance's runtime said it will not run QEMU's code again. */
-  let quiet = false;
+  /** The instance answered 'kill' with every thread ended: its runtime
+   * is quiet too ('parked'), so nothing of it touches the Memory. */
+  const inert = (): boolean => stopped !== undefined && stopped.left === 0;
   let endingThreads: Promise<EndedThreads> | undefined;
   const endThreads = (): Promise<EndedThreads> =>
     (endingThreads ??= Promise.race([ask((id) => ({ type: 'kill', id }), 0), new Promise<number>((r) => setTimeout(() => r(0), KILL_REPLY_MS))]).then((heapTop) => {
       threadsEndedAt = performance.now();
-      return { heapTop, inert: stopped !== undefined && stopped.left === 0 && quiet };
+      return { heapTop, inert: inert() };
     }));
   const handle: InstanceHandle = {
     write: (console, bytes) => post({ type: 'console', console, bytes }),
@@ -328,7 +329,6 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
           break;
         case 'parked':
           stopped = m.stopped;
-          quiet = m.quiet;
           break;
         case 'thread':
           started.push(m.thread);

@@ -68,9 +68,9 @@ export type FromInstance =
   /** QEMU started a thread (its struct's address). */
   | { type: 'thread'; thread: number }
   /** Before the reply to 'kill': how QEMU's threads ended and the futex
-   * words they were parked on (parked.ts); `quiet`: this worker's own
-   * runtime will not run the module's code again (quiesce.ts). */
-  | { type: 'parked'; stopped: StoppedThreads; quiet: boolean }
+   * words they were parked on (parked.ts). By then this worker's own
+   * runtime is quiet: it will not run the module's code again (quiesce.ts). */
+  | { type: 'parked'; stopped: StoppedThreads }
   | { type: 'reply'; id: number; value: Uint8Array | number | null };
 
 const PREWARM = 'qemu-instance prewarmed';

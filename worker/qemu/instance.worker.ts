@@ -144,7 +144,7 @@ function handle(inst: QemuInstance, m: ToInstance): void {
       // one on the Memory while this worker is being torn down.
       for (const b of batchers.values()) b.flush();
       await asyncWork.quiesce();
-      post({ type: 'parked', stopped, quiet: true });
+      post({ type: 'parked', stopped });
       // The heap top now, with QEMU's threads stopped: they may have
       // grown the heap after exec.
       post({ type: 'reply', id: m.id, value: inst.heapTop() });
