@@ -67,9 +67,10 @@ step() {
 
 # The QEMU patches in the order they apply, as paths under wasm/patches/:
 # the main series (cpr-exec), the one-patch series "info version" and
-# "QMP reads in chunks", then the interpreter's series.
+# "QMP reads in chunks", the interpreter's series, then the one-patch
+# series "start the next QEMU early" (it needs the main one's exec hook).
 # A cover letter (0000-cover-letter.patch, no diff) is not applied.
-QEMU_PATCH_SERIES=". info-version qmp-read tci-wasm tci-jit wasm64"
+QEMU_PATCH_SERIES=". info-version qmp-read tci-wasm tci-jit wasm64 cpr-early"
 qemu_patches() {
     local s p
     for s in $QEMU_PATCH_SERIES; do

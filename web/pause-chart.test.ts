@@ -8,6 +8,7 @@ const r = (from: string, to: string, pauseMs: number): LiveUpdateResult => ({
   to,
   pauseMs,
   route: 'cpr-exec',
+  startedEarly: false,
   phases: { stateSaveMs: 20, teardownMs: 80, clearMs: 20, instantiateMs: 60, qemuInitMs: 50, stateLoadMs: pauseMs - 230 },
 });
 

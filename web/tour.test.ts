@@ -8,6 +8,7 @@ const result = (qemuInitMs: number, stateLoadMs: number): LiveUpdateResult => ({
   from: 'qemu-system-arm@v1',
   to: 'qemu-system-arm@v2',
   route: 'cpr-exec',
+  startedEarly: false,
   phases: { stateSaveMs: 20, teardownMs: 30, clearMs: 20, instantiateMs: 40, qemuInitMs, stateLoadMs },
 });
 
@@ -18,6 +19,11 @@ describe('pauseSentence', () => {
 
   it('says the load was inside QEMU init when the VM ran before the host could tell them apart', () => {
     expect(pauseSentence(result(100, 0))).toContain('instantiate 40, QEMU init and state load 100 ms).');
+  });
+
+  it('leaves out what was not in the pause when the new QEMU started early', () => {
+    const r = { ...result(60, 10), startedEarly: true, phases: { stateSaveMs: 20, teardownMs: 0, clearMs: 0, instantiateMs: 0, qemuInitMs: 60, stateLoadMs: 10 } };
+    expect(pauseSentence(r)).toBe('qemu-system-arm@v1 → qemu-system-arm@v2: the guest paused 210 ms (state save 20, QEMU init 60, state load 10 ms; qemu-system-arm@v2 had started before the VM stopped).');
   });
 
   it('says nothing before an update', () => {

@@ -207,5 +207,8 @@ export function pauseSentence(r: LiveUpdateResult | undefined): string {
   // A VM that ran before the host's QMP channel was ready has its state
   // load inside QEMU init (api.ts, PausePhases).
   const start = p.stateLoadMs > 0 ? `QEMU init ${p.qemuInitMs}, state load ${p.stateLoadMs}` : `QEMU init and state load ${p.qemuInitMs}`;
+  // Started before the VM stopped: the teardown, the clear and the
+  // instantiation were not in the pause at all.
+  if (r.startedEarly) return `${r.from} → ${r.to}: the guest paused ${r.pauseMs} ms (state save ${p.stateSaveMs}, ${start} ms; ${r.to} had started before the VM stopped).`;
   return `${r.from} → ${r.to}: the guest paused ${r.pauseMs} ms (state save ${p.stateSaveMs}, teardown ${p.teardownMs}, clear ${p.clearMs}, instantiate ${p.instantiateMs}, ${start} ms).`;
 }

@@ -155,6 +155,11 @@ export interface LiveUpdateResult {
   from: string;
   to: string;
   route: LiveUpdateRoute;
+  /** The new QEMU started before the VM stopped, and waited at its CPR
+   * state (the two builds keep their heaps in different slots of the
+   * Memory): the old one's teardown, the clear and the instantiation
+   * were outside the pause, and their phases are 0. */
+  startedEarly: boolean;
   phases: PausePhases;
 }
 

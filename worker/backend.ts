@@ -11,14 +11,16 @@ import type { ConsoleName } from './qemu/consoles';
 import { guestArgv } from './qemu/guests';
 import { prewarmInstance, startInstance, type EndedThreads, type InstanceLaunch, type SpareInstance } from './qemu/instance-client';
 import type { InstanceStage } from './qemu/instance-protocol';
+import type { HandOver } from './qemu/instance';
+import type { OpenMemfd } from './qemu/memfd';
 import { createSharedMemory } from './qemu/memory';
 
 export type { ConsoleName } from './qemu/consoles';
 export { hasFilesPort, withQmpConsole } from './qemu/consoles';
-export type { ConsoleBytes, ExecRequest } from './qemu/instance';
+export type { ConsoleBytes, ExecRequest, HandOver } from './qemu/instance';
 export type { EndedThreads } from './qemu/instance-client';
 export type { OpenMemfd } from './qemu/memfd';
-export { buildLayoutProblem, clearBelow, HEAP_LIMIT, RegionTable, type RegionEntry } from './qemu/memory';
+export { buildLayoutProblem, buildStaticBase, clearBelow, HEAP_LIMIT, RegionTable, SLOT_SPLIT, slotStart, type RegionEntry } from './qemu/memory';
 export { concatBytes } from './qemu/bytes';
 export { ImageStream, layoutBytes, ramLayoutProblem, type ImageRegion, type RamImage, type RamLayout } from './qemu/ram-image';
 export { CAPTURE_EXEC, type Capture } from './qemu/capture';
@@ -53,6 +55,10 @@ export interface QemuInstanceLike {
   /** A file of QEMU's file system, or null. `remove`: QEMU's file
    * system lets go of it, too. */
   readFile?(path: string, remove?: boolean): Promise<Uint8Array | null>;
+  /** The fds open on memfds now (what an exec would hand on). */
+  openMemfds?(): Promise<OpenMemfd[]>;
+  /** An instance launched `early`: the exec it replaces came. */
+  handOver?(exec: HandOver): void;
 }
 
 /** Everything needed to start one QEMU instance: the instance worker's

@@ -4,7 +4,7 @@
 // each build downloaded and compiled once, before any pause needs it. A
 // failed preparation is not kept: the next attempt tries again.
 import { PlaygroundError } from './api';
-import { buildLayoutProblem } from './backend';
+import { buildLayoutProblem, buildStaticBase } from './backend';
 import { BuildRegistry, parseManifest, type ResolvedBuild } from './builds';
 import { checkWasmMagic, countBody, download, fetchCached, fetchOk, readBody, type DownloadProgress, type FetchLike } from './download';
 import type { PreparedBuild } from './live-update';
@@ -73,7 +73,7 @@ export class BuildStore {
         const [module, glue] = await Promise.all([this.compileWasm(url, build, onProgress), this.glueSource(build)]);
         // QEMU's glue loads the wasm from its URL only without a module
         // (an environment that cannot compile); pthreads get the module.
-        return { build, wasmUrl: url, module, layoutProblem: buildLayoutProblem(build.name, glue) };
+        return { build, wasmUrl: url, module, layoutProblem: buildLayoutProblem(build.name, glue), staticBase: buildStaticBase(glue) };
       })();
       this.prepared.set(build.name, p);
       p.catch(() => this.prepared.delete(build.name));

@@ -4,19 +4,19 @@
 // (a second update is possible afterwards) and leave the page's state
 // right. The real QEMU runs the same routes in the e2e tests.
 import { describe, expect, it } from 'vitest';
-import { FAKE_RAM_MARK, FakeBackend, fakeFetch, type FakeOptions } from '../test/fakes/fake-qemu';
+import { FAKE_RAM_MARK, FakeBackend, fakeFetch, SLOTTED_GLUES, type FakeOptions } from '../test/fakes/fake-qemu';
 import { RegionTable } from './qemu/memory';
 import type { BootOptions, ExecFault, LiveUpdateResult, Status } from './api';
 import { QemuHost } from './host';
 
 const BASE = 'http://test/artifacts/';
 
-async function booted(perLaunch: FakeOptions[] = [], opts: FakeOptions = {}, faults: ExecFault[] = [], boot: BootOptions = {}) {
+async function booted(perLaunch: FakeOptions[] = [], opts: FakeOptions = {}, faults: ExecFault[] = [], boot: BootOptions = {}, glues: Record<string, Uint8Array> = {}) {
   const backend = new FakeBackend(opts);
   backend.perLaunch = perLaunch;
   const host = new QemuHost({
     backend,
-    fetch: fakeFetch(),
+    fetch: fakeFetch(glues),
     isolated: () => true,
     updateAttemptMs: 200,
   });
@@ -203,6 +203,57 @@ describe('live update routes (fake QEMU)', () => {
     expect((await host.status()).state).toBe('paused');
     await typeHmp('cont');
     expect((await host.status()).state).toBe('running');
+  });
+});
+
+describe('the next QEMU started early (fake QEMU, builds in two slots)', () => {
+  const early = (perLaunch: FakeOptions[] = [], faults: ExecFault[] = []) => booted(perLaunch, {}, faults, {}, SLOTTED_GLUES);
+
+  it('starts the next build before the VM stops, hands it the exec; again and back', async () => {
+    const { host, backend } = await early();
+    const r = await host.liveUpdate('v2');
+    expect(r).toMatchObject({ to: 'qemu-system-arm@v2', startedEarly: true, phases: { teardownMs: 0, clearMs: 0, instantiateMs: 0 } });
+    const [old, next] = backend.instances;
+    expect(next!.req.early).toBe(true);
+    // It reopened what the running QEMU had open, then got the exec.
+    expect(next!.req.adopt).toEqual(old!.ram);
+    expect(next!.handedOver?.env).toEqual(['QEMU_CPR_EXEC_STATE=9']);
+    expect(Object.keys(next!.handedOver!.files)).toEqual(['/vm.state']);
+    expect(old!.killed).toBe(true);
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v2', error: null });
+    const back = await host.liveUpdate('v1');
+    expect(back).toMatchObject({ to: 'qemu-system-arm@v1', startedEarly: true });
+    expect(await host.monitor('info status')).toBe('VM status: running');
+  });
+
+  it('a build in the same slot starts at the exec, as before', async () => {
+    const { host } = await early();
+    await host.liveUpdate('v2');
+    expect(await host.liveUpdate('v2')).toMatchObject({ startedEarly: false });
+  });
+
+  it('the QEMU started early cannot load the state: the old build takes the VM back, and the next update works', async () => {
+    const { host, backend } = await early([{}, { incomingFails: true }]);
+    await expect(host.liveUpdate('v2')).rejects.toThrow(/failed.*runs again on qemu-system-arm@v1/);
+    expect(backend.instances[1]!.handedOver).not.toBeNull();
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
+    expect(await host.liveUpdate('v2')).toMatchObject({ startedEarly: true });
+  });
+
+  it('the QEMU started early exits before its CPR state: the update starts the build at the exec', async () => {
+    const { host, backend } = await early([{}, { exitStatus: 1 }]);
+    const r = await host.liveUpdate('v2');
+    expect(r).toMatchObject({ to: 'qemu-system-arm@v2', startedEarly: false });
+    expect(backend.instances[1]!.handedOver).toBeNull();
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v2' });
+  });
+
+  it('refused by QEMU: the QEMU started early is ended, the guest runs on', async () => {
+    const { host, backend } = await early([{ migrate: 'blocked' }]);
+    await expect(host.liveUpdate('v2')).rejects.toThrow(/refused/);
+    await settle();
+    expect(backend.instances[1]!.killed).toBe(true);
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
   });
 });
 

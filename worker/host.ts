@@ -97,7 +97,7 @@ export class QemuHost implements QemuWorkerApi {
   constructor(private readonly env: HostEnvironment) {
     this.warmUps = new WarmUps(env.backend, (line) => this.page.call('log', line));
     this.updates = new LiveUpdates<Session>({
-      launch: (s, req, onRuntimeReady) => this.launch(s, req, onRuntimeReady),
+      launch: (s, req, onRuntimeReady, onAwaitingExec) => this.launch(s, req, onRuntimeReady, onAwaitingExec),
       prepare: (s, target) => this.prepareTarget(s, target),
       prewarm: (s, prepared) => this.prewarm(s, prepared),
       warmUp: (s, prepared) => this.warmUp(s, prepared),
@@ -425,10 +425,11 @@ export class QemuHost implements QemuWorkerApi {
 
   /**
    * Launches an instance for the session with every console wired and
-   * its QMP client made; it becomes session.running. Its exit ends the
+   * its QMP client made; it becomes session.running (one started `early`
+   * only once the live update hands it the exec). Its exit ends the
    * session unless a live update retires or replaces it.
    */
-  private async launch(session: Session, req: StartRequest, onRuntimeReady?: (at: number) => void): Promise<Running> {
+  private async launch(session: Session, req: StartRequest, onRuntimeReady?: (at: number) => void, onAwaitingExec?: (at: number) => void): Promise<Running> {
     const jsUrl = this.store.url(req.prepared.build.jsPath);
     const spare = session.spare?.jsUrl === jsUrl ? session.spare : undefined;
     if (spare) session.spare = null;
@@ -446,6 +447,7 @@ export class QemuHost implements QemuWorkerApi {
       transfer: req.transfer,
       env: { ...accelEnv(session.options.accel), ...req.env },
       adopt: req.adopt,
+      early: req.early,
       execNames: this.execNames(session),
       onConsole: (c, b) => this.onConsole(session, qmp, c, b),
       // A save's refused exec is QEMU's to report, and no news to the user.
@@ -462,11 +464,12 @@ export class QemuHost implements QemuWorkerApi {
       },
       onCapture: (capture) => session.onCapture?.(capture),
       onRuntimeReady,
+      onAwaitingExec,
     });
     instance = launched;
     qmp.negotiate();
     const running: Running = { instance: launched, qmp };
-    session.running = running;
+    if (!req.early) session.running = running;
     qmp.onEvent((e) => this.onQmpEvent(session, running, e));
     // MIGRATION events tell an update's migration failed; harmless otherwise.
     void qmp.ready.then(() => qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] })).catch(() => undefined);

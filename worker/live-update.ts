@@ -26,6 +26,8 @@ import {
   clearBelow,
   HEAP_LIMIT,
   RegionTable,
+  SLOT_SPLIT,
+  slotStart,
   type EndedThreads,
   type ExecRequest,
   type OpenMemfd,
@@ -44,6 +46,8 @@ export interface PreparedBuild {
   module?: WebAssembly.Module;
   /** Why it cannot take over a running guest's RAM, or undefined. */
   layoutProblem: string | undefined;
+  /** Where its static data starts (memory.ts slots), when its glue says. */
+  staticBase?: number;
 }
 
 /** One running QEMU and its control channel. */
@@ -65,6 +69,10 @@ export interface UpdateSession {
   stoppedAt: number | null;
   /** Wall clock ms when a typed `migrate` line was seen in HMP. */
   migrateTypedAt: number | null;
+  /** Settles once the Memory below the heap limit holds nothing but the
+   * running instance: a slot that an ended instance left is cleared
+   * after its update, outside the pause. */
+  slotsClear: Promise<void>;
 }
 
 export interface StartRequest {
@@ -77,6 +85,10 @@ export interface StartRequest {
   /** Buffers of `files` handed to the instance worker rather than copied
    * (detached here): a restore's state, which nothing here needs again. */
   transfer?: ArrayBuffer[];
+  /** Start before the exec it replaces (startEarly()): the instance is
+   * not the session's running one yet, and its QEMU waits at its CPR
+   * state for handOver(); `adopt` is what the running QEMU has open. */
+  early?: boolean;
 }
 
 /** How an update ended. */
@@ -93,7 +105,7 @@ export type UpdateOutcome =
 export interface UpdatePort<S extends UpdateSession> {
   /** Starts an instance for the session with its consoles wired; it
    * becomes s.running. */
-  launch(s: S, req: StartRequest, onRuntimeReady: (at: number) => void): Promise<Running>;
+  launch(s: S, req: StartRequest, onRuntimeReady: (at: number) => void, onAwaitingExec?: (at: number) => void): Promise<Running>;
   prepare(s: S, target: string): Promise<PreparedBuild>;
   /** Starts the next instance's worker and threads ahead of the pause;
    * settles once it is staged (its glue loaded, its file system filled). */
@@ -114,14 +126,39 @@ export const COPY_FILE = '/vm.copy';
 /** Cleared above the old heap top, for allocations that raced the end. */
 const CLEAR_MARGIN = 16 * 1024 ** 2;
 
-/** Clears what an ended instance left below its heap top and a margin
- * above it; with the top unknown (0), everything up to the heap limit. */
-function clearOldHeap(memory: WebAssembly.Memory, heapTop: number): void {
-  clearBelow(memory, heapTop ? heapTop + CLEAR_MARGIN : HEAP_LIMIT, heapTop);
+/** Clears what an ended instance left in its slot (from `from`, the
+ * slot's start) below its heap top and a margin above it; with the top
+ * unknown (0), everything up to the heap limit. */
+function clearOldHeap(memory: WebAssembly.Memory, heapTop: number, from = 0, end = HEAP_LIMIT): void {
+  clearBelow(memory, Math.min(heapTop ? heapTop + CLEAR_MARGIN : end, end), heapTop, from);
+}
+
+/** The start of a build's slot (0: the lower one, or no slots known). */
+function slotOf(p: PreparedBuild): number {
+  return slotStart(p.staticBase ?? 0);
+}
+
+/** Clears what an ended instance of `p` left in its slot while the other
+ * slot's instance runs on: never past its slot's end. */
+function clearSlot(memory: WebAssembly.Memory, p: PreparedBuild, heapTop: number): void {
+  const from = slotOf(p);
+  clearOldHeap(memory, heapTop, from, from === 0 ? SLOT_SPLIT : HEAP_LIMIT);
+}
+
+/** An instance started before the exec it replaces (startEarly()). */
+interface EarlyStart {
+  running: Running;
+  prepared: PreparedBuild;
+  /** The cpr-exec-command it was started for (the exec must match). */
+  command: string[];
+  runtimeReadyAt: number;
 }
 /** How long an update waits for the next instance to be staged before
  * it stops the VM anyway (the pause then pays for the rest). */
 const STAGE_WAIT_MS = 5000;
+/** A worker that failed to launch is surely gone by then (Chromium ends
+ * a busy worker by force 2 s after terminate()). */
+const WORKER_GONE_MS = 2500;
 /** One attempt of a new instance to run the VM (normally < 1 s). */
 export const ATTEMPT_TIMEOUT_MS = 20_000;
 export const DEFAULT_UPDATE_TIMEOUT_MS = 120_000;
@@ -217,6 +254,10 @@ function phasesFrom(t0: number, execAt: number, d: Teardown, t: StartTimes): Pau
     qemuInitMs: r(Math.min(t.monitorAt, t.runningAt) - t.runtimeReadyAt),
     stateLoadMs: r(t.runningAt - t.monitorAt),
   };
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function race<T>(p: Promise<T>, ...others: Promise<never>[]): Promise<T> {
@@ -327,6 +368,8 @@ export class Update {
   phase: Phase = 'commanding';
   /** Instances this update ends on purpose: their exit is not QEMU dying. */
   readonly retiring = new Set<QemuInstanceLike>();
+  /** The next QEMU, started before the VM stopped, until the exec. */
+  early: EarlyStart | null = null;
   readonly outcome: Promise<UpdateOutcome>;
   private settle!: (o: UpdateOutcome) => void;
   private done = false;
@@ -407,6 +450,7 @@ export class LiveUpdates<S extends UpdateSession> {
     const staging = deadline(STAGE_WAIT_MS, () => new Error('not staged in time'));
     await race(this.port.prewarm(s, prepared), staging.expired).catch(() => undefined);
     staging.clear();
+    await this.startEarly(s, u, prepared, running);
     this.watchMigration(s, u, running.qmp);
     try {
       await running.qmp.execute('migrate-set-parameters', { mode: 'cpr-exec', 'cpr-exec-command': cprExecCommand(prepared.build.name, s.baseArgv) });
@@ -452,8 +496,164 @@ export class LiveUpdates<S extends UpdateSession> {
     }
   }
 
+  /**
+   * When the running build and the next keep their heaps in different
+   * slots of the Memory (memory.ts), starts the next QEMU now, before the
+   * VM stops: it runs up to its CPR state and waits there for the exec
+   * (the cpr-early series). Its instantiation and start, the old
+   * instance's teardown and the clear are then out of the pause. If it
+   * cannot start, the update goes on as usual: the next QEMU starts at
+   * the exec.
+   */
+  private async startEarly(s: S, u: Update, prepared: PreparedBuild, running: Running): Promise<void> {
+    const from = s.prepared;
+    const memory = s.memory;
+    if (!from || !memory || from.staticBase === undefined || prepared.staticBase === undefined) return;
+    if (slotOf(from) === slotOf(prepared) || !running.instance.openMemfds) return;
+    const t = wallClock();
+    const limit = deadline(STAGE_WAIT_MS, () => new Error(`it did not reach its CPR state within ${STAGE_WAIT_MS} ms`));
+    try {
+      // The slot the last update left is cleared once that update ended.
+      await s.slotsClear;
+      const open = await running.instance.openMemfds();
+      const command = cprExecCommand(prepared.build.name, s.baseArgv);
+      let runtimeReadyAt = 0;
+      let reached!: () => void;
+      const awaiting = new Promise<void>((resolve) => (reached = resolve));
+      const r = await this.port.launch(
+        s,
+        { prepared, argv: withQmpConsole(command.slice(1)), memory, adopt: open, files: s.guestFiles, early: true },
+        (at) => (runtimeReadyAt = at),
+        () => reached(),
+      );
+      u.early = { running: r, prepared, command, runtimeReadyAt };
+      u.onCleanup(() => void this.discardEarly(s, u));
+      const died = r.instance.exited.then((exit): never => {
+        throw new Error(`it exited with status ${exit.status}${exit.message ? ` (${exit.message})` : ''}`);
+      });
+      died.catch(() => undefined);
+      await race(awaiting, died, limit.expired);
+      this.port.log(`[live-update] ${prepared.build.name} started early: at its CPR state after ${Math.round(wallClock() - t)} ms`);
+    } catch (e) {
+      this.port.log(`[live-update] ${prepared.build.name} could not start early (${message(e)}); it starts at the exec`);
+      if (u.early) await this.discardEarly(s, u);
+      else this.clearAfterFailedLaunch(s, prepared);
+    } finally {
+      limit.clear();
+    }
+  }
+
+  /** A launch that failed may have instantiated the build in its slot
+   * before it ended: clear the slot, up to the heap limit (its top is not
+   * known), once the browser has surely ended its worker. */
+  private clearAfterFailedLaunch(s: S, prepared: PreparedBuild): void {
+    const memory = s.memory!;
+    const last = s.slotsClear;
+    s.slotsClear = (async () => {
+      await last;
+      await new Promise((r) => setTimeout(r, WORKER_GONE_MS));
+      clearSlot(memory, prepared, 0);
+    })();
+  }
+
+  /** Ends an instance started early that the update will not use, and
+   * clears its slot. */
+  private discardEarly(s: S, u: Update): Promise<void> {
+    const e = u.early;
+    if (!e) return s.slotsClear;
+    u.early = null;
+    u.retiring.add(e.running.instance);
+    const memory = s.memory!;
+    const last = s.slotsClear;
+    s.slotsClear = (async () => {
+      await last;
+      await e.running.instance.kill();
+      clearSlot(memory, e.prepared, (await e.running.instance.exited).heapTop ?? 0);
+    })();
+    return s.slotsClear;
+  }
+
+  /**
+   * The exec path for a QEMU started early: it gets the exec at once (the
+   * fds, the device state) and goes on from its CPR state. The old
+   * instance ends beside it, and its slot is cleared once the update is
+   * over. If the new QEMU does not run the VM, the old build takes it back
+   * from the same state, as in replace().
+   */
+  private async replaceEarly(s: S, u: Update, req: ExecRequest, early: EarlyStart): Promise<void> {
+    const t0 = Math.max(u.t0, s.stoppedAt ?? 0);
+    const old = s.prepared!;
+    const oldRunning = s.running;
+    const memory = s.memory!;
+    const name = early.prepared.build.name;
+    const files: Record<string, Uint8Array> = {};
+    for (const [path, bytes] of Object.entries(req.files)) files[absolute(path)] = bytes;
+    const saved = saveFiles(memory, req.open);
+    this.port.log(`[live-update] exec ${name}: handed to the QEMU started early, ${req.open.length} memfds open (fds ${req.open.map((o) => o.fd).join(',')}), state ${Object.values(req.files).map((b) => b.length).join('+')} bytes`);
+    u.early = null;
+    early.running.instance.handOver!({ env: req.env, open: req.open, files: this.faults().includes('truncate-state') ? truncated(files) : files });
+    s.running = early.running;
+    if (this.faults().includes('kill-new-instance')) {
+      this.port.log('[live-update] fault injected: ending the new QEMU right after the exec was handed over');
+      void early.running.instance.kill();
+    }
+    // The old instance ends meanwhile; `gone` gives its heap top then.
+    const gone = (async () => {
+      const ended = await this.endThreads(u, oldRunning);
+      await this.retire(u, oldRunning);
+      return req.heapTop && ended.heapTop ? Math.max(req.heapTop, ended.heapTop) : 0;
+    })();
+    const last = s.slotsClear;
+    s.slotsClear = (async () => {
+      const [top, outcome] = await Promise.all([gone, u.outcome, last]);
+      // After a fallback the old build runs in that slot again.
+      if (outcome.kind === 'updated') clearSlot(memory, old, top);
+    })();
+    try {
+      const { monitorAt, runningAt } = await waitRunning(early.running, this.attemptMs, name);
+      const r = (x: number): number => Math.max(0, Math.round(x * 10) / 10);
+      const result: LiveUpdateResult = {
+        pauseMs: Math.round(runningAt - t0),
+        from: old.build.name,
+        to: name,
+        route: 'cpr-exec',
+        startedEarly: true,
+        phases: {
+          stateSaveMs: r(req.at - t0),
+          teardownMs: 0,
+          clearMs: 0,
+          instantiateMs: 0,
+          qemuInitMs: r(Math.min(monitorAt, runningAt) - req.at),
+          stateLoadMs: r(runningAt - monitorAt),
+        },
+      };
+      u.end({ kind: 'updated', result, prepared: early.prepared, argv: withQmpConsole(req.argv.slice(1)) });
+    } catch (e) {
+      const why = message(e);
+      this.port.log(`live update to ${name} failed: ${why}; restarting ${old.build.name} from the same state`);
+      try {
+        // The old instance gone and its slot clear; restartOld() ends
+        // the new one and clears what it dirtied.
+        clearSlot(memory, old, await gone);
+        await this.restartOld(s, u, old, req, files, parseEnv(req.env), saved);
+        u.end({ kind: 'restored', error: new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed: ${why}. The VM runs again on ${old.build.name}`) });
+      } catch (e2) {
+        u.end({
+          kind: 'lost',
+          error: new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed (${why}), and restarting ${old.build.name} failed too: ${message(e2)}`),
+        });
+      }
+    }
+  }
+
   /** The exec path proper: old instance out, new one in, or the old one back. */
   private async replace(s: S, u: Update, req: ExecRequest, name: string): Promise<void> {
+    const early = u.early;
+    if (early) {
+      if (name === early.prepared.build.name && sameStrings(req.argv, early.command)) return this.replaceEarly(s, u, req, early);
+      this.port.log(`[live-update] the exec is not the one ${early.prepared.build.name} was started for; starting ${name} at the exec`);
+      await this.discardEarly(s, u);
+    }
     const t0 = Math.max(u.t0, s.stoppedAt ?? 0);
     const old = s.prepared!;
     const oldRunning = s.running;
@@ -473,7 +673,9 @@ export class LiveUpdates<S extends UpdateSession> {
       // clear runs while the old instance settles.
       const ended = await this.endThreads(u, oldRunning);
       const threadsEnded = wallClock();
-      clearOldHeap(memory, req.heapTop && ended.heapTop ? Math.max(req.heapTop, ended.heapTop) : 0);
+      clearOldHeap(memory, req.heapTop && ended.heapTop ? Math.max(req.heapTop, ended.heapTop) : 0, slotOf(old));
+      // The new build's slot, if another, was cleared after its last use.
+      await s.slotsClear;
       const cleared = wallClock();
       // An inert old instance (every thread ended, its runtime quiet) is
       // torn down beside the new one's start; any other, before it.
@@ -498,6 +700,7 @@ export class LiveUpdates<S extends UpdateSession> {
         from: old.build.name,
         to: prepared.build.name,
         route: 'cpr-exec',
+        startedEarly: false,
         phases: phasesFrom(t0, req.at, teardown, times),
       };
       u.end({ kind: 'updated', result, prepared, argv });
@@ -570,6 +773,7 @@ export class LiveUpdates<S extends UpdateSession> {
         from: from.build.name,
         to: prepared.build.name,
         route: 'copy',
+        startedEarly: false,
         phases: phasesFrom(u.t0, saved, { threadsEnded: tornDown, cleared, gone: cleared }, times),
       };
       u.end({ kind: 'updated', result, prepared, argv: s.baseArgv });

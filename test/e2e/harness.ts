@@ -266,7 +266,7 @@ export function liveUpdateUnavailable(): string | undefined {
   for (const v of ['v1', 'v2']) {
     const js = `${ARTIFACTS}/qemu/${v}/qemu-system-arm.js`;
     if (!existsSync(js)) return `${js} is missing: the artifacts have no ${v} build`;
-    if (!readFileSync(js, 'utf8').includes('"cpr-memory-layout/1"')) return `${js} has no live-update support (memory layout cpr-memory-layout/1)`;
+    if (!readFileSync(js, 'utf8').includes('"cpr-memory-layout/2"')) return `${js} has no live-update support (memory layout cpr-memory-layout/2)`;
   }
   return undefined;
 }

@@ -8,7 +8,7 @@
 // worker does (onExec with the argv of cpr-exec-command, or onCapture for
 // a snapshot's CAPTURE_EXEC). On a shared Memory its guest RAM is one real
 // memfd region with a mark in its first bytes.
-import { CAPTURE_EXEC, type ConsoleName, type GuestPlan, type InstanceExit, type LaunchRequest, type OpenMemfd, type QemuBackend, type QemuInstanceLike } from '../../worker/backend';
+import { CAPTURE_EXEC, type ConsoleName, type GuestPlan, type HandOver, type InstanceExit, type LaunchRequest, type OpenMemfd, type QemuBackend, type QemuInstanceLike } from '../../worker/backend';
 import { createSharedMemory, RegionTable } from '../../worker/qemu/memory';
 import { captureRam } from '../../worker/qemu/ram-image';
 
@@ -94,23 +94,47 @@ export class FakeQemu implements QemuInstanceLike {
         this.exit(opts.exitStatus);
         return;
       }
-      if (this.incoming && opts.incomingFails) {
-        req.onLog('qemu-system-arm: load of migration failed: Invalid argument');
-        this.exit(1);
+      // Started early: QEMU waits at its CPR state for the exec.
+      if (req.early) {
+        req.onAwaitingExec?.(performance.timeOrigin + performance.now());
         return;
       }
-      if (!(this.incoming && opts.incomingHangs)) req.onConsole('qmp', enc.encode(GREETING));
-      if (this.incoming) {
-        // The state loads; the VM runs on (autostart).
-        setTimeout(() => {
-          if (!this.running) return;
-          this.vmState = 'running';
-          this.event('RESUME');
-        }, 3);
-      } else if (!opts.silent) {
-        setTimeout(() => this.bootLog(), opts.readyDelayMs ?? 5);
-      }
+      this.start();
     }, 1);
+  }
+
+  /** The rest of the start: from the CPR state on. */
+  private start(): void {
+    const { req, opts } = this;
+    if (this.incoming && opts.incomingFails) {
+      req.onLog('qemu-system-arm: load of migration failed: Invalid argument');
+      this.exit(1);
+      return;
+    }
+    if (!(this.incoming && opts.incomingHangs)) req.onConsole('qmp', enc.encode(GREETING));
+    if (this.incoming) {
+      // The state loads; the VM runs on (autostart).
+      setTimeout(() => {
+        if (!this.running) return;
+        this.vmState = 'running';
+        this.event('RESUME');
+      }, 3);
+    } else if (!opts.silent) {
+      setTimeout(() => this.bootLog(), opts.readyDelayMs ?? 5);
+    }
+  }
+
+  /** The exec handed over, if this instance was started early. */
+  handedOver: HandOver | null = null;
+
+  handOver(exec: HandOver): void {
+    if (!this.req.early || this.handedOver) throw new Error('not an instance started early, or handed over twice');
+    this.handedOver = exec;
+    if (this.running) setTimeout(() => this.start(), 1);
+  }
+
+  async openMemfds(): Promise<OpenMemfd[]> {
+    return this.ram;
   }
 
   bootLog(): void {
@@ -406,7 +430,15 @@ export const MANIFEST = {
 };
 
 /** The glue of a live-update build carries its memory layout's tag. */
-const GLUE = enc.encode('var CPR_LAYOUT_TAG="cpr-memory-layout/1";');
+const GLUE = enc.encode('var CPR_LAYOUT_TAG="cpr-memory-layout/2";');
+
+/** Glues that say where their build's static data starts: v1 in the
+ * lower slot, v2 in the upper (a live update between them starts the
+ * next QEMU early). */
+export const SLOTTED_GLUES: Record<string, Uint8Array> = {
+  'qemu/v1/qemu-system-arm.js': enc.encode('var CPR_LAYOUT_TAG="cpr-memory-layout/2";\nvar CPR_STATIC_BASE = 1024;'),
+  'qemu/v2/qemu-system-arm.js': enc.encode('var CPR_LAYOUT_TAG="cpr-memory-layout/2";\nvar CPR_STATIC_BASE = 268435456;'),
+};
 
 /** A fetch over an in-memory artifacts tree; `overrides` replace or remove files. */
 export function fakeFetch(overrides: Record<string, Uint8Array | null> = {}) {

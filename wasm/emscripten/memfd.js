@@ -14,21 +14,38 @@
 // is proxied there in this build).
 // Module.qemuWasmHeapLimit is called on any of QEMU's threads: it only
 // reads the layout header that the host writes at the top of the Memory
-// (worker/qemu/memory.ts, "cpr-memory-layout/1"):
-//   [end - 64 KiB]  u32 magic 0x4d525043 ("CPRM"), u32 version 1,
-//                   u32 heap limit, ...
+// (worker/qemu/memory.ts, "cpr-memory-layout/2"):
+//   [end - 64 KiB]  u32 magic 0x4d525043 ("CPRM"), u32 version 2,
+//                   u32 heap limit, u32, u32, u32 slot split, ...
+// With a slot split, the part below the heap limit holds two instances
+// of 32-bit targets: a build linked below the split (its static data, so
+// its heap too) keeps its heap below it, one linked at the split
+// (-sGLOBAL_BASE, the second build) above it. Then the host can start the
+// next build while the last one still runs (docs/live-update.md).
 // Without a header (a Memory the host did not prepare) the heap is not
 // capped and memfds are refused: QEMU then behaves as upstream on wasm.
 addToLibrary({
-  $CPR_LAYOUT_TAG: '"cpr-memory-layout/1"',
+  $CPR_LAYOUT_TAG: '"cpr-memory-layout/2"',
   $CPR_LAYOUT_TAG__postset: 'Module["cprLayout"] = CPR_LAYOUT_TAG;',
+  // Where this build's static data starts: the host reads it before the
+  // instantiation, to know which half of a split heap part it takes.
+  $CPR_STATIC_BASE: '{{{ GLOBAL_BASE }}}',
+  $CPR_STATIC_BASE__postset: 'Module["cprStaticBase"] = CPR_STATIC_BASE;',
 
+  $qemuWasmHeapLimit__deps: ['$CPR_STATIC_BASE'],
   $qemuWasmHeapLimit: () => {
     var h = (HEAPU8.length - 0x10000) >> 2;
-    if (HEAPU32[h] === 0x4d525043 && HEAPU32[h + 1] === 1) {
-      return HEAPU32[h + 2];
+    if (HEAPU32[h] !== 0x4d525043 || HEAPU32[h + 1] !== 2) {
+      return 0;
     }
-    return 0;
+#if MEMORY64
+    // The 64-bit targets' builds are all linked low, and their heap needs
+    // more than the lower half: they do not split (wasm/steps/qemu.sh).
+    return HEAPU32[h + 2];
+#else
+    var split = HEAPU32[h + 5];
+    return split && CPR_STATIC_BASE < split ? split : HEAPU32[h + 2];
+#endif
   },
   $qemuWasmHeapLimit__postset: 'Module["qemuWasmHeapLimit"] = qemuWasmHeapLimit;',
 
@@ -53,4 +70,4 @@ addToLibrary({
   $qemuWasmMemfdCreate__postset: 'Module["qemuWasmMemfdCreate"] = qemuWasmMemfdCreate;',
 });
 // Nothing in the wasm imports these: include them whenever the library is linked.
-extraLibraryFuncs.push('$CPR_LAYOUT_TAG', '$qemuWasmHeapLimit', '$qemuWasmMemfdCreate');
+extraLibraryFuncs.push('$CPR_LAYOUT_TAG', '$CPR_STATIC_BASE', '$qemuWasmHeapLimit', '$qemuWasmMemfdCreate');

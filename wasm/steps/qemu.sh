@@ -49,6 +49,15 @@ QEMU_LDFLAGS="-O2 -sMODULARIZE=1 -sEXPORT_NAME=createQemu --emit-symbol-map
  -sEXPORTED_RUNTIME_METHODS=FS,ENV,PThread,addFunction,removeFunction
  -sENVIRONMENT=web,worker,node"
 
+# The second build of each 32-bit target is linked 256 MiB up: its static
+# data, stack and heap live in [256 MiB, HEAP_LIMIT), the first build's
+# below 256 MiB (the layout header's slot split, worker/qemu/memory.ts).
+# So one can start while the other still runs, and a live update between
+# them starts the next QEMU before the VM stops (the cpr-early series).
+# The 64-bit targets' QEMU takes 256 MiB for TCG's code buffer alone
+# (phys_mem / 8 of the 2 GiB Memory): it keeps one slot.
+QEMU_SLOT_LDFLAGS_wasm32_v2="-sGLOBAL_BASE=268435456"
+
 # decodetree.py, which generates the instruction decoders (decode-*.c.inc)
 # at build time, orders them by iterating a Python set: with Python's
 # random string hashing every build generated them in another order, and
@@ -105,7 +114,8 @@ qemu_build_dir() {
 # qemu_configure NAME HOST: configure build NAME for HOST in its build dir.
 qemu_configure() {
     local ld dir cpu= targets devices
-    ld=$(echo -L$SYSROOT/lib $QEMU_LDFLAGS)
+    local slot=QEMU_SLOT_LDFLAGS_$2_$1
+    ld=$(echo -L$SYSROOT/lib $QEMU_LDFLAGS ${!slot:-})
     dir=$(qemu_build_dir "$1" "$2")
     targets=QEMU_TARGETS_$2
     devices=QEMU_DEVICES_$2
@@ -129,7 +139,8 @@ qemu_build() {
     dir=$(qemu_build_dir "$name" "$host")
     t0=$(date +%s)
     # Reconfigure when the configure inputs (this file, configure) changed.
-    cfg_hash=$( (echo "$host ${!targets} ${!devices} $QEMU_ARM_BOARDS_OFF $QEMU_LDFLAGS $QEMU_PY_ENV $name"
+    local slot=QEMU_SLOT_LDFLAGS_${host}_$name
+    cfg_hash=$( (echo "$host ${!targets} ${!devices} $QEMU_ARM_BOARDS_OFF $QEMU_LDFLAGS ${!slot:-} $QEMU_PY_ENV $name"
                  cat "$ROOT/build/qemu-src/configure") | sha256sum | cut -c1-16)
     if [ "$(cat "$ROOT$dir/.cpr-config" 2>/dev/null)" != "$cfg_hash" ]; then
         # In place: ninja then recompiles only what the new flags change.

@@ -65,6 +65,11 @@ export interface ModuleOptions {
   onExec?(argv: string[], env: string[]): number;
   /** memfd_create (wasm/emscripten/memfd.js): an fd; throws an FS error. */
   cprMemfdCreate?(name: string, flags: number): number;
+  /** The cpr-early series: QEMU asks, on reaching its CPR state, whether
+   * it was started before the exec it replaces (1) or not (0). If so it
+   * waits on the futex word at `word` until the host stores the CPR
+   * state's fd + 1 there (or -errno). */
+  qemuWasmAwaitExec?(word: number): number;
 }
 
 export interface QemuModule {
@@ -86,6 +91,8 @@ export interface QemuModule {
   };
   /** Live-update builds: the memory layout their JS library speaks. */
   cprLayout?: string;
+  /** Live-update builds: where their static data starts (memory.ts). */
+  cprStaticBase?: number;
   /** Live-update builds: this instance's sbrk top. */
   cprHeapTop?(): number;
   /** Live-update builds export it (wasm/steps/qemu.sh): the host ends

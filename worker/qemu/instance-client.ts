@@ -3,9 +3,10 @@
 // Ending the instance is terminating that worker: its runtime and every
 // pthread worker of QEMU go with it.
 import type { ConsoleName } from './consoles';
-import type { ExecRequest, QemuExit } from './instance';
+import type { ExecRequest, HandOver, QemuExit } from './instance';
+import type { OpenMemfd } from './memfd';
 import type { Capture } from './capture';
-import { prewarmName, type FromInstance, type InstanceStage, type ToInstance } from './instance-protocol';
+import { prewarmName, type FromInstance, type InstanceStage, type ReplyValue, type ToInstance } from './instance-protocol';
 import { POOL_WORKERS } from './pthread-pool';
 import type { StoppedThreads } from './parked';
 import { NO_THREADS, parkedAddresses, SETTLE_MS, wakeParked } from './parked';
@@ -24,6 +25,8 @@ export interface InstanceLaunch extends Omit<Extract<ToInstance, { type: 'launch
   onCapture?(capture: Capture): void;
   /** The runtime is up (wall clock ms); QEMU's main() runs next. */
   onRuntimeReady?(at: number): void;
+  /** Started early: QEMU waits at its CPR state (wall clock ms). */
+  onAwaitingExec?(at: number): void;
   /** [LAUNCH_REPLY_MS] */
   launchTimeoutMs?: number;
 }
@@ -52,6 +55,10 @@ export interface InstanceHandle {
   /** Ends the worker at once (no wait): the exec path's teardown. */
   terminate(): void;
   heapTop(): Promise<number>;
+  /** The fds open on memfds now. */
+  openMemfds(): Promise<OpenMemfd[]>;
+  /** Started early: the exec it replaces came (instance.ts). */
+  handOver(exec: HandOver): void;
   /** `remove`: QEMU's file system lets go of the file, too. */
   readFile(path: string, remove?: boolean): Promise<Uint8Array | null>;
 }
@@ -161,8 +168,8 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     settle(exit);
   };
   let nextId = 1;
-  const replies = new Map<number, (v: Uint8Array | number | null) => void>();
-  const ask = <T extends Uint8Array | number | null>(m: (id: number) => ToInstance, dead: T): Promise<T> =>
+  const replies = new Map<number, (v: ReplyValue) => void>();
+  const ask = <T extends ReplyValue>(m: (id: number) => ToInstance, dead: T): Promise<T> =>
     ended
       ? Promise.resolve(dead)
       : new Promise<T>((resolve) => {
@@ -261,6 +268,9 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     },
     endThreads,
     heapTop: () => ask((id) => ({ type: 'heap-top', id }), 0),
+    openMemfds: () => ask<OpenMemfd[]>((id) => ({ type: 'open-memfds', id }), []),
+    // Copied: a fallback needs the device state again.
+    handOver: (exec) => post({ type: 'hand-over', ...exec }),
     readFile: (path, remove = false) => ask<Uint8Array | null>((id) => ({ type: 'read-file', id, path, remove }), null),
   };
   return new Promise<InstanceHandle>((resolve, reject) => {
@@ -296,6 +306,9 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
           break;
         case 'runtime-ready':
           opts.onRuntimeReady?.(m.at);
+          break;
+        case 'awaiting-exec':
+          opts.onAwaitingExec?.(m.at);
           break;
         case 'console':
           opts.onConsole(m.console, m.bytes);
@@ -346,7 +359,7 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
       // Only what the stage did not bring: the same bytes are not sent twice.
       const files = Object.fromEntries(Object.entries(opts.files).filter(([path, bytes]) => staged.files[path] !== bytes));
       const buffers = new Set(Object.values(files).map((b) => b.buffer));
-      post({ type: 'run', argv: opts.argv, files, env: opts.env, adopt: opts.adopt }, opts.transfer?.filter((b) => buffers.has(b)));
+      post({ type: 'run', argv: opts.argv, files, env: opts.env, adopt: opts.adopt, early: opts.early }, opts.transfer?.filter((b) => buffers.has(b)));
       return;
     }
     const launch: ToInstance = {
@@ -359,6 +372,7 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
       files: opts.files,
       env: opts.env,
       adopt: opts.adopt,
+      early: opts.early,
       execNames: opts.execNames,
     };
     post(launch, opts.transfer);

@@ -1,7 +1,7 @@
 // Messages between the QEMU host worker and one instance worker
 // (instance.worker.ts). Shared by both threads; plain data only.
 import type { ConsoleName } from './consoles';
-import type { ExecRequest } from './instance';
+import type { ExecRequest, HandOver } from './instance';
 import type { OpenMemfd } from './memfd';
 import type { StoppedThreads } from './parked';
 import type { Capture } from './capture';
@@ -25,6 +25,9 @@ export interface InstanceRun {
   files: Record<string, Uint8Array>;
   env?: Record<string, string>;
   adopt?: OpenMemfd[];
+  /** Started before the exec it replaces: QEMU waits at its CPR state
+   * for 'hand-over' (the cpr-early series). */
+  early?: boolean;
 }
 
 /** Host → instance worker. */
@@ -43,7 +46,11 @@ export type ToInstance =
   /** End QEMU's pthread workers now, then answer with the heap top: the
    * host terminates this worker SETTLE_MS after the answer. */
   | { type: 'kill'; id: number }
-  | { type: 'heap-top'; id: number };
+  | { type: 'heap-top'; id: number }
+  /** Reply: the fds open on memfds now. */
+  | { type: 'open-memfds'; id: number }
+  /** An instance started early: the exec it replaces came. */
+  | ({ type: 'hand-over' } & HandOver);
 
 /** Instance worker → host. Times are wall clock (performance.timeOrigin +
  * performance.now()), comparable across workers. */
@@ -54,6 +61,8 @@ export type FromInstance =
   | { type: 'launched' }
   | { type: 'launch-failed'; message: string }
   | { type: 'runtime-ready'; at: number }
+  /** Started early: QEMU reached its CPR state and waits for 'hand-over'. */
+  | { type: 'awaiting-exec'; at: number }
   /** Output of one of QEMU's consoles, batched. */
   | { type: 'console'; console: ConsoleName; bytes: Uint8Array }
   | { type: 'log'; line: string }
@@ -71,7 +80,10 @@ export type FromInstance =
    * words they were parked on (parked.ts). By then this worker's own
    * runtime is quiet: it will not run the module's code again (quiesce.ts). */
   | { type: 'parked'; stopped: StoppedThreads }
-  | { type: 'reply'; id: number; value: Uint8Array | number | null };
+  | { type: 'reply'; id: number; value: ReplyValue };
+
+/** What a request's reply carries. */
+export type ReplyValue = Uint8Array | number | null | OpenMemfd[];
 
 const PREWARM = 'qemu-instance prewarmed';
 

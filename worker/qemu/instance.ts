@@ -15,8 +15,10 @@ import { NO_THREADS, parkedAddresses, SETTLE_MS, threadExited, type StoppedThrea
 /** How long cancelled QEMU threads get to end before their workers are
  * terminated anyway (then by force, ~2 s later in Chromium). */
 const CANCEL_WAIT_MS = 300;
-
-
+/** The variable that names the CPR state's fd after an exec. */
+const CPR_EXEC_STATE = 'QEMU_CPR_EXEC_STATE';
+/** Emscripten's EIO (its own numbering). */
+const EIO = 29;
 
 /** What QEMU's exec of cpr-exec-command hands to the host. */
 export interface ExecRequest {
@@ -79,6 +81,8 @@ export interface QemuStageOptions {
   onUnread?(console: ConsoleName, bytes: Uint8Array): void;
   /** The runtime is up and QEMU's main() is about to run. */
   onRuntimeReady?(): void;
+  /** Started early: QEMU reached its CPR state and waits for handOver(). */
+  onAwaitingExec?(): void;
   /** Loads the module into the glue's pthread pool while the instance
    * itself instantiates, rather than after (pool-ahead.ts; browser only). */
   poolAhead?: boolean;
@@ -94,6 +98,20 @@ export interface QemuRunOptions {
   env?: Record<string, string>;
   /** memfds of the previous instance to reopen under the same fds. */
   adopt?: OpenMemfd[];
+  /** Started before the exec it replaces (the cpr-early series): QEMU
+   * runs up to its CPR state and waits there for handOver(). `adopt` is
+   * then what the running QEMU has open, and nothing is freed yet. */
+  early?: boolean;
+}
+
+/** The exec that an instance started early takes over (handOver()). */
+export interface HandOver {
+  /** The exec's environment, KEY=VALUE (QEMU_CPR_EXEC_STATE among them). */
+  env: string[];
+  /** The fds open on memfds at the exec. */
+  open: OpenMemfd[];
+  /** The device state and any other file the exec carried, by absolute path. */
+  files: Record<string, Uint8Array>;
 }
 
 export type QemuLaunchOptions = QemuStageOptions & QemuRunOptions;
@@ -117,6 +135,12 @@ export interface QemuExit {
 export interface QemuInstance {
   /** The top of this instance's heap (0 when the build cannot tell). */
   heapTop(): number;
+  /** The fds open on memfds now (what an exec would hand on). */
+  openMemfds(): OpenMemfd[];
+  /** Started early: the exec it replaces came. Reopens the exec's fds,
+   * writes its files and lets QEMU go on from its CPR state, now or once
+   * QEMU gets there. If that fails, QEMU exits, saying so. */
+  handOver(exec: HandOver): void;
   /** A file of QEMU's FS (e.g. a migration file) in a buffer of its own,
    * or null. `remove`: removed from the FS as well. */
   readFile(path: string, remove?: boolean): Uint8Array | null;
@@ -230,7 +254,7 @@ export async function stageQemu(opts: QemuStageOptions): Promise<StagedQemu> {
           memfds = new MemfdFs(opts.memory, module.FS);
           // Before FS.init opens fds 0-2: those are taken in the old
           // instance too, so adopted fds never collide with them.
-          if (run.adopt) memfds.adopt(run.adopt);
+          if (run.adopt) memfds.adopt(run.adopt, run.early === true);
           memfds.installShm();
           memfds.installSharedFileMaps();
         }
@@ -245,6 +269,38 @@ export async function stageQemu(opts: QemuStageOptions): Promise<StagedQemu> {
     onExit: (status) => endItself({ status }),
     onAbort: (what) => endItself({ status: 134, message: `QEMU aborted: ${String(what)}` }),
     onRuntimeInitialized: () => opts.onRuntimeReady?.(),
+  };
+  /** Started early: the futex word QEMU waits on at its CPR state, and
+   * the exec if it came before QEMU got there. */
+  let awaitWord = 0;
+  let handedOver: HandOver | undefined;
+  options.qemuWasmAwaitExec = (word) => {
+    if (!runWith?.early) return 0;
+    awaitWord = word;
+    opts.onAwaitingExec?.();
+    if (handedOver) takeOver(handedOver);
+    return 1;
+  };
+  /** Reopens the exec's fds, writes its files and lets QEMU's main
+   * thread go on from its CPR state with the state's fd, or with EIO
+   * (QEMU exits, saying so; the reason is logged here). */
+  const takeOver = (exec: HandOver): void => {
+    const words = new Int32Array(opts.memory!.buffer);
+    let value: number;
+    try {
+      if (!memfds || !loaded) throw new Error('the runtime has no memfds');
+      const fds = memfds.takeOver(exec.open);
+      writeFiles(loaded, exec.files, opts.ownFiles === true);
+      const state = Number(exec.env.find((e) => e.startsWith(`${CPR_EXEC_STATE}=`))?.slice(CPR_EXEC_STATE.length + 1));
+      const here = fds.get(state);
+      if (here === undefined) throw new Error(`the exec's ${CPR_EXEC_STATE} (${state}) is no memfd it handed on`);
+      value = here + 1;
+    } catch (e) {
+      opts.onLog(`cpr-exec: the exec could not be handed over: ${e instanceof Error ? e.message : String(e)}`);
+      value = -EIO;
+    }
+    Atomics.store(words, awaitWord >> 2, value);
+    Atomics.notify(words, awaitWord >> 2);
   };
   if (opts.memory) {
     options.wasmMemory = opts.memory;
@@ -336,6 +392,13 @@ export async function stageQemu(opts: QemuStageOptions): Promise<StagedQemu> {
   function instanceOf(module: QemuModule): QemuInstance {
     return {
       heapTop,
+      openMemfds: () => memfds?.snapshot() ?? [],
+      handOver: (exec) => {
+        if (!runWith?.early || !opts.memory) throw new Error('this instance was not started early');
+        if (handedOver) throw new Error('the exec was handed over already');
+        handedOver = exec;
+        if (awaitWord) takeOver(exec);
+      },
       readFile: (path, remove = false) => {
         let bytes: Uint8Array;
         try {
@@ -412,6 +475,8 @@ export function programName(jsUrl: string): string {
 function deadInstance(exited: Promise<QemuExit>): QemuInstance {
   return {
     heapTop: () => 0,
+    openMemfds: () => [],
+    handOver: () => undefined,
     readFile: () => null,
     write: () => undefined,
     exited,

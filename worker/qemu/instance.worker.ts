@@ -121,6 +121,8 @@ scope.onmessage = (ev: MessageEvent<ToInstance>) => {
     case 'read-file':
     case 'kill':
     case 'heap-top':
+    case 'open-memfds':
+    case 'hand-over':
       break;
   }
   if (!instance) {
@@ -133,6 +135,14 @@ scope.onmessage = (ev: MessageEvent<ToInstance>) => {
 function handle(inst: QemuInstance, m: ToInstance): void {
   if (m.type === 'console') inst.write(m.console, m.bytes);
   else if (m.type === 'heap-top') post({ type: 'reply', id: m.id, value: inst.heapTop() });
+  else if (m.type === 'open-memfds') post({ type: 'reply', id: m.id, value: inst.openMemfds() });
+  else if (m.type === 'hand-over') {
+    try {
+      inst.handOver({ env: m.env, open: m.open, files: m.files });
+    } catch (e) {
+      post({ type: 'log', line: `cpr-exec: ${e instanceof Error ? e.message : String(e)}` });
+    }
+  }
   else if (m.type === 'read-file') {
     // Moved to the host, not copied: a saved state is as big as guest RAM.
     const bytes = inst.readFile(m.path, m.remove);
@@ -184,6 +194,7 @@ function stage(m: InstanceStage): void {
     onConsole: (console, bytes) => batchers.get(console)!.add(bytes),
     onLog: (line) => post({ type: 'log', line }),
     onRuntimeReady: () => post({ type: 'runtime-ready', at: wallClock() }),
+    onAwaitingExec: () => post({ type: 'awaiting-exec', at: wallClock() }),
     onUnread: (console, bytes) => post({ type: 'unread', console, bytes }, [bytes.buffer]),
     onExec: (request) => {
       const name = (request.argv[0] ?? '').split('/').pop() ?? '';
@@ -229,7 +240,7 @@ function stage(m: InstanceStage): void {
 async function run(m: InstanceRun): Promise<void> {
   try {
     if (!staged) throw new Error('run before stage');
-    const inst = await (await staged).run({ argv: m.argv, files: m.files, env: m.env, adopt: m.adopt });
+    const inst = await (await staged).run({ argv: m.argv, files: m.files, env: m.env, adopt: m.adopt, early: m.early });
     instance = inst;
     // An exit while the host ends the instance (a cancelled thread may take
     // the runtime down) is not QEMU's: the host reads the kill's reply.

@@ -168,6 +168,41 @@ describe('MemfdFs', () => {
     expect(table.entry(index).inUse).toBe(false);
   });
 
+  it('adopts early without freeing anything, then takes the exec over', () => {
+    const memory = createSharedMemory();
+    const oldFs = fakeFs();
+    const old = new MemfdFs(memory, oldFs);
+    const ram = old.create('ram0');
+    oldFs.truncate(ram, 2 << 20);
+    const rom = old.create('rom');
+    oldFs.truncate(rom, 2 << 20);
+    const spare = old.create('spare'); // open in the old QEMU, not handed on
+    // The next instance starts while the old one runs: nothing is freed.
+    const fs = fakeFs();
+    const next = new MemfdFs(memory, fs);
+    next.adopt(old.snapshot().filter((o) => o.fd !== spare), true);
+    const table = new RegionTable(memory);
+    const spareFile = (oldFs.streams[spare]!.node as Node).cprFile as number;
+    expect(table.entry(spareFile).inUse).toBe(true);
+    // The migration makes the CPR state, under a number taken here already.
+    const state = old.create('QEMU_CPR_EXEC_STATE');
+    oldFs.truncate(state, 4096);
+    fs.mkdirTree('/tmp');
+    fs.writeFile('/tmp/busy', new Uint8Array(1));
+    while (fs.streams.length <= state) fs.open('/tmp/busy', 2);
+    const stateFile = (oldFs.streams[state]!.node as Node).cprFile as number;
+    // The exec: the rom closed since, the CPR state new.
+    const fds = next.takeOver(old.snapshot().filter((o) => o.fd !== rom && o.fd !== spare));
+    expect(fds.get(ram)).toBe(ram);
+    const stateHere = fds.get(state)!;
+    expect(stateHere).not.toBe(state);
+    expect((fs.streams[stateHere]!.node as Node).cprFile).toBe(stateFile);
+    expect(fs.streams[rom]).toBeNull();
+    expect(table.entry((oldFs.streams[rom]!.node as Node).cprFile as number).inUse).toBe(false);
+    expect(table.entry(spareFile).inUse).toBe(false);
+    expect(table.entry(stateFile).inUse).toBe(true);
+  });
+
   it('keeps a memfd that is still mapped after its fd is closed, and refuses to grow it', () => {
     const memory = createSharedMemory();
     const fs = fakeFs();

@@ -200,29 +200,81 @@ export class MemfdFs {
    * In a new instance, before QEMU's main(): reopen every memfd of the
    * previous instance under the same fd number and path. Files no fd
    * refers to any more are freed: only the old instance mapped them.
+   * `early`: the previous instance still runs (a QEMU started before the
+   * exec, the cpr-early series): nothing is freed yet, takeOver() does
+   * that when the exec comes.
    */
-  adopt(open: readonly OpenMemfd[]): void {
-    const fs = this.fs;
-    fs.mkdirTree(MEMFD_DIR);
-    const kept = new Set(open.map((o) => o.file));
-    for (const e of this.table.entries()) if (e.inUse && !kept.has(e.index)) this.table.release(e.index);
-    const nodes = new Map<number, string>();
+  adopt(open: readonly OpenMemfd[], early = false): void {
+    this.fs.mkdirTree(MEMFD_DIR);
+    if (!early) this.releaseAllBut(open);
+    const paths = new Map<number, string>();
     for (const o of open) {
-      if (!nodes.has(o.file)) {
-        fs.mkdirTree(o.path.slice(0, o.path.lastIndexOf('/')));
-        const node = fs.create(o.path, 0o600) as MemfdNode;
-        this.attach(node, o.file);
-        node.cprAdopted = true;
-        nodes.set(o.file, o.path);
-      }
-      const stream = fs.open(nodes.get(o.file)!, O_RDWR) as Stream;
+      const stream = this.reopen(o, paths);
       if (stream.fd !== o.fd) {
+        this.fs.dupStream(stream, o.fd);
+        this.fs.close(stream);
+      }
+    }
+  }
+
+  /**
+   * In an instance started early, when the exec it replaces comes: the
+   * fds open at that exec. Those adopted at the start stay; one the old
+   * QEMU closed since is closed; the others (the CPR state's memfd, made
+   * at the migration) are opened now, under the same number when it is
+   * free here, else under another. Files no fd refers to any more are
+   * freed. Returns the fd here of each fd at the exec.
+   */
+  takeOver(open: readonly OpenMemfd[]): Map<number, number> {
+    const fs = this.fs;
+    const wanted = new Map(open.map((o) => [o.fd, o.file] as const));
+    for (const s of fs.streams as (Stream | null | undefined)[]) {
+      if (s?.node.cprAdopted && wanted.get(s.fd) !== s.node.cprFile) fs.close(s);
+    }
+    this.releaseAllBut(open);
+    const fds = new Map<number, number>();
+    const paths = new Map<number, string>();
+    for (const s of fs.streams as (Stream | null | undefined)[]) if (s?.node.cprFile !== undefined) paths.set(s.node.cprFile, s.path);
+    for (const o of open) {
+      const here = fs.streams[o.fd] as Stream | null | undefined;
+      if (here?.node.cprFile === o.file) {
+        fds.set(o.fd, o.fd);
+        continue;
+      }
+      const stream = this.reopen(o, paths);
+      if (!here && stream.fd !== o.fd) {
         fs.dupStream(stream, o.fd);
         fs.close(stream);
+        fds.set(o.fd, o.fd);
+      } else {
+        fds.set(o.fd, stream.fd);
       }
-      const e = this.table.entry(o.file);
-      this.log.push(`adopt fd ${o.fd} ${o.path} at 0x${e.base.toString(16)} size 0x${e.size.toString(16)}`);
     }
+    return fds;
+  }
+
+  /** Frees the files in use that none of `open` refers to. */
+  private releaseAllBut(open: readonly OpenMemfd[]): void {
+    const kept = new Set(open.map((o) => o.file));
+    for (const e of this.table.entries()) if (e.inUse && !kept.has(e.index)) this.table.release(e.index);
+  }
+
+  /** A new stream on the file of `o`: its node made at o.path the first
+   * time (recorded in `paths`), opened again after that. */
+  private reopen(o: OpenMemfd, paths: Map<number, string>): Stream {
+    const fs = this.fs;
+    let path = paths.get(o.file);
+    if (path === undefined) {
+      path = o.path;
+      fs.mkdirTree(path.slice(0, path.lastIndexOf('/')));
+      const node = fs.create(path, 0o600) as MemfdNode;
+      this.attach(node, o.file);
+      node.cprAdopted = true;
+      paths.set(o.file, path);
+      const e = this.table.entry(o.file);
+      this.log.push(`adopt fd ${o.fd} ${path} at 0x${e.base.toString(16)} size 0x${e.size.toString(16)}`);
+    }
+    return fs.open(path, O_RDWR) as Stream;
   }
 
   private attach(node: MemfdNode, index: number): void {

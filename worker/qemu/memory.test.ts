@@ -11,6 +11,9 @@ import {
   MEMORY_BYTES,
   REGION_ALIGN,
   RegionTable,
+  SLOT_SPLIT,
+  buildStaticBase,
+  slotStart,
 } from './memory';
 
 const memory = createSharedMemory();
@@ -25,13 +28,13 @@ describe('the shared Memory layout', () => {
 
   it('refuses a Memory without the header', () => {
     const other = new WebAssembly.Memory({ initial: MEMORY_BYTES / 65536, maximum: MEMORY_BYTES / 65536, shared: true });
-    expect(layoutProblem(other)).toMatch(/no cpr-memory-layout\/1 header/);
+    expect(layoutProblem(other)).toMatch(/no cpr-memory-layout\/2 header/);
     expect(() => new RegionTable(other)).toThrow(/header/);
   });
 
   it('knows which builds speak the layout', () => {
-    expect(buildLayoutProblem('a', 'var CPR_LAYOUT_TAG="cpr-memory-layout/1";')).toBeUndefined();
-    expect(buildLayoutProblem('a', '"cpr-memory-layout/2"')).toMatch(/speaks memory layout "cpr-memory-layout\/2"/);
+    expect(buildLayoutProblem('a', 'var CPR_LAYOUT_TAG="cpr-memory-layout/2";')).toBeUndefined();
+    expect(buildLayoutProblem('a', '"cpr-memory-layout/1"')).toMatch(/speaks memory layout "cpr-memory-layout\/1"/);
     expect(buildLayoutProblem('a', 'var x=1')).toMatch(/no live-update support/);
   });
 });
@@ -93,5 +96,31 @@ describe('clearBelow', () => {
     // Beyond `top`: not this clear's business.
     expect(u8[300 * 1024 + 8]).toBe(9);
     u8[300 * 1024 + 8] = 0;
+  });
+});
+
+describe('slots', () => {
+  it('puts a build linked at the split in the upper slot, any other in the lower', () => {
+    expect(slotStart(1024)).toBe(0);
+    expect(slotStart(SLOT_SPLIT)).toBe(SLOT_SPLIT);
+    expect(SLOT_SPLIT).toBeLessThan(HEAP_LIMIT);
+    expect(new Uint32Array(memory.buffer, headerBase(memory), 8)[5]).toBe(SLOT_SPLIT);
+  });
+
+  it('reads the static base from a glue', () => {
+    expect(buildStaticBase('var CPR_LAYOUT_TAG = "x";\nvar CPR_STATIC_BASE = 268435456;')).toBe(268435456);
+    expect(buildStaticBase('var x=1')).toBeUndefined();
+  });
+
+  it('clears one slot and leaves the other alone', () => {
+    const u8 = new Uint8Array(memory.buffer);
+    u8[4096] = 3;
+    u8[SLOT_SPLIT + 4096] = 4;
+    u8[SLOT_SPLIT + 2 * 1024 ** 2] = 5;
+    clearBelow(memory, SLOT_SPLIT + 4 * 1024 ** 2, SLOT_SPLIT + 1024 ** 2, SLOT_SPLIT);
+    expect(u8[4096]).toBe(3);
+    expect(u8[SLOT_SPLIT + 4096]).toBe(0);
+    expect(u8[SLOT_SPLIT + 2 * 1024 ** 2]).toBe(0);
+    u8[4096] = 0;
   });
 });

@@ -3,35 +3,47 @@
 // worker (creates the Memory, clears it between instances) and by each
 // instance worker (memfd.ts keeps its region table in the header).
 //
-// Layout of the 2 GiB Memory, "cpr-memory-layout/1"; every build that may
+// Layout of the 2 GiB Memory, "cpr-memory-layout/2"; every build that may
 // take over a running guest must agree on it (its JS library,
-// wasm/emscripten/memfd.js, reads the heap limit from the header):
+// wasm/emscripten/memfd.js, reads the heap limit and the split from the
+// header):
 //
-//   0            HEAP_LIMIT                       header base       2 GiB
-//   | stack, static data, heap (sbrk) |  free  | <- memfd regions | header |
+//   0          SLOT_SPLIT           HEAP_LIMIT                header base  2 GiB
+//   | lower slot | upper slot        |  free  | <- memfd regions | header |
 //
-// - The heap stops at HEAP_LIMIT (QEMU's __wrap_sbrk asks the JS library,
-//   which reads it from the header), so no instance's stack, static data
-//   or heap ever reaches guest RAM.
+// - An instance's stack, static data and heap (sbrk) stay below
+//   HEAP_LIMIT (QEMU's __wrap_sbrk asks the JS library, which reads it
+//   from the header), so none ever reaches guest RAM.
+// - The part below HEAP_LIMIT has two slots for the 32-bit targets: their
+//   first build is linked low and keeps its heap below SLOT_SPLIT, their
+//   second is linked at SLOT_SPLIT (-sGLOBAL_BASE, wasm/steps/qemu.sh).
+//   So the next QEMU of a live update between them can start while the
+//   last one still runs the guest (live-update.ts). The 64-bit targets'
+//   builds are all linked low and use the whole part, one at a time.
 // - memfd regions (guest RAM, ROMs, the CPR state) are allocated
 //   downwards from the header, REGION_ALIGN aligned.
 // - The header (the last 64 KiB) holds a magic, the layout version, the
-//   heap limit and the region table: a build or host that speaks another
-//   layout is refused with a clear error instead of trampling guest RAM.
+//   heap limit, the slot split and the region table: a build or host that
+//   speaks another layout is refused with a clear error instead of
+//   trampling guest RAM.
 
 import { firstNonZero, zeroFill } from './zero-fill';
 
 /** The Memory is fixed: no growth, so the top never moves. */
 export const MEMORY_BYTES = 2 * 1024 ** 3;
 export const WASM_PAGE = 0x10000;
-export const LAYOUT_TAG = 'cpr-memory-layout/1';
+export const LAYOUT_TAG = 'cpr-memory-layout/2';
 export const LAYOUT_MAGIC = 0x4d525043; // "CPRM"
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 export const HEADER_BYTES = 0x10000;
 /** QEMU's heap top after booting a 128 MiB arm guest was ~70 MiB; 512
  * MiB leaves room for that and for 1 GiB of guest RAM plus the 2x64 MiB
  * pflash of arm virt (aux-ram-share) in the reserved part. */
 export const HEAP_LIMIT = 512 * 1024 ** 2;
+/** Where the upper slot begins: the static base of the 32-bit targets'
+ * second build. A QEMU heap is ~70 MiB after a boot (TCG's code buffer
+ * is 32 MiB of it). */
+export const SLOT_SPLIT = 256 * 1024 ** 2;
 /** >= QEMU's page size (64 KiB) and its RAM block alignment. */
 export const REGION_ALIGN = 2 * 1024 ** 2;
 
@@ -41,6 +53,7 @@ const H_VERSION = 1;
 const H_HEAP_LIMIT = 2;
 const H_REGIONS_BOTTOM = 3;
 const H_FILE_COUNT = 4;
+const H_SLOT_SPLIT = 5;
 /** The region table starts here (bytes from the header base). */
 const TABLE_OFFSET = 64;
 export const ENTRY_BYTES = 64;
@@ -61,6 +74,7 @@ export function createSharedMemory(): WebAssembly.Memory {
   // Regions start REGION_ALIGN aligned below the header.
   h[H_REGIONS_BOTTOM] = Math.floor(headerBase(memory) / REGION_ALIGN) * REGION_ALIGN;
   h[H_FILE_COUNT] = 0;
+  h[H_SLOT_SPLIT] = SLOT_SPLIT;
   h[H_MAGIC] = LAYOUT_MAGIC; // last: a half-written header is not valid
   return memory;
 }
@@ -84,6 +98,20 @@ export function buildLayoutProblem(name: string, glueSource: string): string | u
   return other
     ? `${name} speaks memory layout ${other}, the running guest uses "${LAYOUT_TAG}"`
     : `${name} has no live-update support (its JS library does not know memory layout "${LAYOUT_TAG}")`;
+}
+
+/** Where the slot of a build whose static data starts at `staticBase`
+ * (its glue's CPR_STATIC_BASE, buildStaticBase()) begins. Two builds
+ * whose slots begin apart can run on the Memory at the same time. */
+export function slotStart(staticBase: number): number {
+  return staticBase >= SLOT_SPLIT ? SLOT_SPLIT : 0;
+}
+
+/** The static base a build's glue was linked at (memfd.js), or undefined
+ * for a build without it (an older layout: it keeps the one slot). */
+export function buildStaticBase(glueSource: string): number | undefined {
+  const m = /\bCPR_STATIC_BASE\s*=\s*(\d+)/.exec(glueSource);
+  return m ? Number(m[1]) : undefined;
 }
 
 /** One memfd's record in the header: where its bytes live. */
@@ -250,7 +278,7 @@ export class RegionTable {
 }
 
 /**
- * Zeroes [0, top) before the next instance starts on the Memory. The new
+ * Zeroes [from, top) before the next instance starts there. The new
  * build's start function initialises its data segments only if the
  * shared-memory init flag (a word in its static data) is still zero, and
  * its malloc takes fresh sbrk memory as zeroed. Below `dirtyTop` (the old
@@ -262,11 +290,11 @@ export class RegionTable {
  * margin), where reading it does not. Returns the bytes below which all is
  * zero.
  */
-export function clearBelow(memory: WebAssembly.Memory, top: number, dirtyTop = top): number {
+export function clearBelow(memory: WebAssembly.Memory, top: number, dirtyTop = top, from = 0): number {
   const end = Math.min(Math.max(0, top), HEAP_LIMIT);
   const filled = Math.min(Math.max(0, dirtyTop), end) & ~(PAGE_BYTES - 1);
-  zeroFill(memory, 0, filled);
-  zeroDirtyPages(memory, filled, end);
+  if (filled > from) zeroFill(memory, from, filled - from);
+  zeroDirtyPages(memory, Math.max(filled, from), end);
   return end;
 }
 
