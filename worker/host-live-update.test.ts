@@ -138,6 +138,14 @@ describe('live update routes (fake QEMU)', () => {
     expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1' });
   });
 
+  it('the new build traps while it starts: not the session\'s crash; the old build takes the VM back', async () => {
+    const trap = { crashLine: 'worker sent an error! qemu-system-arm.js:1: Uncaught RuntimeError: Aborted()' };
+    const { host, states } = await booted([{}, trap, trap]);
+    await expect(host.liveUpdate('v2')).rejects.toThrow(/runs again on qemu-system-arm@v1/);
+    expect(await host.status()).toMatchObject({ state: 'running', build: 'qemu-system-arm@v1', error: null });
+    expect(states).not.toContain('error');
+  });
+
   it('the fallback fails too: the session is lost, and the page says why', async () => {
     const { host, backend } = await booted([{}, { incomingFails: true }, { incomingFails: true }, { incomingFails: true }, { incomingFails: true }]);
     await expect(host.liveUpdate('v2')).rejects.toMatchObject({ code: 'live-update-failed', message: /restarting qemu-system-arm@v1 failed too/ });

@@ -451,7 +451,10 @@ export class QemuHost implements QemuWorkerApi {
       execNames: this.execNames(session),
       onConsole: (c, b) => this.onConsole(session, qmp, c, b),
       // A save's refused exec is QEMU's to report, and no news to the user.
-      onLog: (line) => (session.onCapture && line.includes(CAPTURE_EXEC) ? undefined : this.onLog(line, session)),
+      // One started early is not the session's QEMU until the update hands
+      // it the exec: its crash is the update's to handle.
+      onLog: (line) =>
+        session.onCapture && line.includes(CAPTURE_EXEC) ? undefined : this.onLog(line, req.early && session.running?.instance !== instance ? null : session),
       onExec: (request) => {
         if (session !== this.session) return;
         session.input.hold(request.unread);
@@ -656,7 +659,10 @@ export class QemuHost implements QemuWorkerApi {
     this.page.call('log', line);
     // A trap in one of QEMU's pthread workers is only logged by the glue;
     // QEMU then hangs. End it, so the page shows why instead of waiting.
-    if (session && isCrash(line) && session === this.session) this.crash(session, line);
+    // Not while a live update starts the next QEMU: the update watches
+    // that one itself (its exit, or its time running out) and gives the
+    // VM back to the old build if it fails.
+    if (session && isCrash(line) && session === this.session && session.update?.phase !== 'replacing') this.crash(session, line);
   }
 
   /** QEMU trapped and will not end by itself: end it and report why. */
