@@ -11,6 +11,11 @@
 //      Memory, with QEMU's environment, the memfds reopened under the same
 //      fds and the state file carried over,
 //   4. waits on the new QEMU's QMP until its VM runs (RESUME).
+// When the running build and the target keep their heaps in different
+// slots of the Memory (memory.ts: v1 and v2 of a 32-bit target), steps 1-3
+// move out of the pause: the target starts before the VM stops, waits at
+// its CPR state (the cpr-early series), and is handed the exec; the old
+// instance ends beside it (startEarly(), replaceEarly()).
 // If anything after the VM stopped fails, the old build is started the same
 // way from the same state (QEMU itself restarts the VM when exec fails
 // before that point). The same flow serves liveUpdate() (driven over QMP)

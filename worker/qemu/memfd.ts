@@ -228,8 +228,15 @@ export class MemfdFs {
   takeOver(open: readonly OpenMemfd[]): Map<number, number> {
     const fs = this.fs;
     const wanted = new Map(open.map((o) => [o.fd, o.file] as const));
+    const kept = new Set(open.map((o) => o.file));
     for (const s of fs.streams as (Stream | null | undefined)[]) {
-      if (s?.node.cprAdopted && wanted.get(s.fd) !== s.node.cprFile) fs.close(s);
+      if (!s?.node.cprAdopted || wanted.get(s.fd) === s.node.cprFile) continue;
+      // A file the exec no longer hands on may have been freed by the
+      // old QEMU meanwhile, and its table entry reused: let go of it
+      // without touching the table (releaseAllBut() below frees what
+      // is still marked in use).
+      if (!kept.has(s.node.cprFile!)) s.node.cprFile = undefined;
+      fs.close(s);
     }
     this.releaseAllBut(open);
     const fds = new Map<number, number>();
