@@ -59,6 +59,9 @@ export interface QemuInstanceLike {
   openMemfds?(): Promise<OpenMemfd[]>;
   /** An instance launched `early`: the exec it replaces came. */
   handOver?(exec: HandOver): void;
+  /** A QEMU started early will take this one's exec: leave its threads
+   * to kill() rather than end them at the exec. */
+  successorStarted?(): void;
 }
 
 /** Everything needed to start one QEMU instance: the instance worker's

@@ -538,6 +538,9 @@ export class LiveUpdates<S extends UpdateSession> {
       });
       died.catch(() => undefined);
       await race(awaiting, died, limit.expired);
+      // The old QEMU's threads end once the new one runs the VM, not at
+      // the exec: on two cores their end slowed the new QEMU's start.
+      running.instance.successorStarted?.();
       this.port.log(`[live-update] ${prepared.build.name} started early: at its CPR state after ${Math.round(wallClock() - t)} ms`);
     } catch (e) {
       this.port.log(`[live-update] ${prepared.build.name} could not start early (${message(e)}); it starts at the exec`);
@@ -602,8 +605,13 @@ export class LiveUpdates<S extends UpdateSession> {
       this.port.log('[live-update] fault injected: ending the new QEMU right after the exec was handed over');
       void early.running.instance.kill();
     }
-    // The old instance ends meanwhile; `gone` gives its heap top then.
+    // The old instance ends once the new QEMU ran the VM or failed to
+    // (sharing the CPU with the new one's start cost ~20 ms of pause);
+    // `gone` gives its heap top then.
+    let settled!: () => void;
+    const newSettled = new Promise<void>((r) => (settled = r));
     const gone = (async () => {
+      await newSettled;
       const ended = await this.endThreads(u, oldRunning);
       await this.retire(u, oldRunning);
       return req.heapTop && ended.heapTop ? Math.max(req.heapTop, ended.heapTop) : 0;
@@ -615,7 +623,7 @@ export class LiveUpdates<S extends UpdateSession> {
       if (outcome.kind === 'updated') clearSlot(memory, old, top);
     })();
     try {
-      const { monitorAt, runningAt } = await waitRunning(early.running, this.attemptMs, name);
+      const { monitorAt, runningAt } = await waitRunning(early.running, this.attemptMs, name).finally(() => settled());
       const r = (x: number): number => Math.max(0, Math.round(x * 10) / 10);
       const result: LiveUpdateResult = {
         pauseMs: Math.round(runningAt - t0),

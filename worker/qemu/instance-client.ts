@@ -59,6 +59,9 @@ export interface InstanceHandle {
   openMemfds(): Promise<OpenMemfd[]>;
   /** Started early: the exec it replaces came (instance.ts). */
   handOver(exec: HandOver): void;
+  /** A QEMU started early will take this one's exec: its threads are
+   * then left to kill(), not ended at the exec. */
+  successorStarted(): void;
   /** `remove`: QEMU's file system lets go of the file, too. */
   readFile(path: string, remove?: boolean): Promise<Uint8Array | null>;
 }
@@ -271,6 +274,7 @@ export function startInstance(opts: InstanceLaunch, spare?: SpareInstance): Prom
     openMemfds: () => ask<OpenMemfd[]>((id) => ({ type: 'open-memfds', id }), []),
     // Copied: a fallback needs the device state again.
     handOver: (exec) => post({ type: 'hand-over', ...exec }),
+    successorStarted: () => post({ type: 'successor-started' }),
     readFile: (path, remove = false) => ask<Uint8Array | null>((id) => ({ type: 'read-file', id, path, remove }), null),
   };
   return new Promise<InstanceHandle>((resolve, reject) => {

@@ -50,7 +50,11 @@ export type ToInstance =
   /** Reply: the fds open on memfds now. */
   | { type: 'open-memfds'; id: number }
   /** An instance started early: the exec it replaces came. */
-  | ({ type: 'hand-over' } & HandOver);
+  | ({ type: 'hand-over' } & HandOver)
+  /** A QEMU was started early to take this one's exec: after an accepted
+   * exec, leave QEMU's threads to 'kill' (their end would share the CPU
+   * with the successor's start, which the guest waits for). */
+  | { type: 'successor-started' };
 
 /** Instance worker → host. Times are wall clock (performance.timeOrigin +
  * performance.now()), comparable across workers. */

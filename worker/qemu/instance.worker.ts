@@ -86,6 +86,9 @@ if (ahead) prewarm(ahead.jsUrl, ahead.threads);
 
 /** The host is ending this instance ('kill', or an accepted exec). */
 let killing = false;
+/** End QEMU's threads right after an accepted exec (not when a QEMU
+ * started early takes the exec: 'successor-started'). */
+let stopAtExec = true;
 /** QEMU's threads being ended, once asked for. */
 let stopping: Promise<StoppedThreads> | null = null;
 
@@ -116,6 +119,9 @@ scope.onmessage = (ev: MessageEvent<ToInstance>) => {
       stage(m);
       // The stage wrote the files.
       void run({ ...m, files: {} });
+      return;
+    case 'successor-started':
+      stopAtExec = false;
       return;
     case 'console':
     case 'read-file':
@@ -228,7 +234,8 @@ function stage(m: InstanceStage): void {
       // From the event loop, not inside QEMU's call (see endItself() in
       // instance.ts).
       setTimeout(() => {
-        if (instance) void stopThreads(instance);
+        if (instance && stopAtExec) void stopThreads(instance);
+        else killing = true;
       }, 0);
       return 0;
     },
