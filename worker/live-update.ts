@@ -182,6 +182,13 @@ export function absolute(path: string): string {
   return path.startsWith('/') ? path : `/${path}`;
 }
 
+/** The files an exec carried, by the absolute paths the next FS needs. */
+function execFiles(req: ExecRequest): Record<string, Uint8Array> {
+  const files: Record<string, Uint8Array> = {};
+  for (const [path, bytes] of Object.entries(req.files)) files[absolute(path)] = bytes;
+  return files;
+}
+
 /** KEY=VALUE strings as an object. */
 export function parseEnv(env: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -594,12 +601,11 @@ export class LiveUpdates<S extends UpdateSession> {
     const oldRunning = s.running;
     const memory = s.memory!;
     const name = early.prepared.build.name;
-    const files: Record<string, Uint8Array> = {};
-    for (const [path, bytes] of Object.entries(req.files)) files[absolute(path)] = bytes;
+    const files = execFiles(req);
     const saved = saveFiles(memory, req.open);
     this.port.log(`[live-update] exec ${name}: handed to the QEMU started early, ${req.open.length} memfds open (fds ${req.open.map((o) => o.fd).join(',')}), state ${Object.values(req.files).map((b) => b.length).join('+')} bytes`);
     u.early = null;
-    early.running.instance.handOver!({ env: req.env, open: req.open, files: this.faults().includes('truncate-state') ? truncated(files) : files });
+    early.running.instance.handOver!({ env: req.env, open: req.open, files: this.handed(files) });
     s.running = early.running;
     if (this.faults().includes('kill-new-instance')) {
       this.port.log('[live-update] fault injected: ending the new QEMU right after the exec was handed over');
@@ -642,20 +648,12 @@ export class LiveUpdates<S extends UpdateSession> {
       };
       u.end({ kind: 'updated', result, prepared: early.prepared, argv: withQmpConsole(req.argv.slice(1)) });
     } catch (e) {
-      const why = message(e);
-      this.port.log(`live update to ${name} failed: ${why}; restarting ${old.build.name} from the same state`);
-      try {
+      await this.giveBack(s, u, old, name, message(e), async () => {
         // The old instance gone and its slot clear; restartOld() ends
         // the new one and clears what it dirtied.
         clearSlot(memory, old, await gone);
         await this.restartOld(s, u, old, req, files, parseEnv(req.env), saved);
-        u.end({ kind: 'restored', error: new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed: ${why}. The VM runs again on ${old.build.name}`) });
-      } catch (e2) {
-        u.end({
-          kind: 'lost',
-          error: new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed (${why}), and restarting ${old.build.name} failed too: ${message(e2)}`),
-        });
-      }
+      });
     }
   }
 
@@ -670,8 +668,7 @@ export class LiveUpdates<S extends UpdateSession> {
     const t0 = Math.max(u.t0, s.stoppedAt ?? 0);
     const old = s.prepared!;
     const oldRunning = s.running;
-    const files: Record<string, Uint8Array> = {};
-    for (const [path, bytes] of Object.entries(req.files)) files[absolute(path)] = bytes;
+    const files = execFiles(req);
     const env = parseEnv(req.env);
     const memory = s.memory!;
     const saved = saveFiles(memory, req.open);
@@ -695,9 +692,8 @@ export class LiveUpdates<S extends UpdateSession> {
       const retired = this.retire(u, oldRunning);
       const teardown: Teardown = { threadsEnded, cleared, gone: ended.inert ? cleared : await retired };
       const argv = withQmpConsole(req.argv.slice(1));
-      const handed = this.faults().includes('truncate-state') ? truncated(files) : files;
       const start = (): Promise<StartTimes> =>
-        this.start(s, { prepared, argv, memory, env, adopt: req.open, files: { ...s.guestFiles, ...handed } }, this.attemptMs, true);
+        this.start(s, { prepared, argv, memory, env, adopt: req.open, files: { ...s.guestFiles, ...this.handed(files) } }, this.attemptMs, true);
       let times: StartTimes;
       try {
         times = await start();
@@ -718,18 +714,28 @@ export class LiveUpdates<S extends UpdateSession> {
       };
       u.end({ kind: 'updated', result, prepared, argv });
     } catch (e) {
-      const why = message(e);
-      this.port.log(`live update to ${name} failed: ${why}; restarting ${old.build.name} from the same state`);
-      try {
-        await this.restartOld(s, u, old, req, files, env, saved);
-        u.end({ kind: 'restored', error: new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed: ${why}. The VM runs again on ${old.build.name}`) });
-      } catch (e2) {
-        u.end({
-          kind: 'lost',
-          error: new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed (${why}), and restarting ${old.build.name} failed too: ${message(e2)}`),
-        });
-      }
+      await this.giveBack(s, u, old, name, message(e), () => this.restartOld(s, u, old, req, files, env, saved));
     }
+  }
+
+  /** After the VM stopped, the new build failed: the old build takes the
+   * VM back from the same state (`restart`), or the VM is lost. */
+  private async giveBack(s: S, u: Update, old: PreparedBuild, name: string, why: string, restart: () => Promise<void>): Promise<void> {
+    this.port.log(`live update to ${name} failed: ${why}; restarting ${old.build.name} from the same state`);
+    try {
+      await restart();
+      u.end({ kind: 'restored', error: new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed: ${why}. The VM runs again on ${old.build.name}`) });
+    } catch (e) {
+      u.end({
+        kind: 'lost',
+        error: new PlaygroundError('live-update-failed', `live update ${old.build.name} → ${name} failed (${why}), and restarting ${old.build.name} failed too: ${message(e)}`),
+      });
+    }
+  }
+
+  /** The device state as the new QEMU gets it (truncated under that fault). */
+  private handed(files: Record<string, Uint8Array>): Record<string, Uint8Array> {
+    return this.faults().includes('truncate-state') ? truncated(files) : files;
   }
 
   /** QEMU asked for a build that does not exist: QEMU restarts the VM itself. */
